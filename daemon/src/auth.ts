@@ -1,0 +1,100 @@
+/**
+ * Tokens: `lbx_<id>_<secret>`, where id is 16 hex characters (the lookup key, shown in lists and
+ * logs) and secret is 32 random bytes, base64url. Only a keyed BLAKE2b hash of id and secret is
+ * stored; it is compared in constant time. The bootstrap admin token is written once, 0600, to
+ * <data dir>/admin.token.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { constantTimeEqual, keyedHash, randomBytes } from '../../shared/src/crypto.js';
+import { PermissionDeniedError, UnauthenticatedError } from '../../shared/src/errors.js';
+import { createFileExclusively, writeFileDurably } from './files.js';
+import type { ScopeKey, Store, TokenRecord } from './store.js';
+
+export const roles = ['tenant-admin', 'rg-admin', 'reader', 'viewer', 'agent'] as const;
+export type Role = (typeof roles)[number];
+
+export interface Principal {
+  tokenId: string;
+  role: Role;
+  tenant: string;
+  resourceGroups: string[];
+  deployment: string;
+}
+
+const tokenPattern = /^lbx_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+export const OPERATOR_TENANT = 'default';
+
+export class TokenAuthority {
+  constructor(
+    private readonly store: Store,
+    private readonly hashKey: Uint8Array,
+  ) {}
+
+  private hash(id: string, secret: string): string {
+    return keyedHash(`lockbox/v1/token\0${id}\0${secret}`, this.hashKey);
+  }
+
+  /** Makes a new token; returns the record (to store) and the token text (to show once). */
+  mint(fields: Omit<TokenRecord, 'id' | 'hash' | 'createTime' | 'revokeTime'>): { record: TokenRecord; token: string } {
+    const id = Buffer.from(randomBytes(8)).toString('hex');
+    const secret = Buffer.from(randomBytes(32)).toString('base64url');
+    const record: TokenRecord = { ...fields, id, hash: this.hash(id, secret), createTime: new Date().toISOString(), revokeTime: '' };
+    return { record, token: `lbx_${id}_${secret}` };
+  }
+
+  /**
+   * Writes the bootstrap admin token on first start. Order matters for a crash: (1) the file is
+   * written, (2) the hash is stored. A crash between leaves a file whose token is unknown and no
+   * token in the database, which the next start detects (no tokens) and repairs by writing anew.
+   */
+  async bootstrap(dataDir: string): Promise<{ created: boolean; path: string }> {
+    const path = join(dataDir, 'admin.token');
+    if ((await this.store.countTokens()) > 0) return { created: false, path };
+    const { record, token } = this.mint({
+      role: 'tenant-admin',
+      tenant: OPERATOR_TENANT,
+      resourceGroups: [],
+      deployment: '',
+      description: 'bootstrap admin token',
+      expireTime: '',
+    });
+    if (existsSync(path)) writeFileDurably(path, token + '\n', 0o600); // (1), replacing a stale file
+    else createFileExclusively(path, token + '\n', 0o600); // (1)
+    await this.store.insertToken(record); // (2)
+    return { created: true, path };
+  }
+
+  async authenticate(token: string | undefined): Promise<Principal> {
+    if (!token) throw new UnauthenticatedError('no token: send "authorization: Bearer <token>" or "x-api-key: <token>"');
+    const match = tokenPattern.exec(token);
+    if (!match) throw new UnauthenticatedError('malformed token: expected lbx_<id>_<secret>');
+    const [, id, secret] = match;
+    const record = await this.store.getToken(id);
+    // Hash even when the id is unknown, so timing does not tell which ids exist.
+    const presented = this.hash(id, secret);
+    if (!record || !constantTimeEqual(presented, record.hash)) throw new UnauthenticatedError('invalid token');
+    if (record.revokeTime) throw new UnauthenticatedError(`token ${id} was revoked`);
+    if (record.expireTime && Date.parse(record.expireTime) <= Date.now()) throw new UnauthenticatedError(`token ${id} expired at ${record.expireTime}`);
+    return { tokenId: id, role: record.role as Role, tenant: record.tenant, resourceGroups: record.resourceGroups, deployment: record.deployment };
+  }
+}
+
+export type Action = 'read-metadata' | 'read-values' | 'write';
+
+/**
+ * Whether `principal` may do `action` in `scope`. Until the access issue lands, only tenant
+ * admins exist; they may do anything within their tenant.
+ */
+export function authorize(principal: Principal, action: Action, scope: ScopeKey): void {
+  if (principal.tenant !== scope.tenant)
+    throw new PermissionDeniedError(`token ${principal.tokenId} is for tenant "${principal.tenant}", not "${scope.tenant}"`);
+  if (principal.role === 'tenant-admin') return;
+  throw new PermissionDeniedError(`role ${principal.role} may not ${action} in this scope`);
+}
+
+export function authorizeOperator(principal: Principal): void {
+  if (principal.role !== 'tenant-admin' || principal.tenant !== OPERATOR_TENANT)
+    throw new PermissionDeniedError(`only a tenant-admin of tenant "${OPERATOR_TENANT}" may manage master keys`);
+}

@@ -1,0 +1,117 @@
+/**
+ * lockboxd settings: flags, then LOCKBOX_* environment variables, then defaults. Parsed and
+ * validated once into a typed object; a bad setting stops the program with one line naming it.
+ */
+import { Command, Option } from 'commander';
+
+export interface DaemonConfig {
+  dataDir: string;
+  grpcAddr: string;
+  /** Empty: run without NATS. */
+  natsUrl: string;
+  /** Undefined: <dataDir>/master.key, generated on first start. */
+  masterKeyFile?: string;
+  tls?: { cert: string; key: string; clientCa?: string };
+  maxVersions: number;
+  logLevel: string;
+  drainTimeoutMs: number;
+  idempotencyTtlMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const defaults = {
+  dataDir: './.lockbox',
+  grpcAddr: '127.0.0.1:7700',
+  natsUrl: 'nats://127.0.0.1:4222',
+  maxVersions: 10,
+  logLevel: 'info',
+  drainTimeout: '10s',
+  idempotencyTtl: '24h',
+};
+
+/** "250ms", "10s", "5m", "24h" or a number of milliseconds. */
+export function parseDuration(text: string, setting: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new ConfigError(`${setting}: "${text}" is not a duration (e.g. 500ms, 10s, 5m, 24h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms']!;
+  return Math.round(Number(match[1]) * unit);
+}
+
+export function parseHostPort(text: string, setting: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw new ConfigError(`${setting}: "${text}" must be host:port (e.g. 127.0.0.1:7700; port 0 picks a free one)`);
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export function daemonCommand(): Command {
+  const env = (name: string) => `LOCKBOX_${name}`;
+  return new Command('lockboxd')
+    .description('lockbox daemon: stores secrets encrypted, serves the gRPC admin API, publishes change notices over NATS')
+    .addOption(new Option('--data-dir <dir>', 'where the database, master key and admin token live').env(env('DATA_DIR')).default(defaults.dataDir))
+    .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
+    .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
+    .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated on first start)').env(env('MASTER_KEY_FILE')))
+    .addOption(new Option('--tls-cert <path>', 'TLS certificate chain (PEM)').env(env('TLS_CERT')))
+    .addOption(new Option('--tls-key <path>', 'TLS private key (PEM)').env(env('TLS_KEY')))
+    .addOption(new Option('--tls-client-ca <path>', 'CA bundle (PEM) that client certificates must chain to: enables mTLS').env(env('TLS_CLIENT_CA')))
+    .addOption(new Option('--max-versions <n>', 'versions kept per secret, the current one included').env(env('MAX_VERSIONS')).default(String(defaults.maxVersions)))
+    .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env(env('LOG_LEVEL')).default(defaults.logLevel))
+    .addOption(new Option('--drain-timeout <duration>', 'how long SIGTERM waits for calls in flight').env(env('DRAIN_TIMEOUT')).default(defaults.drainTimeout))
+    .addOption(new Option('--idempotency-ttl <duration>', 'how long idempotency keys are kept').env(env('IDEMPOTENCY_TTL')).default(defaults.idempotencyTtl))
+    .showHelpAfterError()
+    .allowExcessArguments(false);
+}
+
+interface RawOptions {
+  dataDir: string;
+  grpcAddr: string;
+  natsUrl: string;
+  masterKeyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  maxVersions: string;
+  logLevel: string;
+  drainTimeout: string;
+  idempotencyTtl: string;
+}
+
+export function configFromOptions(raw: RawOptions): DaemonConfig {
+  if (!raw.dataDir) throw new ConfigError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
+  parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
+  const natsUrl = raw.natsUrl === 'none' ? '' : raw.natsUrl;
+  if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new ConfigError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
+  const maxVersions = Number(raw.maxVersions);
+  if (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 1000)
+    throw new ConfigError(`--max-versions (LOCKBOX_MAX_VERSIONS): "${raw.maxVersions}" must be a whole number from 1 to 1000`);
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(raw.logLevel))
+    throw new ConfigError(`--log-level (LOCKBOX_LOG_LEVEL): "${raw.logLevel}" must be trace, debug, info, warn or error`);
+  if (Boolean(raw.tlsCert) !== Boolean(raw.tlsKey)) throw new ConfigError('--tls-cert and --tls-key (LOCKBOX_TLS_CERT, LOCKBOX_TLS_KEY) must be given together');
+  if (raw.tlsClientCa && !raw.tlsCert) throw new ConfigError('--tls-client-ca (LOCKBOX_TLS_CLIENT_CA) needs --tls-cert and --tls-key');
+  return {
+    dataDir: raw.dataDir,
+    grpcAddr: raw.grpcAddr,
+    natsUrl,
+    masterKeyFile: raw.masterKeyFile || undefined,
+    tls: raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey!, clientCa: raw.tlsClientCa } : undefined,
+    maxVersions,
+    logLevel: raw.logLevel,
+    drainTimeoutMs: parseDuration(raw.drainTimeout, '--drain-timeout (LOCKBOX_DRAIN_TIMEOUT)'),
+    idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
+  };
+}
+
+/** Parses argv (without node and script) and the environment. */
+export function parseDaemonConfig(argv: string[]): DaemonConfig {
+  const command = daemonCommand();
+  command.parse(argv, { from: 'user' });
+  return configFromOptions(command.opts<RawOptions>());
+}

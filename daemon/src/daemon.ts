@@ -1,0 +1,119 @@
+/**
+ * Assembles lockboxd from its parts and owns its life cycle. Start-up: (1) crypto, data dir and
+ * keyring, (2) the store (migrations run), (3) the bootstrap admin token, (4) the publisher,
+ * (5) the gRPC server, (6) resume an interrupted key rotation in the background.
+ * Stop (SIGTERM): (a) stop taking calls and drain those in flight (bounded), (b) flush the outbox
+ * to NATS (bounded), (c) wait for queued commits and close the store.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { initCrypto } from '../../shared/src/crypto.js';
+import { TokenAuthority } from './auth.js';
+import { isLoopback, parseHostPort, type DaemonConfig } from './config.js';
+import { buildGrpcServer } from './grpc-server.js';
+import { Keyring } from './keyring.js';
+import type { Logger } from './log.js';
+import { OutboxPublisher } from './outbox-publisher.js';
+import { KeysService } from './service-keys.js';
+import { SecretsService } from './service-secrets.js';
+import { SqliteStore } from './store-sqlite.js';
+
+export interface Daemon {
+  /** The bound gRPC address, e.g. 127.0.0.1:40123. */
+  address: string;
+  port: number;
+  adminTokenPath: string;
+  store: SqliteStore;
+  publisher: OutboxPublisher;
+  secrets: SecretsService;
+  keys: KeysService;
+  stop(): Promise<void>;
+}
+
+function serverCredentials(config: DaemonConfig): grpc.ServerCredentials {
+  if (!config.tls) return grpc.ServerCredentials.createInsecure();
+  const read = (path: string, setting: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`${setting}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+  const ca = config.tls.clientCa ? read(config.tls.clientCa, '--tls-client-ca') : null;
+  return grpc.ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: read(config.tls.cert, '--tls-cert'), private_key: read(config.tls.key, '--tls-key') }],
+    Boolean(ca),
+  );
+}
+
+export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  await initCrypto(); // (1)
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const keyring = Keyring.open(config.masterKeyFile ?? join(config.dataDir, 'master.key'), {
+    generate: !config.masterKeyFile,
+    onGenerated: (path) =>
+      log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
+  });
+  const store = new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions }); // (2)
+  const auth = new TokenAuthority(store, keyring.tokenKey);
+  const bootstrap = await auth.bootstrap(config.dataDir); // (3)
+  if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
+
+  const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log }); // (4)
+  publisher.start();
+  const secrets = new SecretsService({ store, keyring, onCommitted: () => publisher.wake() });
+  const keys = new KeysService(store, keyring);
+
+  const { server, health } = buildGrpcServer({ auth, secrets, keys, log }); // (5)
+  const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
+  if (!config.tls && !isLoopback(host))
+    log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(config.grpcAddr, serverCredentials(config), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+  } catch (error) {
+    await publisher.stop(0);
+    await store.close();
+    throw error;
+  }
+  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ addr: address, tls: Boolean(config.tls), mtls: Boolean(config.tls?.clientCa), data_dir: config.dataDir }, 'lockboxd serving');
+
+  const pruneTimer = setInterval(() => {
+    void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString()).catch((error: Error) => log.warn({ err: error.message }, 'pruning idempotency keys failed'));
+  }, 60_000);
+  pruneTimer.unref();
+  void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString());
+
+  void keys.rewrapAll().then( // (6)
+    (n) => n > 0 && log.info({ rewrapped: n }, 'finished an interrupted master key rotation'),
+    (error: Error) => log.error({ err: error.message }, 'resuming master key rotation failed'),
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      clearInterval(pruneTimer);
+      health.setStatus('', 'NOT_SERVING');
+      await new Promise<void>((resolve) => { // (a)
+        const timer = setTimeout(() => {
+          log.warn({ drain_timeout_ms: config.drainTimeoutMs }, 'calls still running after the drain timeout; cancelling them');
+          server.forceShutdown();
+          resolve();
+        }, config.drainTimeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
+      await store.close(); // (c)
+      log.info('lockboxd stopped');
+    })());
+
+  return { address, port, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, stop };
+}

@@ -1,0 +1,99 @@
+/**
+ * The gRPC boundary: authentication from metadata, one mapping of errors to status codes, one log
+ * line per call (method, code, duration, request id, token id; never a request body), health and
+ * reflection.
+ */
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { LockboxError } from '../../shared/src/errors.js';
+import { loadPackageDefinition, loadServices } from '../../shared/src/proto.js';
+import type { Principal, TokenAuthority } from './auth.js';
+import type { Logger } from './log.js';
+import type { KeysService } from './service-keys.js';
+import type { CallContext, SecretsService } from './service-secrets.js';
+
+/** Turns any error into what a caller may see. Unknown errors become INTERNAL, detail logged. */
+export function toServiceError(error: unknown, requestId: string, log: Logger): Partial<grpc.StatusObject> {
+  if (error instanceof LockboxError && error.kind !== 'INTERNAL') return { code: error.grpcCode, details: error.message };
+  log.error({ request_id: requestId, err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'internal error');
+  return { code: grpc.status.INTERNAL, details: `internal error (request id ${requestId})` };
+}
+
+function firstValue(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return value === undefined ? undefined : value.toString();
+}
+
+export function tokenFromMetadata(metadata: grpc.Metadata): string | undefined {
+  const authorization = firstValue(metadata, 'authorization');
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    return match ? match[1] : authorization; // a malformed header then fails as a malformed token
+  }
+  return firstValue(metadata, 'x-api-key');
+}
+
+export interface GrpcServerParts {
+  auth: TokenAuthority;
+  secrets: SecretsService;
+  keys: KeysService;
+  log: Logger;
+}
+
+type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+
+export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation } {
+  const { auth, secrets, keys, log } = parts;
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+
+  function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const started = process.hrtime.bigint();
+      const requestId = firstValue(call.metadata, 'x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomUUID();
+      let principal: Principal | undefined;
+      void (async () => {
+        principal = await auth.authenticate(tokenFromMetadata(call.metadata));
+        const ctx: CallContext = { principal, requestId, idempotencyKey: firstValue(call.metadata, 'idempotency-key') };
+        return handler(call.request, ctx);
+      })().then(
+        (response) => {
+          callback(null, response);
+          logCall(grpc.status.OK);
+        },
+        (error: unknown) => {
+          const status = toServiceError(error, requestId, log);
+          callback(status as grpc.ServiceError);
+          logCall(status.code!, status.details);
+        },
+      );
+      function logCall(code: grpc.status, message?: string) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const entry = { method, code: grpc.status[code], ms: Math.round(ms * 100) / 100, request_id: requestId, token_id: principal?.tokenId, ...(message ? { message } : {}) };
+        if (code === grpc.status.OK) log.debug(entry, 'call');
+        else log.info(entry, 'call failed');
+      }
+    };
+  }
+
+  const services = loadServices();
+  server.addService(services.SecretsService.service, {
+    CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),
+    GetSecret: unary('GetSecret', (r, c) => secrets.get(r as never, c)),
+    UpdateSecret: unary('UpdateSecret', (r, c) => secrets.update(r as never, c)),
+    DeleteSecret: unary('DeleteSecret', (r, c) => secrets.delete(r as never, c)),
+    ListSecrets: unary('ListSecrets', (r, c) => secrets.list(r as never, c)),
+    BatchSecrets: unary('BatchSecrets', (r, c) => secrets.batch(r as never, c)),
+    ListVersions: unary('ListVersions', (r, c) => secrets.listVersions(r as never, c)),
+    RestoreVersion: unary('RestoreVersion', (r, c) => secrets.restore(r as never, c)),
+  });
+  server.addService(services.KeysService.service, {
+    RotateMasterKey: unary('RotateMasterKey', (_r, c) => keys.rotate(c.principal)),
+    ListMasterKeys: unary('ListMasterKeys', (_r, c) => keys.list(c.principal)),
+  });
+  const health = new HealthImplementation({ '': 'SERVING', 'lockbox.v1.SecretsService': 'SERVING', 'lockbox.v1.KeysService': 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(loadPackageDefinition()).addToServer(server);
+  return { server, health };
+}

@@ -1,0 +1,144 @@
+/**
+ * The master keyring, kept in one file (LOCKBOX_MASTER_KEY_FILE, default <data dir>/master.key).
+ *
+ * The file is either
+ * - a keyring: JSON `{"format": "lockbox-keyring/v1", "active": id, "tokenKey": b64, "keys": [{id, key, created}]}`, or
+ * - a single raw key: 32 bytes as base64 or hex on one line (what an operator usually provides).
+ *   Its id is derived from the key; the token-hash key is derived from it with a KDF.
+ * Rotation rewrites the file as a keyring that keeps every earlier key (a raw-key file becomes a
+ * keyring holding the raw key and the new one), so data keys wrapped by old keys still open while
+ * they are being re-wrapped.
+ */
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { KEY_BYTES, deriveKey, keyedHash, randomKey, type MasterKey } from '../../shared/src/crypto.js';
+import { FailedPreconditionError } from '../../shared/src/errors.js';
+import { createFileExclusively, writeFileDurably } from './files.js';
+
+const FORMAT = 'lockbox-keyring/v1';
+
+interface KeyringFile {
+  format: string;
+  active: string;
+  tokenKey: string;
+  keys: Array<{ id: string; key: string; created: string }>;
+}
+
+export interface MasterKeyEntry extends MasterKey {
+  created: string;
+}
+
+export class KeyringError extends Error {
+  override name = 'KeyringError';
+}
+
+function decodeRawKey(text: string): Uint8Array | undefined {
+  const trimmed = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex');
+  if (/^[A-Za-z0-9+/_-]+=*$/.test(trimmed)) {
+    const bytes = Buffer.from(trimmed, 'base64');
+    if (bytes.length === KEY_BYTES) return bytes;
+  }
+  return undefined;
+}
+
+function newKeyId(key: Uint8Array): string {
+  return `mk-${keyedHash(key, new Uint8Array(32)).slice(0, 12)}`;
+}
+
+export class Keyring {
+  private keys: MasterKeyEntry[];
+  private activeId: string;
+  readonly tokenKey: Uint8Array;
+
+  private constructor(
+    readonly path: string,
+    keys: MasterKeyEntry[],
+    activeId: string,
+    tokenKey: Uint8Array,
+  ) {
+    this.keys = keys;
+    this.activeId = activeId;
+    this.tokenKey = tokenKey;
+  }
+
+  /**
+   * Opens the keyring at `path`. When the file is missing and `generate` is set, a new keyring is
+   * created (mode 0600) and `onGenerated` is told; otherwise a missing file is an error.
+   */
+  static open(path: string, options: { generate: boolean; onGenerated?: (path: string) => void }): Keyring {
+    if (!existsSync(path)) {
+      if (!options.generate) throw new KeyringError(`master key file ${path} does not exist`);
+      const key = randomKey();
+      const file: KeyringFile = {
+        format: FORMAT,
+        active: newKeyId(key),
+        tokenKey: Buffer.from(randomKey()).toString('base64'),
+        keys: [{ id: newKeyId(key), key: Buffer.from(key).toString('base64'), created: new Date().toISOString() }],
+      };
+      if (createFileExclusively(path, JSON.stringify(file, null, 2) + '\n', 0o600)) options.onGenerated?.(path);
+    }
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) throw new KeyringError(`master key file ${path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
+    const text = readFileSync(path, 'utf8');
+    const raw = decodeRawKey(text);
+    if (raw) {
+      const id = newKeyId(raw);
+      return new Keyring(path, [{ id, key: raw, created: '' }], id, deriveKey(raw, 1, 'lbxtoken'));
+    }
+    let file: KeyringFile;
+    try {
+      file = JSON.parse(text) as KeyringFile;
+    } catch {
+      throw new KeyringError(`master key file ${path} is neither a 32-byte key (base64 or hex) nor a lockbox keyring`);
+    }
+    if (file.format !== FORMAT || !Array.isArray(file.keys) || typeof file.active !== 'string')
+      throw new KeyringError(`master key file ${path} is not a ${FORMAT} keyring`);
+    const keys = file.keys.map((entry) => {
+      const key = Buffer.from(entry.key, 'base64');
+      if (key.length !== KEY_BYTES) throw new KeyringError(`master key ${entry.id} in ${path} is not ${KEY_BYTES} bytes`);
+      return { id: entry.id, key, created: entry.created };
+    });
+    if (!keys.some((k) => k.id === file.active)) throw new KeyringError(`master key file ${path}: active key ${file.active} is not in the keyring`);
+    const tokenKey = Buffer.from(file.tokenKey, 'base64');
+    if (tokenKey.length !== KEY_BYTES) throw new KeyringError(`master key file ${path}: tokenKey is not ${KEY_BYTES} bytes`);
+    return new Keyring(path, keys, file.active, tokenKey);
+  }
+
+  get active(): MasterKeyEntry {
+    return this.keys.find((k) => k.id === this.activeId)!;
+  }
+
+  get(id: string): MasterKeyEntry | undefined {
+    return this.keys.find((k) => k.id === id);
+  }
+
+  list(): MasterKeyEntry[] {
+    return [...this.keys];
+  }
+
+  /**
+   * Adds a fresh master key and makes it active: (1) check the file can be rewritten, (2) write
+   * the new keyring durably, (3) only then switch in memory. A crash between (2) and (3) leaves
+   * the new key active on restart, with old keys kept, so nothing becomes unreadable.
+   */
+  rotate(): MasterKeyEntry {
+    try {
+      accessSync(this.path, constants.W_OK); // (1)
+    } catch {
+      throw new FailedPreconditionError(`the master key file is not writable, so a key cannot be added; make it writable or rotate offline`, 'MASTER_KEY_READ_ONLY');
+    }
+    const key = randomKey();
+    const entry: MasterKeyEntry = { id: newKeyId(key), key, created: new Date().toISOString() };
+    const keys = [...this.keys, entry];
+    const file: KeyringFile = {
+      format: FORMAT,
+      active: entry.id,
+      tokenKey: Buffer.from(this.tokenKey).toString('base64'),
+      keys: keys.map((k) => ({ id: k.id, key: Buffer.from(k.key).toString('base64'), created: k.created })),
+    };
+    writeFileDurably(this.path, JSON.stringify(file, null, 2) + '\n', 0o600); // (2)
+    this.keys = keys; // (3)
+    this.activeId = entry.id;
+    return entry;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * JSON logs (pino). Nothing that can hold a secret value is ever passed to the logger; the
+ * redaction list is a second line of defence for fields that should never appear.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export const redactPaths = [
+  'data',
+  '*.data',
+  'value',
+  '*.value',
+  'values',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'x-api-key',
+  '*["x-api-key"]',
+  'password',
+  '*.password',
+];
+
+export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream | number } = {}): Logger {
+  const destination = options.destination ?? 1;
+  return pino(
+    { level: options.level ?? 'info', base: { service: 'lockboxd' }, redact: { paths: redactPaths, censor: '[redacted]' } },
+    typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination,
+  );
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/** lockboxd: parse settings, start, stop cleanly on SIGTERM/SIGINT. */
+import { CommanderError } from 'commander';
+import { ConfigError, parseDaemonConfig } from './config.js';
+import { startDaemon } from './daemon.js';
+import { KeyringError } from './keyring.js';
+import { createLogger } from './log.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseDaemonConfig(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`lockboxd: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger({ level: config.logLevel });
+  let daemon;
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (error) {
+    const message = error instanceof KeyringError || error instanceof Error ? error.message : String(error);
+    log.fatal({ err: message }, 'lockboxd could not start');
+    process.stderr.write(`lockboxd: ${message}\n`);
+    process.exit(1);
+  }
+  // For scripts and tests that start lockboxd on port 0.
+  process.stdout.write(JSON.stringify({ msg: 'lockboxd ready', addr: daemon.address, admin_token_file: daemon.adminTokenPath }) + '\n');
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info({ signal }, 'stopping: draining calls and flushing the outbox');
+      daemon.stop().then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error({ err: error.message }, 'stop failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  process.stderr.write(`lockboxd: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

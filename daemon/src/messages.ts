@@ -1,0 +1,144 @@
+/**
+ * The wire shapes of proto/lockbox/v1/secrets.proto as @grpc/proto-loader decodes them
+ * (keepCase, defaults: false: absent fields are undefined), and the conversions between them and
+ * the store's records.
+ */
+import type { MountSpec } from '../../shared/src/validate.js';
+import type { SecretHead, VersionRecord } from './store.js';
+
+export interface ScopeMessage {
+  tenant?: string;
+  resource_group?: string;
+}
+
+export interface MountMessage {
+  kind?: string;
+  path?: string;
+  sub_paths?: Record<string, string>;
+  format?: string;
+}
+
+export interface SecretInputMessage {
+  name?: string;
+  type?: string;
+  template?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  mount?: MountMessage;
+  data?: Record<string, Uint8Array>;
+}
+
+export interface SecretMessage {
+  scope: { tenant: string; resource_group: string };
+  name: string;
+  uid: string;
+  type: string;
+  template: string;
+  description: string;
+  labels: Record<string, string>;
+  mount: { kind: string; path: string; sub_paths: Record<string, string>; format: string };
+  keys: string[];
+  data?: Record<string, Uint8Array>;
+  version: number;
+  create_time: string;
+  update_time: string;
+  change_seq: number;
+}
+
+export interface CreateSecretRequest {
+  scope?: ScopeMessage;
+  secret?: SecretInputMessage;
+}
+
+export interface GetSecretRequest {
+  scope?: ScopeMessage;
+  name?: string;
+  version?: number;
+  include_values?: boolean;
+}
+
+export interface UpdateSecretRequest {
+  scope?: ScopeMessage;
+  name?: string;
+  set?: Record<string, Uint8Array>;
+  remove?: string[];
+  replace?: boolean;
+  expected_version?: number;
+  description?: string;
+  set_labels?: Record<string, string>;
+  remove_labels?: string[];
+  mount?: MountMessage;
+  template?: string;
+}
+
+export interface DeleteSecretRequest {
+  scope?: ScopeMessage;
+  name?: string;
+  expected_version?: number;
+}
+
+export interface ListSecretsRequest {
+  scope?: ScopeMessage;
+  limit?: number;
+  cursor?: string;
+  template?: string;
+  type?: string;
+  labels?: string[];
+}
+
+export interface BatchItemMessage {
+  op?: 'create' | 'update' | 'delete';
+  create?: SecretInputMessage;
+  update?: UpdateSecretRequest;
+  delete?: DeleteSecretRequest;
+}
+
+export interface BatchRequest {
+  scope?: ScopeMessage;
+  items?: BatchItemMessage[];
+}
+
+export interface BatchResultMessage {
+  index: number;
+  name: string;
+  operation: string;
+  code: number;
+  status: string;
+  message: string;
+  secret?: SecretMessage;
+}
+
+export interface RestoreVersionRequest {
+  scope?: ScopeMessage;
+  name?: string;
+  version?: number;
+  expected_version?: number;
+}
+
+export function mountMessage(mount: MountSpec): SecretMessage['mount'] {
+  return { kind: mount.kind, path: mount.path, sub_paths: { ...mount.subPaths }, format: mount.kind === 'env' ? mount.format : '' };
+}
+
+/** Metadata of a version as the API shows it; values only when `data` is given. */
+export function secretMessage(record: VersionRecord, secretCreateTime: string, data?: Record<string, Uint8Array>): SecretMessage {
+  return {
+    scope: { tenant: record.tenant, resource_group: record.resourceGroup },
+    name: record.name,
+    uid: record.uid,
+    type: record.type,
+    template: record.template,
+    description: record.description,
+    labels: { ...record.labels },
+    mount: mountMessage(record.mount),
+    keys: [...record.keys],
+    ...(data ? { data } : {}),
+    version: record.version,
+    create_time: secretCreateTime,
+    update_time: record.createTime,
+    change_seq: record.changeSeq,
+  };
+}
+
+export function headMessage(head: SecretHead, data?: Record<string, Uint8Array>): SecretMessage {
+  return secretMessage(head, head.secretCreateTime, data);
+}

@@ -1,0 +1,520 @@
+/**
+ * The secrets service: every rule of the API lives here once, whatever transport called it.
+ * A call (1) resolves and authorizes the scope, (2) validates the input, (3) reads what it
+ * changes, (4) seals the new version, (5) commits the change with its outbox notice (and the
+ * idempotency record) in one transaction, (6) wakes the notice publisher.
+ */
+import { randomUUID } from 'node:crypto';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { keyedHash, openSecret, sealSecret } from '../../shared/src/crypto.js';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  LockboxError,
+  NotFoundError,
+  errorKinds,
+  type ErrorKind,
+} from '../../shared/src/errors.js';
+import { limits } from '../../shared/src/limits.js';
+import { changeSubject } from '../../shared/src/subject.js';
+import {
+  checkData,
+  checkDescription,
+  checkKeyName,
+  checkLabels,
+  checkMount,
+  checkRequiredKeys,
+  checkResourceGroup,
+  checkSecretName,
+  checkTemplate,
+  checkTenant,
+  checkType,
+  splitAssignment,
+  type MountSpec,
+  type SecretType,
+} from '../../shared/src/validate.js';
+import { authorize, type Action, type Principal } from './auth.js';
+import type { Keyring } from './keyring.js';
+import {
+  headMessage,
+  secretMessage,
+  type BatchRequest,
+  type BatchResultMessage,
+  type CreateSecretRequest,
+  type DeleteSecretRequest,
+  type GetSecretRequest,
+  type ListSecretsRequest,
+  type MountMessage,
+  type RestoreVersionRequest,
+  type ScopeMessage,
+  type SecretInputMessage,
+  type SecretMessage,
+  type UpdateSecretRequest,
+} from './messages.js';
+import { describeScope } from './scope.js';
+import {
+  IdempotencyReplayError,
+  type Change,
+  type CommitOutcome,
+  type IdempotencyRecord,
+  type Operation,
+  type ScopeKey,
+  type SecretHead,
+  type Store,
+  type VersionRecord,
+} from './store.js';
+
+export interface CallContext {
+  principal: Principal;
+  requestId: string;
+  idempotencyKey?: string;
+}
+
+export interface SecretsServiceOptions {
+  store: Store;
+  keyring: Keyring;
+  /** Called after every commit that produced notices. */
+  onCommitted?: () => void;
+  /** Attempts for an update/delete without expected_version that races another writer. */
+  maxConflictRetries?: number;
+}
+
+const statusNames = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
+
+/** How a failed outcome is stored for an idempotent replay. */
+interface StoredError {
+  kind: ErrorKind;
+  code: string;
+  message: string;
+}
+
+function storedError(error: LockboxError): StoredError {
+  return { kind: error.kind, code: error.code, message: error.message };
+}
+
+function replayError(stored: StoredError): LockboxError {
+  return new LockboxError(stored.kind, stored.code, stored.message);
+}
+
+function utf8(value: Uint8Array | undefined): Uint8Array {
+  return value ?? new Uint8Array();
+}
+
+interface Prepared {
+  index: number;
+  name: string;
+  operation: Operation;
+  change?: Change;
+  error?: LockboxError;
+  /** How to describe the committed result. */
+  describe?: (seq: number) => SecretMessage | undefined;
+}
+
+export class SecretsService {
+  private readonly store: Store;
+  private readonly keyring: Keyring;
+  private readonly onCommitted: () => void;
+  private readonly maxConflictRetries: number;
+
+  constructor(options: SecretsServiceOptions) {
+    this.store = options.store;
+    this.keyring = options.keyring;
+    this.onCommitted = options.onCommitted ?? (() => {});
+    this.maxConflictRetries = options.maxConflictRetries ?? 8;
+  }
+
+  // ---- scope and input normalisation -------------------------------------------------------
+
+  /** (1) The scope of a request, validated and authorized. An empty tenant means "default". */
+  resolveScope(message: ScopeMessage | undefined, ctx: CallContext, action: Action): ScopeKey {
+    const scope = { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
+    checkTenant(scope.tenant);
+    checkResourceGroup(scope.resourceGroup);
+    authorize(ctx.principal, action, scope);
+    return scope;
+  }
+
+  private normaliseMount(message: MountMessage | undefined, name: string, field: string): MountSpec {
+    const kind = message?.kind || 'file';
+    const format = message?.format || (kind === 'env' ? 'dotenv' : '');
+    return { kind: kind as MountSpec['kind'], path: message?.path || name, subPaths: { ...(message?.sub_paths ?? {}) }, format: format as MountSpec['format'] };
+  }
+
+  private checkRecord(type: SecretType, template: string, data: Record<string, Uint8Array>, mount: MountSpec, fieldPrefix: string): void {
+    checkData(data, `${fieldPrefix}data`);
+    const keys = Object.keys(data);
+    checkMount(mount, keys, `${fieldPrefix}mount`);
+    checkRequiredKeys(type, template, keys, `${fieldPrefix}data`);
+  }
+
+  private newRecord(
+    scope: ScopeKey,
+    fields: Omit<VersionRecord, 'tenant' | 'resourceGroup' | 'keys' | 'createTime' | 'changeSeq' | 'envelope'>,
+    data: Record<string, Uint8Array>,
+    now: string,
+  ): VersionRecord {
+    const identity = { tenant: scope.tenant, resourceGroup: scope.resourceGroup, name: fields.name, uid: fields.uid, version: fields.version };
+    const envelope = sealSecret(data, this.keyring.active, identity); // (4)
+    return { ...fields, tenant: scope.tenant, resourceGroup: scope.resourceGroup, keys: Object.keys(data).sort(), createTime: now, changeSeq: 0, envelope };
+  }
+
+  private change(operation: Operation, scope: ScopeKey, name: string, record: VersionRecord | undefined, head: SecretHead | undefined, now: string): Change {
+    const uid = record?.uid ?? head!.uid;
+    const version = record?.version ?? head!.version;
+    return {
+      operation,
+      scope,
+      name,
+      expectUid: head?.uid,
+      expectVersion: head?.version,
+      record,
+      notice: { subject: changeSubject(scope.tenant, scope.resourceGroup, name), tenant: scope.tenant, resourceGroup: scope.resourceGroup, name, uid, version, operation, time: now },
+    };
+  }
+
+  private async requireHead(scope: ScopeKey, name: string): Promise<SecretHead> {
+    const head = await this.store.getHead(scope, name);
+    if (!head) throw new NotFoundError(`secret "${name}" not found in ${describeScope(scope)}`, 'SECRET_NOT_FOUND');
+    return head;
+  }
+
+  private openRecord(record: VersionRecord): Record<string, Uint8Array> {
+    const master = this.keyring.get(record.envelope.masterKeyId);
+    if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${record.envelope.masterKeyId} is not in the keyring`);
+    return openSecret(record.envelope, master, record);
+  }
+
+  // ---- preparation: validate, read, seal; no writes -----------------------------------------
+
+  private prepareCreate(scope: ScopeKey, input: SecretInputMessage | undefined, field: string, now: string): Prepared & { change: Change } {
+    const name = input?.name ?? '';
+    checkSecretName(name, `${field}name`);
+    const type = checkType(input?.type || 'opaque', `${field}type`);
+    const template = checkTemplate(input?.template || 'custom', `${field}template`);
+    const description = input?.description ?? '';
+    checkDescription(description, `${field}description`);
+    const labels = { ...(input?.labels ?? {}) };
+    checkLabels(labels, `${field}labels`);
+    const data: Record<string, Uint8Array> = {};
+    for (const [key, value] of Object.entries(input?.data ?? {})) data[key] = utf8(value);
+    if (Object.keys(data).length === 0) throw new InvalidArgumentError(`${field}data`, 'a secret needs at least one key');
+    const mount = this.normaliseMount(input?.mount, name, `${field}mount`);
+    this.checkRecord(type, template, data, mount, field);
+    const record = this.newRecord(scope, { name, uid: randomUUID(), version: 1, operation: 'create', restoredFrom: 0, type, template, description, labels, mount }, data, now);
+    return {
+      index: 0,
+      name,
+      operation: 'create',
+      change: this.change('create', scope, name, record, undefined, now),
+      describe: () => secretMessage(record, now),
+    };
+  }
+
+  private async prepareUpdate(scope: ScopeKey, request: UpdateSecretRequest, now: string): Promise<Prepared & { change: Change }> {
+    const name = request.name ?? '';
+    checkSecretName(name);
+    const set: Record<string, Uint8Array> = {};
+    for (const [key, value] of Object.entries(request.set ?? {})) set[key] = utf8(value);
+    const remove = request.remove ?? [];
+    const setLabels = request.set_labels ?? {};
+    const removeLabels = request.remove_labels ?? [];
+    const changesSomething =
+      Object.keys(set).length > 0 || remove.length > 0 || request.replace || request.description !== undefined ||
+      Object.keys(setLabels).length > 0 || removeLabels.length > 0 || request.mount !== undefined || request.template !== undefined;
+    if (!changesSomething)
+      throw new InvalidArgumentError('update', 'changes nothing: give set, remove, replace, description, labels, mount or template');
+    for (const key of remove) {
+      checkKeyName(key, `remove[${JSON.stringify(key)}]`);
+      if (key in set) throw new InvalidArgumentError(`remove[${JSON.stringify(key)}]`, 'a key cannot be both set and removed');
+    }
+    if (request.replace && remove.length > 0) throw new InvalidArgumentError('remove', 'replace already removes every key not in set');
+    const head = await this.requireHead(scope, name); // (3)
+    if (request.expected_version && head.version !== request.expected_version)
+      throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
+    for (const key of remove)
+      if (!head.keys.includes(key)) throw new InvalidArgumentError(`remove[${JSON.stringify(key)}]`, `secret "${name}" has no key "${key}"`);
+
+    const current = this.openRecord(head);
+    const data: Record<string, Uint8Array> = request.replace ? {} : { ...current };
+    for (const key of remove) delete data[key];
+    Object.assign(data, set);
+    if (Object.keys(data).length === 0) throw new InvalidArgumentError('remove', 'would leave the secret without keys; delete it instead');
+
+    const template = request.template !== undefined ? checkTemplate(request.template || 'custom') : head.template;
+    const description = request.description ?? head.description;
+    checkDescription(description);
+    const labels = { ...head.labels, ...setLabels };
+    for (const key of removeLabels) delete labels[key];
+    checkLabels(labels);
+    const mount = request.mount !== undefined ? this.normaliseMount(request.mount, name, 'mount') : { ...head.mount, subPaths: { ...head.mount.subPaths } };
+    if (request.mount === undefined)
+      for (const key of Object.keys(mount.subPaths)) if (!(key in data)) delete mount.subPaths[key]; // a removed key's sub-path goes with it
+    this.checkRecord(head.type, template, data, mount, '');
+    const record = this.newRecord(scope, { name, uid: head.uid, version: head.version + 1, operation: 'update', restoredFrom: 0, type: head.type, template, description, labels, mount }, data, now);
+    return {
+      index: 0,
+      name,
+      operation: 'update',
+      change: this.change('update', scope, name, record, head, now),
+      describe: () => secretMessage(record, head.secretCreateTime),
+    };
+  }
+
+  private async prepareDelete(scope: ScopeKey, request: DeleteSecretRequest, now: string): Promise<Prepared & { change: Change }> {
+    const name = request.name ?? '';
+    checkSecretName(name);
+    const head = await this.requireHead(scope, name);
+    if (request.expected_version && head.version !== request.expected_version)
+      throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
+    return { index: 0, name, operation: 'delete', change: this.change('delete', scope, name, undefined, head, now) };
+  }
+
+  // ---- commit ---------------------------------------------------------------------------------
+
+  private fingerprint(method: string, request: unknown): string {
+    const canonical = JSON.stringify(request, (_key, value: unknown) =>
+      value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value && typeof value === 'object' && !Array.isArray(value)
+        ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : value,
+    );
+    return keyedHash(`${method}\0${canonical}`, this.keyring.tokenKey);
+  }
+
+  private idempotencyKey(ctx: CallContext): string | undefined {
+    const key = ctx.idempotencyKey;
+    if (key === undefined) return undefined;
+    if (key.length === 0 || key.length > limits.maxIdempotencyKeyLength || !/^[\x21-\x7e]+$/.test(key))
+      throw new InvalidArgumentError('idempotency-key', `must be 1-${limits.maxIdempotencyKeyLength} printable ASCII characters without spaces`);
+    return key;
+  }
+
+  /**
+   * Runs `attempt` with idempotency: a stored answer for the key is replayed (or the call refused
+   * when the body differs); otherwise the answer is stored in the same transaction as the change.
+   */
+  private async withIdempotency<T>(
+    ctx: CallContext,
+    tenant: string,
+    method: string,
+    request: unknown,
+    attempt: (idempotency?: IdempotencyRecord) => Promise<T>,
+    encode: (outcomes: CommitOutcome[]) => string,
+    decode: (stored: string) => T,
+  ): Promise<T> {
+    const key = this.idempotencyKey(ctx);
+    if (key === undefined) return attempt();
+    const fingerprint = this.fingerprint(method, request);
+    const replay = (stored: { method: string; fingerprint: string; response: string }): T => {
+      if (stored.method !== method || stored.fingerprint !== fingerprint)
+        throw new InvalidArgumentError('idempotency-key', `"${key}" was already used for a different request; use a new key for a new request`, 'IDEMPOTENCY_KEY_REUSED');
+      return decode(stored.response);
+    };
+    const stored = await this.store.getIdempotency(tenant, key);
+    if (stored) return replay(stored);
+    try {
+      return await attempt({ tenant, key, method, fingerprint, createTime: new Date().toISOString(), respond: encode });
+    } catch (error) {
+      if (error instanceof IdempotencyReplayError) return replay(error.stored);
+      throw error;
+    }
+  }
+
+  private async commitOne(change: Change, idempotency?: IdempotencyRecord): Promise<number> {
+    const [outcome] = await this.store.commit([change], idempotency); // (5)
+    this.onCommitted(); // (6)
+    if (!outcome.ok) throw outcome.error;
+    return outcome.seq;
+  }
+
+  /** Retries a read-modify-write that lost a race, unless the caller pinned a version. */
+  private async retryOnConflict<T>(pinned: boolean, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (pinned || !(error instanceof ConflictError) || attempt >= this.maxConflictRetries) throw error;
+      }
+    }
+  }
+
+  // ---- the calls --------------------------------------------------------------------------
+
+  async create(request: CreateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
+    const scope = this.resolveScope(request.scope, ctx, 'write');
+    const now = new Date().toISOString();
+    const encode = (outcomes: CommitOutcome[]): string =>
+      JSON.stringify(outcomes[0].ok ? { ok: prepared.describe!(outcomes[0].seq) } : { error: storedError(outcomes[0].error) });
+    const decode = (text: string): SecretMessage => {
+      const stored = JSON.parse(text) as { ok?: SecretMessage; error?: StoredError };
+      if (stored.error) throw replayError(stored.error);
+      return stored.ok!;
+    };
+    let prepared!: Prepared & { change: Change };
+    return this.withIdempotency(ctx, scope.tenant, 'CreateSecret', request, async (idempotency) => {
+      prepared = this.prepareCreate(scope, request.secret, 'secret.', now);
+      const seq = await this.commitOne(prepared.change, idempotency);
+      return prepared.describe!(seq)!;
+    }, encode, decode);
+  }
+
+  async get(request: GetSecretRequest, ctx: CallContext): Promise<SecretMessage> {
+    const scope = this.resolveScope(request.scope, ctx, request.include_values ? 'read-values' : 'read-metadata');
+    const name = request.name ?? '';
+    checkSecretName(name);
+    const head = await this.requireHead(scope, name);
+    let record: VersionRecord = head;
+    if (request.version && request.version !== head.version) {
+      if (request.version < 0) throw new InvalidArgumentError('version', 'must be positive');
+      const found = await this.store.getVersion(head.uid, request.version);
+      if (!found) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version}; see ListVersions)`, 'VERSION_NOT_FOUND');
+      record = found;
+    }
+    return secretMessage(record, head.secretCreateTime, request.include_values ? this.openRecord(record) : undefined);
+  }
+
+  async update(request: UpdateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
+    const scope = this.resolveScope(request.scope, ctx, 'write');
+    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+      const prepared = await this.prepareUpdate(scope, request, new Date().toISOString());
+      return prepared.describe!(await this.commitOne(prepared.change))!;
+    });
+  }
+
+  async delete(request: DeleteSecretRequest, ctx: CallContext): Promise<{ name: string; version: number; change_seq: number }> {
+    const scope = this.resolveScope(request.scope, ctx, 'write');
+    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+      const prepared = await this.prepareDelete(scope, request, new Date().toISOString());
+      const seq = await this.commitOne(prepared.change);
+      return { name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq };
+    });
+  }
+
+  async restore(request: RestoreVersionRequest, ctx: CallContext): Promise<SecretMessage> {
+    const scope = this.resolveScope(request.scope, ctx, 'write');
+    const name = request.name ?? '';
+    checkSecretName(name);
+    if (!request.version || request.version < 1) throw new InvalidArgumentError('version', 'give the version to restore (1 or more)');
+    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+      const head = await this.requireHead(scope, name);
+      if (request.expected_version && head.version !== request.expected_version)
+        throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
+      const source = await this.store.getVersion(head.uid, request.version!);
+      if (!source) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version})`, 'VERSION_NOT_FOUND');
+      const now = new Date().toISOString();
+      const data = this.openRecord(source);
+      const record = this.newRecord(scope, { ...source, version: head.version + 1, operation: 'restore', restoredFrom: source.version }, data, now);
+      const seq = await this.commitOne(this.change('restore', scope, name, record, head, now));
+      record.changeSeq = seq;
+      return secretMessage(record, head.secretCreateTime);
+    });
+  }
+
+  async listVersions(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
+    const scope = this.resolveScope(request.scope, ctx, 'read-metadata');
+    const name = request.name ?? '';
+    checkSecretName(name);
+    const head = await this.requireHead(scope, name);
+    const versions = await this.store.listVersions(head.uid);
+    return {
+      name,
+      current_version: head.version,
+      versions: versions.map((v) => ({ version: v.version, create_time: v.createTime, keys: v.keys, operation: v.operation, restored_from: v.restoredFrom })),
+    };
+  }
+
+  async list(request: ListSecretsRequest, ctx: CallContext): Promise<{ secrets: SecretMessage[]; next_cursor: string }> {
+    const scope = this.resolveScope(request.scope, ctx, 'read-metadata');
+    const limit = request.limit || limits.defaultListLimit;
+    if (limit < 1 || limit > limits.maxListLimit) throw new InvalidArgumentError('limit', `must be between 1 and ${limits.maxListLimit}`);
+    const type = request.type ? checkType(request.type) : '';
+    const template = request.template ? checkTemplate(request.template) : '';
+    const labelFilter = (request.labels ?? []).map((text, i) => splitAssignment(text, `labels[${i}]`));
+    const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter]), this.keyring.tokenKey).slice(0, 16);
+    const after = request.cursor ? decodeCursor(request.cursor, filterKey) : '';
+    const matches = (head: SecretHead) =>
+      (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => head.labels[k] === v);
+    // Keyset pagination by name: stable under concurrent writes (no item is skipped or repeated).
+    const found: SecretHead[] = [];
+    let cursorName = after;
+    const chunk = Math.min(limits.maxListLimit, limit + 1);
+    for (;;) {
+      const heads = await this.store.listHeads(scope, cursorName, chunk);
+      for (const head of heads) {
+        if (matches(head)) found.push(head);
+        if (found.length > limit) break;
+      }
+      if (found.length > limit || heads.length < chunk) break;
+      cursorName = heads[heads.length - 1].name;
+    }
+    const page = found.slice(0, limit);
+    const more = found.length > limit;
+    return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? encodeCursor(page[page.length - 1].name, filterKey) : '' };
+  }
+
+  async batch(request: BatchRequest, ctx: CallContext) {
+    const scope = this.resolveScope(request.scope, ctx, 'write');
+    const items = request.items ?? [];
+    if (items.length === 0) throw new InvalidArgumentError('items', 'a batch needs at least one item');
+    if (items.length > limits.maxBatchItems) throw new InvalidArgumentError('items', `at most ${limits.maxBatchItems} items per batch (got ${items.length})`);
+    const now = new Date().toISOString();
+    const seen = new Set<string>();
+    const prepared: Prepared[] = [];
+    for (const [index, item] of items.entries()) {
+      const operation: Operation = item.op ?? (item.create ? 'create' : item.update ? 'update' : 'delete');
+      const name = item.create?.name ?? item.update?.name ?? item.delete?.name ?? '';
+      try {
+        if (!item.create && !item.update && !item.delete) throw new InvalidArgumentError(`items[${index}]`, 'needs one of create, update, delete');
+        const own = item.update?.scope ?? item.delete?.scope;
+        if (own && ((own.tenant || 'default') !== scope.tenant || (own.resource_group ?? '') !== scope.resourceGroup))
+          throw new InvalidArgumentError(`items[${index}].scope`, 'must be empty or equal to the batch scope');
+        if (seen.has(name)) throw new InvalidArgumentError(`items[${index}].name`, `"${name}" appears more than once in this batch`);
+        if (name) seen.add(name);
+        const one = item.create
+          ? this.prepareCreate(scope, item.create, `items[${index}].create.`, now)
+          : item.update
+            ? await this.prepareUpdate(scope, item.update, now)
+            : await this.prepareDelete(scope, item.delete!, now);
+        prepared.push({ ...one, index });
+      } catch (error) {
+        if (!(error instanceof LockboxError)) throw error;
+        prepared.push({ index, name, operation, error });
+      }
+    }
+    const toCommit = prepared.filter((p) => p.change);
+    const build = (outcomes: CommitOutcome[]) => {
+      let next = 0;
+      const results: BatchResultMessage[] = prepared.map((p) => {
+        const outcome: CommitOutcome = p.change ? outcomes[next++] : { ok: false, error: p.error! };
+        if (!outcome.ok) {
+          const code = errorKinds[outcome.error.kind].grpc;
+          return { index: p.index, name: p.name, operation: p.operation, code, status: statusNames[code], message: outcome.error.message };
+        }
+        const secret = p.describe?.(outcome.seq);
+        return { index: p.index, name: p.name, operation: p.operation, code: 0, status: 'OK', message: '', ...(secret ? { secret } : {}) };
+      });
+      const failed = results.filter((r) => r.code !== 0).length;
+      return { results, succeeded: results.length - failed, failed };
+    };
+    return this.withIdempotency(ctx, scope.tenant, 'BatchSecrets', request, async (idempotency) => {
+      const outcomes = toCommit.length || idempotency ? await this.store.commit(toCommit.map((p) => p.change!), idempotency) : [];
+      if (toCommit.length) this.onCommitted();
+      return build(outcomes);
+    }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
+  }
+}
+
+function encodeCursor(afterName: string, filterKey: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, a: afterName, f: filterKey })).toString('base64url');
+}
+
+function decodeCursor(cursor: string, filterKey: string): string {
+  let parsed: { v?: number; a?: unknown; f?: unknown };
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as typeof parsed;
+  } catch {
+    throw new InvalidArgumentError('cursor', 'is not a cursor this server issued');
+  }
+  if (parsed.v !== 1 || typeof parsed.a !== 'string') throw new InvalidArgumentError('cursor', 'is not a cursor this server issued');
+  if (parsed.f !== filterKey) throw new InvalidArgumentError('cursor', 'was issued for other filters or another scope; repeat the same filters');
+  return parsed.a;
+}

@@ -1,0 +1,505 @@
+/**
+ * The SQLite store (better-sqlite3): WAL journal, synchronous=FULL, so a commit is on disk when
+ * it returns.
+ *
+ * Group commit. better-sqlite3 is synchronous and an fsync costs milliseconds, so one commit per
+ * call would cap durable writes at a few hundred per second. Instead:
+ * 1. `commit()` queues the job and schedules one flush with setImmediate, so every job that
+ *    arrives in the same turn of the event loop (including those that arrived while the previous
+ *    flush was syncing) joins the same transaction.
+ * 2. The flush opens one IMMEDIATE transaction and runs each job inside its own SAVEPOINT, and
+ *    each change of a job inside a nested SAVEPOINT: a failed change rolls back alone.
+ * 3. One COMMIT (one fsync) makes all of them durable; only then are the callers' promises
+ *    resolved, so nothing is acknowledged before it is on disk.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  LockboxError,
+  NotFoundError,
+} from '../../shared/src/errors.js';
+import type { MountSpec, SecretType } from '../../shared/src/validate.js';
+import {
+  IdempotencyReplayError,
+  type Change,
+  type CommitOutcome,
+  type IdempotencyRecord,
+  type ScopeKey,
+  type SecretHead,
+  type Store,
+  type StoredIdempotency,
+  type StoredNotice,
+  type TokenRecord,
+  type VersionRecord,
+  type WrappedKeyRow,
+} from './store.js';
+import { describeScope } from './scope.js';
+
+/** Ordered; each runs once, in a transaction, and is recorded in schema_migrations. */
+const migrations: string[] = [
+  `CREATE TABLE secrets (
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     name TEXT NOT NULL,
+     uid TEXT NOT NULL UNIQUE,
+     version INTEGER NOT NULL,
+     create_time TEXT NOT NULL,
+     PRIMARY KEY (tenant, resource_group, name)
+   ) WITHOUT ROWID;
+   CREATE TABLE secret_versions (
+     uid TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     name TEXT NOT NULL,
+     operation TEXT NOT NULL,
+     restored_from INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     template TEXT NOT NULL,
+     description TEXT NOT NULL,
+     labels TEXT NOT NULL,
+     mount TEXT NOT NULL,
+     keys TEXT NOT NULL,
+     create_time TEXT NOT NULL,
+     change_seq INTEGER NOT NULL,
+     master_key_id TEXT NOT NULL,
+     wrapped_key BLOB NOT NULL,
+     ciphertext BLOB NOT NULL,
+     PRIMARY KEY (uid, version)
+   );
+   CREATE INDEX secret_versions_master_key ON secret_versions (master_key_id);
+   CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     subject TEXT NOT NULL,
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     name TEXT NOT NULL,
+     uid TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     operation TEXT NOT NULL,
+     time TEXT NOT NULL
+   );
+   CREATE TABLE idempotency (
+     tenant TEXT NOT NULL,
+     key TEXT NOT NULL,
+     method TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     response TEXT NOT NULL,
+     create_time TEXT NOT NULL,
+     PRIMARY KEY (tenant, key)
+   );
+   CREATE INDEX idempotency_create_time ON idempotency (create_time);
+   CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     hash TEXT NOT NULL,
+     role TEXT NOT NULL,
+     tenant TEXT NOT NULL,
+     resource_groups TEXT NOT NULL,
+     deployment TEXT NOT NULL,
+     description TEXT NOT NULL,
+     create_time TEXT NOT NULL,
+     expire_time TEXT NOT NULL,
+     revoke_time TEXT NOT NULL
+   );`,
+];
+
+interface VersionRow {
+  uid: string;
+  version: number;
+  tenant: string;
+  resource_group: string;
+  name: string;
+  operation: string;
+  restored_from: number;
+  type: string;
+  template: string;
+  description: string;
+  labels: string;
+  mount: string;
+  keys: string;
+  create_time: string;
+  change_seq: number;
+  master_key_id: string;
+  wrapped_key: Buffer;
+  ciphertext: Buffer;
+  secret_create_time?: string;
+}
+
+function toVersionRecord(row: VersionRow): VersionRecord {
+  return {
+    tenant: row.tenant,
+    resourceGroup: row.resource_group,
+    name: row.name,
+    uid: row.uid,
+    version: row.version,
+    operation: row.operation as VersionRecord['operation'],
+    restoredFrom: row.restored_from,
+    type: row.type as SecretType,
+    template: row.template,
+    description: row.description,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    mount: JSON.parse(row.mount) as MountSpec,
+    keys: JSON.parse(row.keys) as string[],
+    createTime: row.create_time,
+    changeSeq: row.change_seq,
+    envelope: { masterKeyId: row.master_key_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext },
+  };
+}
+
+function toHead(row: VersionRow): SecretHead {
+  return { ...toVersionRecord(row), secretCreateTime: row.secret_create_time ?? row.create_time };
+}
+
+interface Job {
+  changes: Change[];
+  idempotency?: IdempotencyRecord;
+  resolve: (outcomes: CommitOutcome[]) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface SqliteStoreOptions {
+  dataDir: string;
+  /** Versions kept per secret (the current one included). */
+  maxVersions: number;
+  /** Most jobs in one group commit. */
+  maxGroup?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+  private readonly maxVersions: number;
+  private readonly maxGroup: number;
+  private queue: Job[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly stmt;
+
+  constructor(options: SqliteStoreOptions) {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    const file = join(options.dataDir, 'lockbox.db');
+    this.db = new Database(file);
+    chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.maxVersions = options.maxVersions;
+    this.maxGroup = options.maxGroup ?? 1024;
+    this.migrate();
+    const versionColumns = `v.uid, v.version, v.tenant, v.resource_group, v.name, v.operation, v.restored_from, v.type,
+      v.template, v.description, v.labels, v.mount, v.keys, v.create_time, v.change_seq, v.master_key_id,
+      v.wrapped_key, v.ciphertext`;
+    this.stmt = {
+      head: this.db.prepare<[string, string, string], VersionRow>(
+        `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
+         JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
+         WHERE s.tenant = ? AND s.resource_group = ? AND s.name = ?`,
+      ),
+      headRow: this.db.prepare<[string, string, string], { uid: string; version: number }>(
+        'SELECT uid, version FROM secrets WHERE tenant = ? AND resource_group = ? AND name = ?',
+      ),
+      listHeads: this.db.prepare<[string, string, string, number], VersionRow>(
+        `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
+         JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
+         WHERE s.tenant = ? AND s.resource_group = ? AND s.name > ? ORDER BY s.name LIMIT ?`,
+      ),
+      version: this.db.prepare<[string, number], VersionRow>(
+        `SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = ? AND v.version = ?`,
+      ),
+      versions: this.db.prepare<[string], VersionRow>(
+        `SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = ? ORDER BY v.version DESC`,
+      ),
+      insertSecret: this.db.prepare(
+        'INSERT INTO secrets (tenant, resource_group, name, uid, version, create_time) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      setVersion: this.db.prepare('UPDATE secrets SET version = ? WHERE uid = ?'),
+      deleteSecret: this.db.prepare('DELETE FROM secrets WHERE uid = ?'),
+      deleteVersions: this.db.prepare('DELETE FROM secret_versions WHERE uid = ?'),
+      pruneVersions: this.db.prepare('DELETE FROM secret_versions WHERE uid = ? AND version <= ?'),
+      insertVersion: this.db.prepare(
+        `INSERT INTO secret_versions (uid, version, tenant, resource_group, name, operation, restored_from, type,
+           template, description, labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext)
+         VALUES (@uid, @version, @tenant, @resource_group, @name, @operation, @restored_from, @type, @template,
+           @description, @labels, @mount, @keys, @create_time, @change_seq, @master_key_id, @wrapped_key, @ciphertext)`,
+      ),
+      insertNotice: this.db.prepare(
+        `INSERT INTO outbox (subject, tenant, resource_group, name, uid, version, operation, time)
+         VALUES (@subject, @tenant, @resourceGroup, @name, @uid, @version, @operation, @time)`,
+      ),
+      pendingNotices: this.db.prepare<[number], StoredNotice>(
+        `SELECT seq, subject, tenant, resource_group AS resourceGroup, name, uid, version, operation, time
+         FROM outbox ORDER BY seq LIMIT ?`,
+      ),
+      deleteNotice: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      getIdempotency: this.db.prepare<[string, string], StoredIdempotency>(
+        `SELECT method, fingerprint, response, create_time AS createTime FROM idempotency WHERE tenant = ? AND key = ?`,
+      ),
+      insertIdempotency: this.db.prepare(
+        'INSERT INTO idempotency (tenant, key, method, fingerprint, response, create_time) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      pruneIdempotency: this.db.prepare('DELETE FROM idempotency WHERE create_time < ?'),
+      countByMasterKey: this.db.prepare<[], { id: string; n: number }>(
+        'SELECT master_key_id AS id, COUNT(*) AS n FROM secret_versions GROUP BY master_key_id',
+      ),
+      listWrapped: this.db.prepare<[string, number], { uid: string; version: number; tenant: string; resource_group: string; name: string; master_key_id: string; wrapped_key: Buffer }>(
+        `SELECT uid, version, tenant, resource_group, name, master_key_id, wrapped_key FROM secret_versions
+         WHERE master_key_id <> ? LIMIT ?`,
+      ),
+      replaceWrapped: this.db.prepare(
+        'UPDATE secret_versions SET master_key_id = ?, wrapped_key = ? WHERE uid = ? AND version = ? AND master_key_id = ?',
+      ),
+      insertToken: this.db.prepare(
+        `INSERT INTO tokens (id, hash, role, tenant, resource_groups, deployment, description, create_time, expire_time, revoke_time)
+         VALUES (@id, @hash, @role, @tenant, @resourceGroups, @deployment, @description, @createTime, @expireTime, @revokeTime)`,
+      ),
+      getToken: this.db.prepare<[string], Record<string, string>>('SELECT * FROM tokens WHERE id = ?'),
+      countTokens: this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM tokens'),
+    };
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)');
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const applied = row.v ?? 0;
+    if (applied > migrations.length)
+      throw new Error(`database schema version ${applied} is newer than this lockboxd (${migrations.length}); upgrade lockboxd`);
+    for (let i = applied; i < migrations.length; i++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[i]);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_time) VALUES (?, ?)').run(i + 1, new Date().toISOString());
+      })();
+    }
+  }
+
+  async getHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined> {
+    const row = this.stmt.head.get(scope.tenant, scope.resourceGroup, name);
+    return row && toHead(row);
+  }
+
+  async getVersion(uid: string, version: number): Promise<VersionRecord | undefined> {
+    const row = this.stmt.version.get(uid, version);
+    return row && toVersionRecord(row);
+  }
+
+  async listHeads(scope: ScopeKey, afterName: string, limit: number): Promise<SecretHead[]> {
+    return this.stmt.listHeads.all(scope.tenant, scope.resourceGroup, afterName, limit).map(toHead);
+  }
+
+  async listVersions(uid: string): Promise<VersionRecord[]> {
+    return this.stmt.versions.all(uid).map(toVersionRecord);
+  }
+
+  commit(changes: Change[], idempotency?: IdempotencyRecord): Promise<CommitOutcome[]> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ changes, idempotency, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Runs every queued job in one transaction: steps (2) and (3) of the header. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const jobs = this.queue.splice(0, this.maxGroup);
+    if (this.queue.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    if (jobs.length === 0) return;
+    const settled: Array<{ job: Job; outcomes?: CommitOutcome[]; error?: unknown }> = [];
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      for (const job of jobs) job.reject(error);
+      return;
+    }
+    for (const job of jobs) {
+      this.db.exec('SAVEPOINT job');
+      try {
+        const outcomes = this.applyJob(job);
+        this.db.exec('RELEASE job');
+        settled.push({ job, outcomes });
+      } catch (error) {
+        this.db.exec('ROLLBACK TO job');
+        this.db.exec('RELEASE job');
+        settled.push({ job, error });
+      }
+    }
+    try {
+      this.db.exec('COMMIT');
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const job of jobs) job.reject(error);
+      return;
+    }
+    for (const { job, outcomes, error } of settled) {
+      if (outcomes) job.resolve(outcomes);
+      else job.reject(error);
+    }
+  }
+
+  private applyJob(job: Job): CommitOutcome[] {
+    const { idempotency } = job;
+    if (idempotency) {
+      const stored = this.stmt.getIdempotency.get(idempotency.tenant, idempotency.key);
+      if (stored) throw new IdempotencyReplayError(stored);
+    }
+    const outcomes: CommitOutcome[] = [];
+    for (const change of job.changes) {
+      this.db.exec('SAVEPOINT change');
+      try {
+        const seq = this.applyChange(change);
+        this.db.exec('RELEASE change');
+        outcomes.push({ ok: true, seq });
+      } catch (error) {
+        this.db.exec('ROLLBACK TO change');
+        this.db.exec('RELEASE change');
+        if (!(error instanceof LockboxError)) throw error;
+        outcomes.push({ ok: false, error });
+      }
+    }
+    if (idempotency) {
+      this.stmt.insertIdempotency.run(
+        idempotency.tenant,
+        idempotency.key,
+        idempotency.method,
+        idempotency.fingerprint,
+        idempotency.respond(outcomes),
+        idempotency.createTime,
+      );
+    }
+    return outcomes;
+  }
+
+  private applyChange(change: Change): number {
+    const { scope, name } = change;
+    const head = this.stmt.headRow.get(scope.tenant, scope.resourceGroup, name);
+    const where = describeScope(scope);
+    if (change.operation === 'create') {
+      if (head) throw new AlreadyExistsError(`secret "${name}" already exists in ${where}`, 'SECRET_EXISTS');
+    } else {
+      if (!head) throw new NotFoundError(`secret "${name}" not found in ${where}`, 'SECRET_NOT_FOUND');
+      if (head.uid !== change.expectUid || head.version !== change.expectVersion)
+        throw new ConflictError(
+          `secret "${name}" is at version ${head.version}, not ${change.expectVersion}: it changed since it was read`,
+        );
+    }
+    const seq = Number(this.stmt.insertNotice.run(change.notice).lastInsertRowid);
+    const record = change.record;
+    if (change.operation === 'delete' || !record) {
+      this.stmt.deleteSecret.run(head!.uid);
+      this.stmt.deleteVersions.run(head!.uid);
+      return seq;
+    }
+    record.changeSeq = seq;
+    if (change.operation === 'create') {
+      this.stmt.insertSecret.run(scope.tenant, scope.resourceGroup, name, record.uid, record.version, record.createTime);
+    } else {
+      this.stmt.setVersion.run(record.version, record.uid);
+    }
+    this.stmt.insertVersion.run({
+      uid: record.uid,
+      version: record.version,
+      tenant: record.tenant,
+      resource_group: record.resourceGroup,
+      name: record.name,
+      operation: record.operation,
+      restored_from: record.restoredFrom,
+      type: record.type,
+      template: record.template,
+      description: record.description,
+      labels: JSON.stringify(record.labels),
+      mount: JSON.stringify(record.mount),
+      keys: JSON.stringify(record.keys),
+      create_time: record.createTime,
+      change_seq: seq,
+      master_key_id: record.envelope.masterKeyId,
+      wrapped_key: Buffer.from(record.envelope.wrappedKey),
+      ciphertext: Buffer.from(record.envelope.ciphertext),
+    });
+    this.stmt.pruneVersions.run(record.uid, record.version - this.maxVersions);
+    return seq;
+  }
+
+  async getIdempotency(tenant: string, key: string): Promise<StoredIdempotency | undefined> {
+    return this.stmt.getIdempotency.get(tenant, key);
+  }
+
+  async pruneIdempotency(before: string): Promise<number> {
+    return this.stmt.pruneIdempotency.run(before).changes;
+  }
+
+  async pendingNotices(limit: number): Promise<StoredNotice[]> {
+    return this.stmt.pendingNotices.all(limit);
+  }
+
+  async deleteNotices(seqs: number[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const seq of seqs) this.stmt.deleteNotice.run(seq);
+    })();
+  }
+
+  async countByMasterKey(): Promise<Map<string, number>> {
+    return new Map(this.stmt.countByMasterKey.all().map((r) => [r.id, r.n]));
+  }
+
+  async listWrappedKeys(notMasterKeyId: string, limit: number): Promise<WrappedKeyRow[]> {
+    return this.stmt.listWrapped.all(notMasterKeyId, limit).map((r) => ({
+      uid: r.uid,
+      version: r.version,
+      tenant: r.tenant,
+      resourceGroup: r.resource_group,
+      name: r.name,
+      masterKeyId: r.master_key_id,
+      wrappedKey: r.wrapped_key,
+    }));
+  }
+
+  async replaceWrappedKeys(rows: WrappedKeyRow[], newMasterKeyId: string, wrapped: Uint8Array[]): Promise<number> {
+    return this.db.transaction(() => {
+      let n = 0;
+      rows.forEach((row, i) => {
+        n += this.stmt.replaceWrapped.run(newMasterKeyId, Buffer.from(wrapped[i]), row.uid, row.version, row.masterKeyId).changes;
+      });
+      return n;
+    })();
+  }
+
+  async insertToken(token: TokenRecord): Promise<void> {
+    this.stmt.insertToken.run({ ...token, resourceGroups: JSON.stringify(token.resourceGroups) });
+  }
+
+  async getToken(id: string): Promise<TokenRecord | undefined> {
+    const row = this.stmt.getToken.get(id);
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      hash: row.hash,
+      role: row.role,
+      tenant: row.tenant,
+      resourceGroups: JSON.parse(row.resource_groups) as string[],
+      deployment: row.deployment,
+      description: row.description,
+      createTime: row.create_time,
+      expireTime: row.expire_time,
+      revokeTime: row.revoke_time,
+    };
+  }
+
+  async countTokens(): Promise<number> {
+    return this.stmt.countTokens.get()!.n;
+  }
+
+  /** Waits for queued commits, then closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.queue.length > 0 || this.flushScheduled) await new Promise((r) => setImmediate(r));
+    this.closed = true;
+    this.db.close();
+  }
+}

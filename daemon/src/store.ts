@@ -1,0 +1,155 @@
+/**
+ * The storage contract. The service code talks only to this interface, so a PostgreSQL store can
+ * stand beside the SQLite one without touching it. Every method is async; a store decides how it
+ * groups writes into transactions, but each `commit` call is atomic and durable when it resolves.
+ */
+import type { LockboxError } from '../../shared/src/errors.js';
+import type { Envelope } from '../../shared/src/crypto.js';
+import type { MountSpec, SecretType } from '../../shared/src/validate.js';
+
+export interface ScopeKey {
+  tenant: string;
+  resourceGroup: string;
+}
+
+export type Operation = 'create' | 'update' | 'delete' | 'restore';
+
+/** One stored version: metadata in clear, values sealed. */
+export interface VersionRecord {
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  uid: string;
+  version: number;
+  operation: Operation;
+  restoredFrom: number;
+  type: SecretType;
+  template: string;
+  description: string;
+  labels: Record<string, string>;
+  mount: MountSpec;
+  keys: string[];
+  createTime: string;
+  changeSeq: number;
+  envelope: Envelope;
+}
+
+/** The current version of a secret plus the secret's own creation time. */
+export interface SecretHead extends VersionRecord {
+  secretCreateTime: string;
+}
+
+/** The notice sent for a change, without its sequence number (the store assigns it). */
+export interface NoticeDraft {
+  subject: string;
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  uid: string;
+  version: number;
+  operation: Operation;
+  time: string;
+}
+
+export interface StoredNotice extends NoticeDraft {
+  seq: number;
+}
+
+/**
+ * A change to apply atomically with its outbox notice.
+ * - create: fails ALREADY_EXISTS when the name is taken.
+ * - update / restore: the head must still be `expectUid` at `expectVersion` (ABORTED otherwise,
+ *   NOT_FOUND when gone).
+ * - delete: as update; removes the secret and every kept version.
+ */
+export interface Change {
+  operation: Operation;
+  scope: ScopeKey;
+  name: string;
+  expectUid?: string;
+  expectVersion?: number;
+  /** The new version (absent for delete). Its changeSeq is filled in by the store. */
+  record?: VersionRecord;
+  notice: NoticeDraft;
+}
+
+export type CommitOutcome = { ok: true; seq: number } | { ok: false; error: LockboxError };
+
+export interface IdempotencyRecord {
+  tenant: string;
+  key: string;
+  method: string;
+  fingerprint: string;
+  createTime: string;
+  /** Builds the response to store, from the outcomes, inside the transaction. */
+  respond: (outcomes: CommitOutcome[]) => string;
+}
+
+export interface StoredIdempotency {
+  method: string;
+  fingerprint: string;
+  response: string;
+  createTime: string;
+}
+
+export interface TokenRecord {
+  id: string;
+  hash: string;
+  role: string;
+  tenant: string;
+  resourceGroups: string[];
+  deployment: string;
+  description: string;
+  createTime: string;
+  expireTime: string;
+  revokeTime: string;
+}
+
+export interface WrappedKeyRow {
+  uid: string;
+  version: number;
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  masterKeyId: string;
+  wrappedKey: Uint8Array;
+}
+
+export interface Store {
+  getHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined>;
+  getVersion(uid: string, version: number): Promise<VersionRecord | undefined>;
+  /** Heads of a scope ordered by name, strictly after `afterName`. */
+  listHeads(scope: ScopeKey, afterName: string, limit: number): Promise<SecretHead[]>;
+  listVersions(uid: string): Promise<VersionRecord[]>;
+
+  /**
+   * Applies each change in its own savepoint (a failed change does not undo the others), records
+   * the idempotency entry, and commits once. Throws IdempotencyReplayError when `idempotency`'s
+   * key is already stored.
+   */
+  commit(changes: Change[], idempotency?: IdempotencyRecord): Promise<CommitOutcome[]>;
+  getIdempotency(tenant: string, key: string): Promise<StoredIdempotency | undefined>;
+  pruneIdempotency(before: string): Promise<number>;
+
+  pendingNotices(limit: number): Promise<StoredNotice[]>;
+  deleteNotices(seqs: number[]): Promise<void>;
+
+  countByMasterKey(): Promise<Map<string, number>>;
+  listWrappedKeys(notMasterKeyId: string, limit: number): Promise<WrappedKeyRow[]>;
+  /** Replaces wrapped keys whose master key id is still `row.masterKeyId`; returns how many. */
+  replaceWrappedKeys(rows: WrappedKeyRow[], newMasterKeyId: string, wrapped: Uint8Array[]): Promise<number>;
+
+  insertToken(token: TokenRecord): Promise<void>;
+  getToken(id: string): Promise<TokenRecord | undefined>;
+  countTokens(): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+/** Thrown by `commit` when the idempotency key was used before. */
+export class IdempotencyReplayError extends Error {
+  override name = 'IdempotencyReplayError';
+  constructor(readonly stored: StoredIdempotency) {
+    super('idempotency key already used');
+  }
+}

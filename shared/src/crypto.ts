@@ -1,0 +1,155 @@
+/**
+ * Envelope encryption with libsodium.
+ *
+ * 1. Each secret version gets a fresh random 256-bit data key.
+ * 2. The payload (the version's key → value map) is sealed with XChaCha20-Poly1305 under the data
+ *    key. Its associated data names the record: tenant, resource group, name, uid and version, so
+ *    a ciphertext copied onto another record (or another version) fails to open.
+ * 3. The data key is wrapped (XChaCha20-Poly1305 again) by the active master key; the wrap's
+ *    associated data is the master key id plus the same record name, so a wrapped key is bound to
+ *    its record too.
+ * 4. Rotating the master key re-wraps (3) only: the payload is never re-encrypted.
+ */
+import sodium from 'libsodium-wrappers';
+import { DecryptionError } from './errors.js';
+
+export const KEY_BYTES = 32;
+const NONCE_BYTES = 24;
+
+export interface MasterKey {
+  id: string;
+  key: Uint8Array;
+}
+
+export interface RecordIdentity {
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  uid: string;
+  version: number;
+}
+
+/** What is stored for one sealed version. */
+export interface Envelope {
+  masterKeyId: string;
+  /** nonce ‖ wrapped data key */
+  wrappedKey: Uint8Array;
+  /** nonce ‖ ciphertext */
+  ciphertext: Uint8Array;
+}
+
+export async function initCrypto(): Promise<void> {
+  await sodium.ready;
+}
+
+export function randomKey(): Uint8Array {
+  return sodium.randombytes_buf(KEY_BYTES);
+}
+
+export function randomBytes(length: number): Uint8Array {
+  return sodium.randombytes_buf(length);
+}
+
+/** Unambiguous: fields are NUL-separated and none of them may contain NUL. */
+export function recordAssociatedData(record: RecordIdentity): Uint8Array {
+  return new TextEncoder().encode(
+    ['lockbox/v1/secret', record.tenant, record.resourceGroup, record.name, record.uid, String(record.version)].join('\0'),
+  );
+}
+
+function wrapAssociatedData(masterKeyId: string, record: RecordIdentity): Uint8Array {
+  const recordAd = recordAssociatedData(record);
+  const prefix = new TextEncoder().encode(`lockbox/v1/data-key\0${masterKeyId}\0`);
+  const ad = new Uint8Array(prefix.length + recordAd.length);
+  ad.set(prefix, 0);
+  ad.set(recordAd, prefix.length);
+  return ad;
+}
+
+function seal(plaintext: Uint8Array, ad: Uint8Array, key: Uint8Array): Uint8Array {
+  const nonce = sodium.randombytes_buf(NONCE_BYTES);
+  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, null, nonce, key);
+  const out = new Uint8Array(NONCE_BYTES + sealed.length);
+  out.set(nonce, 0);
+  out.set(sealed, NONCE_BYTES);
+  return out;
+}
+
+function open(box: Uint8Array, ad: Uint8Array, key: Uint8Array, what: string): Uint8Array {
+  if (box.length < NONCE_BYTES + 16) throw new DecryptionError(`${what} is truncated`);
+  try {
+    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, box.subarray(NONCE_BYTES), ad, box.subarray(0, NONCE_BYTES), key);
+  } catch {
+    throw new DecryptionError(`${what} does not open: it was altered or belongs to another record`);
+  }
+}
+
+export function wrapDataKey(dataKey: Uint8Array, master: MasterKey, record: RecordIdentity): Uint8Array {
+  return seal(dataKey, wrapAssociatedData(master.id, record), master.key);
+}
+
+export function unwrapDataKey(wrapped: Uint8Array, master: MasterKey, record: RecordIdentity): Uint8Array {
+  return open(wrapped, wrapAssociatedData(master.id, record), master.key, 'data key');
+}
+
+/** Serialises a key → value map (the plaintext of a version). */
+export function encodePayload(data: Record<string, Uint8Array>): Uint8Array {
+  const json: Record<string, string> = {};
+  for (const key of Object.keys(data).sort()) json[key] = Buffer.from(data[key]).toString('base64');
+  return new TextEncoder().encode(JSON.stringify(json));
+}
+
+export function decodePayload(bytes: Uint8Array): Record<string, Buffer> {
+  const json = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string>;
+  const data: Record<string, Buffer> = {};
+  for (const [key, value] of Object.entries(json)) data[key] = Buffer.from(value, 'base64');
+  return data;
+}
+
+/** (1)-(3): seals a version's data under a fresh data key wrapped by `master`. */
+export function sealSecret(data: Record<string, Uint8Array>, master: MasterKey, record: RecordIdentity): Envelope {
+  const dataKey = randomKey();
+  try {
+    const ciphertext = seal(encodePayload(data), recordAssociatedData(record), dataKey);
+    return { masterKeyId: master.id, wrappedKey: wrapDataKey(dataKey, master, record), ciphertext };
+  } finally {
+    sodium.memzero(dataKey);
+  }
+}
+
+export function openSecret(envelope: Envelope, master: MasterKey, record: RecordIdentity): Record<string, Buffer> {
+  const dataKey = unwrapDataKey(envelope.wrappedKey, master, record);
+  try {
+    return decodePayload(open(envelope.ciphertext, recordAssociatedData(record), dataKey, 'secret payload'));
+  } finally {
+    sodium.memzero(dataKey);
+  }
+}
+
+/** (4): the same data key, wrapped by another master key. */
+export function rewrapDataKey(wrapped: Uint8Array, from: MasterKey, to: MasterKey, record: RecordIdentity): Uint8Array {
+  const dataKey = unwrapDataKey(wrapped, from, record);
+  try {
+    return wrapDataKey(dataKey, to, record);
+  } finally {
+    sodium.memzero(dataKey);
+  }
+}
+
+/** A keyed BLAKE2b hash, hex. Used for tokens and idempotency request fingerprints. */
+export function keyedHash(message: Uint8Array | string, key: Uint8Array): string {
+  return sodium.crypto_generichash(32, message, key, 'hex');
+}
+
+/** Derives a purpose-bound subkey (8-character context) from a root key. */
+export function deriveKey(root: Uint8Array, id: number, context: string): Uint8Array {
+  return sodium.crypto_kdf_derive_from_key(KEY_BYTES, id, context, root);
+}
+
+/** Constant-time comparison of two equal-length hex or byte strings. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  if (left.length !== right.length) return false;
+  return sodium.memcmp(left, right);
+}
