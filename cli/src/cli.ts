@@ -1,0 +1,334 @@
+/**
+ * The `lockbox` CLI, a gRPC client. `runCli` is the whole program with its I/O handed in, so
+ * tests run it in-process; main.ts binds it to the real process.
+ * Exit codes: 0 ok, 1 the call failed (one line on stderr), 2 usage error.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { LockboxClient } from './client.js';
+import { parseBatchFile, readMap, readValues, UsageError } from './inputs.js';
+import { presentData, renderFields, renderStructured, renderTable, type OutputFormat } from './output.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  readStdin: () => Buffer;
+  /** Where ./.lockbox/admin.token is looked for. Settings' env vars come from process.env. */
+  cwd: string;
+}
+
+interface GlobalOptions {
+  addr: string;
+  token?: string;
+  tokenFile?: string;
+  output: OutputFormat;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  timeout: string;
+}
+
+interface ScopeOptions {
+  tenant?: string;
+  resourceGroup?: string;
+  tenantWide?: boolean;
+}
+
+class CallFailed extends Error {
+  override name = 'CallFailed';
+}
+
+function grpcMessage(error: unknown): string {
+  const e = error as ServiceError;
+  if (typeof e?.code === 'number') {
+    const name = GrpcStatus[e.code] ?? String(e.code);
+    if (e.code === GrpcStatus.UNAVAILABLE) return `${name}: cannot reach lockboxd (${e.details})`;
+    if (e.code === GrpcStatus.DEADLINE_EXCEEDED) return `${name}: lockboxd did not answer in time`;
+    return `${name}: ${e.details}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let client: LockboxClient | undefined;
+  const program = new Command('lockbox')
+    .description('lockbox CLI: manage secrets in lockboxd over gRPC')
+    .addOption(new Option('--addr <host:port>', 'lockboxd gRPC address').env('LOCKBOX_ADDR').default('127.0.0.1:7700'))
+    .addOption(new Option('--token <token>', 'API token (prefer LOCKBOX_TOKEN or --token-file: flags show in ps)').env('LOCKBOX_TOKEN'))
+    .addOption(new Option('--token-file <path>', 'file holding the token (default ./.lockbox/admin.token)').env('LOCKBOX_TOKEN_FILE'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table'))
+    .addOption(new Option('--tls-ca <path>', 'CA bundle (PEM) to verify lockboxd: enables TLS').env('LOCKBOX_TLS_CA'))
+    .addOption(new Option('--tls-cert <path>', 'client certificate (PEM) for mTLS').env('LOCKBOX_TLS_CERT'))
+    .addOption(new Option('--tls-key <path>', 'client key (PEM) for mTLS').env('LOCKBOX_TLS_KEY'))
+    .addOption(new Option('--timeout <duration>', 'per-call deadline in seconds').env('LOCKBOX_TIMEOUT').default('30'))
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const globals = () => program.opts<GlobalOptions>();
+
+  const connect = (): LockboxClient => {
+    if (client) return client;
+    const g = globals();
+    let token = g.token;
+    if (!token) {
+      const file = g.tokenFile ?? join(io.cwd, '.lockbox', 'admin.token');
+      if (!existsSync(file))
+        throw new UsageError(`no token: pass --token, set LOCKBOX_TOKEN or LOCKBOX_TOKEN_FILE, or run where ./.lockbox/admin.token exists`);
+      token = readFileSync(resolve(io.cwd, file), 'utf8').trim();
+    }
+    const timeout = Number(g.timeout);
+    if (!(timeout > 0)) throw new UsageError(`--timeout "${g.timeout}" must be a positive number of seconds`);
+    client = new LockboxClient({ addr: g.addr, token, tlsCa: g.tlsCa, tlsCert: g.tlsCert, tlsKey: g.tlsKey, timeoutMs: timeout * 1000 });
+    return client;
+  };
+  const secretsCall = (method: string, request: object, idempotencyKey?: string) =>
+    connect().secretsCall(method, request, { idempotencyKey }).catch((error: unknown) => {
+      throw new CallFailed(grpcMessage(error));
+    });
+  const keysCall = (method: string, request: object) =>
+    connect().keysCall(method, request).catch((error: unknown) => {
+      throw new CallFailed(grpcMessage(error));
+    });
+
+  const print = (value: unknown, table: () => string) => {
+    const format = globals().output;
+    io.stdout(format === 'table' ? table() : renderStructured(value, format));
+  };
+
+  const withScope = (command: Command) =>
+    command
+      .option('--tenant <tenant>', 'tenant (default: "default")')
+      .option('--resource-group <group>', 'resource group ("" main tenant, "*" tenant-wide)')
+      .option('--tenant-wide', 'the tenant-wide scope (resource group "*")');
+  const scopeOf = (o: ScopeOptions) => {
+    if (o.tenantWide && o.resourceGroup !== undefined && o.resourceGroup !== '*') throw new UsageError('--tenant-wide and --resource-group disagree');
+    return { tenant: o.tenant ?? '', resource_group: o.tenantWide ? '*' : (o.resourceGroup ?? '') };
+  };
+  const positiveInt = (text: string | undefined, flag: string): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} "${text}" must be a whole number of 1 or more`);
+    return n;
+  };
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  const mountOf = (o: { mount?: string; path?: string; subpath?: string[]; format?: string }) =>
+    o.mount || o.path || o.subpath || o.format
+      ? { kind: o.mount ?? '', path: o.path ?? '', sub_paths: readMap(o.subpath, '--subpath'), format: o.format ?? '' }
+      : undefined;
+
+  const secretTable = (s: any) => {
+    const fields: Array<[string, string]> = [
+      ['name', s.name],
+      ['scope', `${s.scope?.tenant}/${s.scope?.resource_group === '' ? '(main)' : s.scope?.resource_group}`],
+      ['type', s.type],
+      ['template', s.template],
+      ['version', String(s.version)],
+      ['keys', (s.keys ?? []).join(', ')],
+      ['mount', `${s.mount?.kind} ${s.mount?.path}${s.mount?.format ? ` (${s.mount.format})` : ''}`],
+      ['labels', Object.entries(s.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')],
+      ['description', s.description ?? ''],
+      ['created', s.create_time],
+      ['updated', s.update_time],
+      ['uid', s.uid],
+    ];
+    for (const [k, v] of Object.entries(s.mount?.sub_paths ?? {})) fields.push([`subpath ${k}`, String(v)]);
+    let out = renderFields(fields);
+    if (s.data) {
+      out += '\n' + renderTable(['KEY', 'VALUE'], Object.entries(presentData(s.data).data ?? {}).map(([k, v]) => [k, v]));
+      for (const [k, v] of Object.entries(presentData(s.data).data_base64 ?? {})) out += `${k} (base64): ${v}\n`;
+    }
+    return out;
+  };
+  const secretView = (s: any) => {
+    const { data, ...rest } = s;
+    return { ...rest, ...presentData(data) };
+  };
+
+  const secret = program.command('secret').description('create, read, change and delete secrets');
+
+  withScope(secret.command('create <name> [values...]'))
+    .description('create a secret from KEY=VALUE, KEY=@file or KEY=- (stdin) arguments')
+    .addOption(new Option('--type <type>', 'secret type').choices(['opaque', 'container_registry']))
+    .option('--template <slug>', 'provider template: openai, aws, huggingface, github, custom')
+    .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))
+    .option('--path <path>', 'mount path relative to $BENTOML_HOME (default: the name)')
+    .option('--subpath <key=sub>', 'per-key sub-path under the mount path (repeatable)', collect)
+    .addOption(new Option('--format <format>', 'env file format').choices(['dotenv', 'sh', 'json']))
+    .option('--description <text>', 'description')
+    .option('--label <k=v>', 'label (repeatable)', collect)
+    .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
+    .action(async (name: string, values: string[], o) => {
+      const data = readValues(values, io.readStdin);
+      const secret = await secretsCall(
+        'CreateSecret',
+        { scope: scopeOf(o), secret: { name, type: o.type, template: o.template, description: o.description, labels: readMap(o.label, '--label'), mount: mountOf(o), data } },
+        o.idempotencyKey,
+      );
+      print(secretView(secret), () => `created ${secret.name} version ${secret.version}\n`);
+    });
+
+  withScope(secret.command('get <name>'))
+    .description('show a secret; values only with --reveal')
+    .option('--version <n>', 'a kept version instead of the current one')
+    .option('--reveal', 'print the values')
+    .action(async (name: string, o) => {
+      const s = await secretsCall('GetSecret', { scope: scopeOf(o), name, version: positiveInt(o.version, '--version'), include_values: Boolean(o.reveal) });
+      print(secretView(s), () => secretTable(s));
+    });
+
+  withScope(secret.command('update <name> [values...]'))
+    .description('set KEY=VALUE (or @file, -) keys, remove keys, or change metadata; makes a new version')
+    .option('--remove <key>', 'remove a key (repeatable)', collect)
+    .option('--replace', 'the given keys become the whole data')
+    .option('--expected-version <n>', 'apply only if the current version is n')
+    .option('--template <slug>', 'change the provider template')
+    .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))
+    .option('--path <path>', 'mount path relative to $BENTOML_HOME')
+    .option('--subpath <key=sub>', 'per-key sub-path (repeatable)', collect)
+    .addOption(new Option('--format <format>', 'env file format').choices(['dotenv', 'sh', 'json']))
+    .option('--description <text>', 'description')
+    .option('--label <k=v>', 'set a label (repeatable)', collect)
+    .option('--remove-label <key>', 'remove a label (repeatable)', collect)
+    .action(async (name: string, values: string[], o) => {
+      const s = await secretsCall('UpdateSecret', {
+        scope: scopeOf(o),
+        name,
+        set: readValues(values, io.readStdin),
+        remove: o.remove,
+        replace: Boolean(o.replace),
+        expected_version: positiveInt(o.expectedVersion, '--expected-version'),
+        description: o.description,
+        set_labels: readMap(o.label, '--label'),
+        remove_labels: o.removeLabel,
+        mount: mountOf(o),
+        template: o.template,
+      });
+      print(secretView(s), () => `updated ${s.name} to version ${s.version}\n`);
+    });
+
+  withScope(secret.command('delete <name>'))
+    .description('delete a secret and every kept version')
+    .option('--expected-version <n>', 'delete only if the current version is n')
+    .action(async (name: string, o) => {
+      const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version') });
+      print(r, () => `deleted ${r.name} (was version ${r.version})\n`);
+    });
+
+  withScope(secret.command('list'))
+    .description('list secrets (never values)')
+    .option('--limit <n>', 'page size (1-1000)')
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .option('--all', 'follow cursors to the end')
+    .option('--template <slug>', 'only this provider template')
+    .addOption(new Option('--type <type>', 'only this type').choices(['opaque', 'container_registry']))
+    .option('--label <k=v>', 'only with this label (repeatable)', collect)
+    .action(async (o) => {
+      const request = { scope: scopeOf(o), limit: positiveInt(o.limit, '--limit'), cursor: o.cursor, template: o.template, type: o.type, labels: o.label };
+      const secrets: any[] = [];
+      let next = '';
+      do {
+        const page = await secretsCall('ListSecrets', { ...request, cursor: next || request.cursor });
+        secrets.push(...(page.secrets ?? []));
+        next = page.next_cursor ?? '';
+      } while (o.all && next);
+      print({ secrets, next_cursor: next }, () =>
+        renderTable(
+          ['NAME', 'TYPE', 'TEMPLATE', 'VERSION', 'KEYS', 'UPDATED'],
+          secrets.map((s) => [s.name, s.type, s.template, String(s.version), (s.keys ?? []).join(','), s.update_time]),
+        ) + (next ? `(more: --cursor ${next})\n` : ''),
+      );
+    });
+
+  withScope(secret.command('history <name>'))
+    .description('list the kept versions of a secret')
+    .action(async (name: string, o) => {
+      const r = await secretsCall('ListVersions', { scope: scopeOf(o), name });
+      print(r, () =>
+        renderTable(
+          ['VERSION', 'OPERATION', 'CREATED', 'KEYS'],
+          (r.versions ?? []).map((v: any) => [
+            `${v.version}${v.version === r.current_version ? ' (current)' : ''}`,
+            v.operation + (v.restored_from ? ` of v${v.restored_from}` : ''),
+            v.create_time,
+            (v.keys ?? []).join(','),
+          ]),
+        ),
+      );
+    });
+
+  withScope(secret.command('restore <name> <version>'))
+    .description('make a kept version current again (as a new version)')
+    .option('--expected-version <n>', 'restore only if the current version is n')
+    .action(async (name: string, version: string, o) => {
+      const s = await secretsCall('RestoreVersion', {
+        scope: scopeOf(o),
+        name,
+        version: positiveInt(version, 'version'),
+        expected_version: positiveInt(o.expectedVersion, '--expected-version'),
+      });
+      print(secretView(s), () => `restored ${s.name} version ${version} as version ${s.version}\n`);
+    });
+
+  const applyAction = async (o: ScopeOptions & { file: string; idempotencyKey?: string }) => {
+    let text: string;
+    try {
+      text = o.file === '-' ? io.readStdin().toString('utf8') : readFileSync(resolve(io.cwd, o.file), 'utf8');
+    } catch (error) {
+      throw new UsageError(`cannot read ${o.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    const batch = parseBatchFile(text, o.file);
+    const explicit = o.tenant !== undefined || o.resourceGroup !== undefined || o.tenantWide;
+    const r = await secretsCall('BatchSecrets', { scope: explicit ? scopeOf(o) : (batch.scope ?? scopeOf(o)), items: batch.items }, o.idempotencyKey);
+    print(r, () =>
+      renderTable(
+        ['#', 'OPERATION', 'NAME', 'STATUS', 'VERSION', 'MESSAGE'],
+        (r.results ?? []).map((x: any) => [String(x.index ?? 0), x.operation, x.name, x.status, x.secret ? String(x.secret.version) : '', x.message ?? '']),
+      ) + `${r.succeeded ?? 0} applied, ${r.failed ?? 0} failed\n`,
+    );
+    if (r.failed) throw new CallFailed(`${r.failed} of ${(r.results ?? []).length} items failed`);
+  };
+  for (const parent of [program, secret])
+    withScope(parent.command('apply'))
+      .description('create, update and delete secrets from a JSON or YAML batch file (a status per item)')
+      .requiredOption('-f, --file <path>', 'the batch file, or - for standard input')
+      .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
+      .action(applyAction);
+
+  const key = program.command('key').description('master keys');
+  key
+    .command('rotate')
+    .description('add a master key and re-wrap every data key under it, while lockboxd serves')
+    .action(async () => {
+      const r = await keysCall('RotateMasterKey', {});
+      print(r, () => `active master key ${r.active_key_id} (was ${r.previous_key_id}); re-wrapped ${r.rewrapped} data keys\n`);
+    });
+  key
+    .command('list')
+    .description('list master keys and how many data keys each wraps')
+    .action(async () => {
+      const r = await keysCall('ListMasterKeys', {});
+      print(r, () => renderTable(['ID', 'ACTIVE', 'DATA KEYS', 'CREATED'], (r.keys ?? []).map((k: any) => [k.id, k.active ? 'yes' : '', String(k.data_keys ?? 0), k.create_time ?? ''])));
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      if (error.code === 'commander.executeSubCommandAsync') return 1;
+      return 2;
+    }
+    if (error instanceof UsageError) {
+      io.stderr(`lockbox: ${error.message}\n`);
+      return 2;
+    }
+    io.stderr(`lockbox: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    client?.close();
+  }
+}
