@@ -34,6 +34,7 @@ import {
   type SecretType,
 } from '../../shared/src/validate.js';
 import { authorize, type Action, type Principal } from './auth.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import type { Keyring } from './keyring.js';
 import {
   headMessage,
@@ -115,6 +116,7 @@ export class SecretsService {
   private readonly keyring: Keyring;
   private readonly onCommitted: () => void;
   private readonly maxConflictRetries: number;
+  private readonly writers = new KeyedMutex();
 
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
@@ -326,11 +328,15 @@ export class SecretsService {
     return outcome.seq;
   }
 
-  /** Retries a read-modify-write that lost a race, unless the caller pinned a version. */
-  private async retryOnConflict<T>(pinned: boolean, run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a read-modify-write of one secret: serialised per secret within this daemon, and retried
+   * when another replica won the compare-and-set, unless the caller pinned a version.
+   */
+  private async retryOnConflict<T>(scope: ScopeKey, name: string, pinned: boolean, run: () => Promise<T>): Promise<T> {
+    const key = JSON.stringify([scope.tenant, scope.resourceGroup, name]);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run();
+        return await this.writers.run(key, run);
       } catch (error) {
         if (pinned || !(error instanceof ConflictError) || attempt >= this.maxConflictRetries) throw error;
       }
@@ -374,7 +380,7 @@ export class SecretsService {
 
   async update(request: UpdateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
     const scope = this.resolveScope(request.scope, ctx, 'write');
-    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+    return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
       const prepared = await this.prepareUpdate(scope, request, new Date().toISOString());
       return prepared.describe!(await this.commitOne(prepared.change))!;
     });
@@ -382,7 +388,7 @@ export class SecretsService {
 
   async delete(request: DeleteSecretRequest, ctx: CallContext): Promise<{ name: string; version: number; change_seq: number }> {
     const scope = this.resolveScope(request.scope, ctx, 'write');
-    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+    return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
       const prepared = await this.prepareDelete(scope, request, new Date().toISOString());
       const seq = await this.commitOne(prepared.change);
       return { name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq };
@@ -394,7 +400,7 @@ export class SecretsService {
     const name = request.name ?? '';
     checkSecretName(name);
     if (!request.version || request.version < 1) throw new InvalidArgumentError('version', 'give the version to restore (1 or more)');
-    return this.retryOnConflict(Boolean(request.expected_version), async () => {
+    return this.retryOnConflict(scope, name, Boolean(request.expected_version), async () => {
       const head = await this.requireHead(scope, name);
       if (request.expected_version && head.version !== request.expected_version)
         throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
