@@ -109,7 +109,7 @@ t.test('types and templates', async (t) => {
 
   const reg = await d.call('CreateSecret', createRequest('registry', { server: 'ghcr.io', username: 'u', password: 'p' }, { type: 'container_registry' }));
   t.equal(reg.type, 'container_registry');
-  await t.rejects(d.call('CreateSecret', createRequest('reg2', { server: 'x', username: 'u' }, { type: 'container_registry' })), { details: /needs keys password/ });
+  await t.rejects(d.call('CreateSecret', createRequest('reg2', { server: 'x', username: 'u' }, { type: 'container_registry' })), { code: status.INVALID_ARGUMENT, details: /needs keys password/ });
   await t.rejects(d.call('CreateSecret', createRequest('reg3', { server: 'x', username: 'u', password: 'p', token: 't' }, { type: 'container_registry' })), { details: /accepts only server, username, password, email/ });
 });
 
