@@ -101,6 +101,7 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
       await daemon.stop();
       config = { ...config, ...more };
       daemon = await startDaemon(config, log);
+      stopped = false;
       clients = makeClients(daemon.address);
     },
     async stop() {

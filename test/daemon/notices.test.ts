@@ -1,0 +1,96 @@
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from 'nats';
+import type { ChangeNotice } from '../../shared/src/subject.js';
+import { createRequest, startTestDaemon } from '../helpers/daemon.js';
+import { startNats } from '../helpers/nats.js';
+
+const CANARY = 'NOTICE-CANARY-7f3a';
+
+async function subscribe(t: { teardown(fn: () => unknown): void }, url: string) {
+  const nc: NatsConnection = await connect({ servers: url, reconnectTimeWait: 10, maxReconnectAttempts: -1 });
+  t.teardown(() => nc.close());
+  const received: Array<{ subject: string; notice: ChangeNotice; raw: string }> = [];
+  const sub = nc.subscribe('lockbox.v1.changes.>');
+  void (async () => {
+    for await (const m of sub) received.push({ subject: m.subject, notice: JSON.parse(m.string()) as ChangeNotice, raw: m.string() });
+  })();
+  await nc.flush();
+  return { nc, received };
+}
+
+async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(20);
+  }
+}
+
+t.test('each change sends one notice with scope, name, version, operation and seq, never a value', async (t) => {
+  const nats = await startNats(t);
+  const { received } = await subscribe(t, nats.url);
+  const d = await startTestDaemon(t, { natsUrl: nats.url });
+  await until('publisher connected', () => d.daemon.publisher.isConnected);
+  await d.call('CreateSecret', { scope: { resource_group: '*' }, ...createRequest('demo.key', { A: CANARY }) });
+  await d.call('UpdateSecret', { scope: { resource_group: '*' }, name: 'demo.key', set: { A: Buffer.from(CANARY + '2') } });
+  await d.call('DeleteSecret', { scope: { resource_group: '*' }, name: 'demo.key' });
+  await until('3 notices', () => received.length >= 3);
+  t.same(received.map((r) => r.subject), Array(3).fill('lockbox.v1.changes.default.%2A.demo%2Ekey'));
+  t.same(received.map((r) => [r.notice.operation, r.notice.version]), [['create', 1], ['update', 2], ['delete', 2]]);
+  t.same(received.map((r) => [r.notice.tenant, r.notice.resource_group, r.notice.name]), Array(3).fill(['default', '*', 'demo.key']));
+  const seqs = received.map((r) => r.notice.seq);
+  t.ok(seqs[0] < seqs[1] && seqs[1] < seqs[2], 'the global sequence grows');
+  for (const r of received) t.notMatch(r.raw, CANARY, 'no value in a notice');
+  t.same(await d.daemon.store.pendingNotices(10), [], 'the outbox is empty once sent');
+});
+
+t.test('notices wait in the outbox while NATS is down and arrive when it is back', async (t) => {
+  const nats = await startNats(t);
+  const { received } = await subscribe(t, nats.url);
+  const d = await startTestDaemon(t, { natsUrl: nats.url });
+  await until('publisher connected', () => d.daemon.publisher.isConnected);
+  await d.call('CreateSecret', createRequest('rotating', { A: '0' }));
+  await until('first notice', () => received.length === 1);
+
+  await nats.stop();
+  await until('publisher sees the outage', () => !d.daemon.publisher.isConnected);
+  for (let i = 1; i <= 5; i++) await d.call('UpdateSecret', { name: 'rotating', set: { A: Buffer.from(String(i)) } });
+  t.equal((await d.daemon.store.pendingNotices(100)).length, 5, 'five acknowledged changes wait in the outbox');
+
+  await nats.start();
+  await until('all notices after the outage', () => received.filter((r) => r.notice.version >= 2).length >= 5, 15_000);
+  t.same(
+    [...new Set(received.map((r) => r.notice.version))].sort((a, b) => a - b),
+    [1, 2, 3, 4, 5, 6],
+    'every version was announced',
+  );
+  await until('outbox drained', () => d.daemon.publisher.published >= 6);
+  t.same(await d.daemon.store.pendingNotices(100), []);
+  t.ok(d.logs.some((l) => l.includes('NATS connection lost')), 'the outage is logged');
+});
+
+t.test('notices committed while NATS was away are sent after a daemon restart', async (t) => {
+  const nats = await startNats(t);
+  await nats.stop();
+  const d = await startTestDaemon(t, { natsUrl: nats.url });
+  await d.call('CreateSecret', createRequest('later', { A: '1' }));
+  await d.call('UpdateSecret', { name: 'later', set: { A: Buffer.from('2') } });
+  t.ok(d.logs.some((l) => l.includes('NATS is not reachable')), 'the daemon says it runs without NATS');
+  await d.stop();
+
+  await nats.start();
+  const { received } = await subscribe(t, nats.url);
+  await d.restart();
+  await until('both notices', () => received.length >= 2);
+  t.same(received.map((r) => r.notice.version), [1, 2]);
+});
+
+t.test('a daemon without NATS says so and keeps notices', async (t) => {
+  const d = await startTestDaemon(t, { natsUrl: '' });
+  await d.call('CreateSecret', createRequest('quiet', { A: '1' }));
+  t.ok(d.logs.some((l) => l.includes('NATS is disabled')));
+  const pending = await d.daemon.store.pendingNotices(10);
+  t.equal(pending.length, 1);
+  t.equal(pending[0].subject, 'lockbox.v1.changes.default._.quiet');
+});

@@ -1,0 +1,33 @@
+/** Runs the built programs (dist/) as real processes: for crash tests and the CLI binary. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const daemonBin = join(repoRoot, 'dist', 'daemon', 'src', 'main.js');
+export const cliBin = join(repoRoot, 'dist', 'cli', 'src', 'main.js');
+
+export interface SpawnedDaemon {
+  child: ChildProcess;
+  addr: string;
+  output: () => string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+}
+
+/** Starts lockboxd and waits for its "lockboxd ready" line. */
+export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}, cwd = repoRoot): Promise<SpawnedDaemon> {
+  const child = spawn(process.execPath, [daemonBin, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const line = output.split('\n').find((l) => l.includes('"lockboxd ready"'));
+      if (line) resolve({ child, addr: (JSON.parse(line) as { addr: string }).addr, output: () => output, exited });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    void exited.then((code) => reject(new Error(`lockboxd exited (${code}) before it was ready:\n${output}`)));
+  });
+}

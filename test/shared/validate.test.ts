@@ -1,0 +1,50 @@
+import t from 'tap';
+import { InvalidArgumentError } from '../../shared/src/errors.js';
+import { fileNameProblem, relativePathProblem } from '../../shared/src/mount-path.js';
+import { checkKeyName, checkLabels, checkMount, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
+
+t.test('mount paths: hostile ones are refused with a reason', async (t) => {
+  const bad: Array<[string, RegExp]> = [
+    ['', /empty/],
+    ['/etc/passwd', /relative/],
+    ['..', /"\.\." segment/],
+    ['../x', /"\.\." segment/],
+    ['a/../../etc', /"\.\." segment/],
+    ['a/..', /"\.\." segment/],
+    ['..sneaky', /must not start with "\.\."/],
+    ['a/..data', /must not start with "\.\."/],
+    ['./a', /"\." segment/],
+    ['a//b', /empty segments/],
+    ['a/', /empty segments/],
+    ['a\0b', /NUL/],
+    ['a\\b', /"\/"/],
+    ['C:/x', /drive letter/],
+    ['a\nb', /control characters/],
+    ['x'.repeat(1025), /at most 1024/],
+  ];
+  for (const [path, reason] of bad) t.match(relativePathProblem(path), reason, JSON.stringify(path));
+  for (const path of ['demo', 'demo/secrets/password', 'a.b/c-d_e', '.hidden', 'a/.b']) t.equal(relativePathProblem(path), undefined, path);
+  t.match(fileNameProblem('a/b'), /"\/"/);
+});
+
+t.test('names, keys, scopes, labels', async (t) => {
+  for (const name of ['demo', 'a', 'a.b-c_d', 'A1']) t.doesNotThrow(() => checkSecretName(name), name);
+  for (const name of ['', '-a', 'a-', '.a', 'a b', 'a/b', 'a..b', 'ü', 'a\0']) t.throws(() => checkSecretName(name), InvalidArgumentError, JSON.stringify(name));
+  for (const key of ['OPENAI_API_KEY', 'config.json', '.dockerconfigjson', 'a-b']) t.doesNotThrow(() => checkKeyName(key, 'k'), key);
+  for (const key of ['', '..', '.', '..data', 'a/b', 'a b', 'a\0b', 'x'.repeat(254)]) t.throws(() => checkKeyName(key, 'k'), InvalidArgumentError, JSON.stringify(key));
+  for (const tenant of ['default', 'acme-1']) t.doesNotThrow(() => checkTenant(tenant));
+  for (const tenant of ['', 'Acme', '-a', 'a_b', 'a'.repeat(64)]) t.throws(() => checkTenant(tenant), InvalidArgumentError);
+  for (const group of ['', '*', 'team-a']) t.doesNotThrow(() => checkResourceGroup(group));
+  for (const group of ['**', 'a*', 'Team', ' ']) t.throws(() => checkResourceGroup(group), InvalidArgumentError);
+  t.doesNotThrow(() => checkLabels({ team: 'a', 'example.com/tier': 'gold', empty: '' }));
+  t.throws(() => checkLabels({ 'Example.com/x': 'v' }), /prefix/);
+  t.throws(() => checkLabels(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']))), /at most 64/);
+});
+
+t.test('mounts', async (t) => {
+  const base = { kind: 'file' as const, path: 'demo', subPaths: {}, format: '' as const };
+  t.doesNotThrow(() => checkMount({ ...base, subPaths: { password: 'secrets/password' } }, ['password']));
+  t.throws(() => checkMount({ ...base, format: 'sh' }, ['A']), /applies to env mounts only/);
+  t.throws(() => checkMount({ ...base, kind: 'env', format: 'dotenv', subPaths: { A: 'x' } }, ['A']), /file mounts only/);
+  t.throws(() => checkMount({ ...base, subPaths: { A: 'x'.repeat(1020) } }, ['A']), /total at most 1024/);
+});
