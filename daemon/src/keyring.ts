@@ -123,6 +123,8 @@ export class Keyring {
    */
   rotate(): MasterKeyEntry {
     try {
+      // A file without its owner-write bit is read-only by intent, even for root.
+      if ((statSync(this.path).mode & 0o200) === 0) throw new Error('read-only');
       accessSync(this.path, constants.W_OK); // (1)
     } catch {
       throw new FailedPreconditionError(`the master key file is not writable, so a key cannot be added; make it writable or rotate offline`, 'MASTER_KEY_READ_ONLY');

@@ -1,0 +1,98 @@
+import t from 'tap';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+
+t.test('key rotation under load: every data key re-wrapped, nothing unreadable, writes keep landing', async (t) => {
+  const d = await startTestDaemon(t);
+  for (let i = 0; i < 300; i++) await d.call('CreateSecret', createRequest(`s${i}`, { V: `value-${i}` }));
+  const before = await d.keysCall('ListMasterKeys', {});
+  t.equal(before.keys.length, 1);
+
+  let stop = false;
+  let writes = 0;
+  let reads = 0;
+  const errors: string[] = [];
+  const load = Array.from({ length: 16 }, async (_, w) => {
+    let i = 0;
+    while (!stop) {
+      const n = (w * 37 + i++) % 300;
+      try {
+        if (i % 2) {
+          await d.call('UpdateSecret', { name: `s${n}`, set: { V: Buffer.from(`value-${n}`) } });
+          writes++;
+        } else {
+          const s = await d.call('GetSecret', { name: `s${n}`, include_values: true });
+          if (Buffer.from(s.data.V).toString() !== `value-${n}`) errors.push(`s${n} read a wrong value`);
+          reads++;
+        }
+      } catch (error) {
+        errors.push((error as Error).message);
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  const rotated = await d.keysCall('RotateMasterKey', {});
+  await new Promise((r) => setTimeout(r, 100));
+  stop = true;
+  await Promise.all(load);
+
+  t.same(errors, [], 'no call failed during the rotation');
+  t.ok(writes > 0 && reads > 0, `${writes} writes and ${reads} reads ran alongside`);
+  t.not(rotated.active_key_id, rotated.previous_key_id);
+  t.ok(rotated.rewrapped >= 300, `${rotated.rewrapped} data keys re-wrapped`);
+  const after = await d.keysCall('ListMasterKeys', {});
+  const active = after.keys.find((k: any) => k.active);
+  const old = after.keys.find((k: any) => !k.active);
+  t.equal(active.id, rotated.active_key_id);
+  t.equal(old.data_keys ?? 0, 0, 'the old master key wraps nothing any more');
+  for (let i = 0; i < 300; i += 7) {
+    const s = await d.call('GetSecret', { name: `s${i}`, include_values: true });
+    t.equal(Buffer.from(s.data.V).toString(), `value-${i}`);
+  }
+  // Kept old versions were re-wrapped too, and everything opens after a restart.
+  await d.restart();
+  const v1 = await d.call('GetSecret', { name: 's0', version: 1, include_values: true });
+  t.equal(Buffer.from(v1.data.V).toString(), 'value-0');
+  const keyring = JSON.parse(readFileSync(join(d.dataDir, 'master.key'), 'utf8'));
+  t.equal(keyring.keys.length, 2, 'the keyring file keeps both keys');
+  t.equal(keyring.active, rotated.active_key_id);
+});
+
+t.test('an operator key file: raw key accepted, read-only refused for rotation, bad files stop the daemon', async (t) => {
+  const dir = tempDir(t);
+  const keyFile = join(dir, 'operator.key');
+  writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64') + '\n', { mode: 0o600 });
+  chmodSync(keyFile, 0o400);
+  const d = await startTestDaemon(t, { masterKeyFile: keyFile });
+  await d.call('CreateSecret', createRequest('x', { A: '1' }));
+  // A file without the owner-write bit is read-only by intent (even for root).
+  await t.rejects(d.keysCall('RotateMasterKey', {}), { code: status.FAILED_PRECONDITION, details: /not writable/ });
+  t.equal(readFileSync(keyFile, 'utf8').trim(), Buffer.alloc(32, 7).toString('base64'), 'the operator file is untouched');
+  chmodSync(keyFile, 0o600);
+  const rotated = await d.keysCall('RotateMasterKey', {});
+  t.equal(rotated.rewrapped, 1);
+  await d.restart();
+  t.equal(Buffer.from((await d.call('GetSecret', { name: 'x', include_values: true })).data.A).toString(), '1', 'a raw-key file became a keyring that still opens everything');
+  await d.stop();
+
+  const loose = join(dir, 'loose.key');
+  writeFileSync(loose, Buffer.alloc(32, 1).toString('hex'), { mode: 0o644 });
+  chmodSync(loose, 0o644);
+  await t.rejects(startTestDaemon(t, { masterKeyFile: loose }), /readable by others/);
+  const garbage = join(dir, 'garbage.key');
+  writeFileSync(garbage, 'not a key', { mode: 0o600 });
+  await t.rejects(startTestDaemon(t, { masterKeyFile: garbage }), /neither a 32-byte key/);
+  await t.rejects(startTestDaemon(t, { masterKeyFile: join(dir, 'missing.key') }), /does not exist/);
+});
+
+t.test('a second rotation while one runs is refused; only operator admins rotate', async (t) => {
+  const d = await startTestDaemon(t);
+  for (let i = 0; i < 50; i++) await d.call('CreateSecret', createRequest(`s${i}`, { V: 'v' }));
+  const [a, b] = await Promise.allSettled([d.keysCall('RotateMasterKey', {}), d.keysCall('RotateMasterKey', {})]);
+  const outcomes = [a, b].map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: number }).code));
+  t.ok(outcomes.includes('ok'), 'one rotation ran');
+  t.ok(outcomes.every((o) => o === 'ok' || o === status.ABORTED), `the other ran after it or was refused (${outcomes})`);
+  await t.rejects(d.keysCall('RotateMasterKey', {}, { token: 'lbx_0000000000000000_' + 'A'.repeat(43) }), { code: status.UNAUTHENTICATED });
+});
