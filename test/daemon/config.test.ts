@@ -1,0 +1,102 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ConfigError, parseDaemonConfig, parseDuration, parseHostPort } from '../../daemon/src/config.js';
+import { loadServices } from '../../shared/src/proto.js';
+import { startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { spawnDaemon } from '../helpers/spawn.js';
+
+t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
+  const saved = { ...process.env };
+  t.teardown(() => {
+    process.env = saved;
+  });
+  for (const k of Object.keys(process.env)) if (k.startsWith('LOCKBOX_')) delete process.env[k];
+  const base = parseDaemonConfig([]);
+  t.equal(base.dataDir, './.lockbox');
+  t.equal(base.grpcAddr, '127.0.0.1:7700');
+  t.equal(base.natsUrl, 'nats://127.0.0.1:4222');
+  t.equal(base.maxVersions, 10);
+  t.equal(base.idempotencyTtlMs, 24 * 3600 * 1000);
+  t.equal(base.masterKeyFile, undefined);
+  process.env.LOCKBOX_MAX_VERSIONS = '3';
+  process.env.LOCKBOX_NATS_URL = 'none';
+  t.equal(parseDaemonConfig([]).maxVersions, 3, 'env applies');
+  t.equal(parseDaemonConfig([]).natsUrl, '', '"none" disables NATS');
+  t.equal(parseDaemonConfig(['--max-versions', '5']).maxVersions, 5, 'a flag beats env');
+  delete process.env.LOCKBOX_MAX_VERSIONS;
+
+  const bad: Array<[string[], RegExp]> = [
+    [['--max-versions', '0'], /--max-versions \(LOCKBOX_MAX_VERSIONS\): "0" must be a whole number from 1 to 1000/],
+    [['--grpc-addr', 'nope'], /--grpc-addr \(LOCKBOX_GRPC_ADDR\): "nope" must be host:port/],
+    [['--grpc-addr', '1.2.3.4:70000'], /must be host:port/],
+    [['--nats-url', 'http://x'], /--nats-url .* must be a nats:\/\/ URL/],
+    [['--log-level', 'loud'], /--log-level/],
+    [['--tls-cert', 'a.pem'], /must be given together/],
+    [['--tls-client-ca', 'ca.pem'], /needs --tls-cert/],
+    [['--drain-timeout', 'soon'], /--drain-timeout .* is not a duration/],
+    [['--data-dir', ''], /--data-dir/],
+  ];
+  for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'ConfigError', message }, args.join(' '));
+  t.equal(parseDuration('1.5s', 'x'), 1500);
+  t.equal(parseDuration('5m', 'x'), 300_000);
+  t.equal(parseDuration('250', 'x'), 250);
+  t.same(parseHostPort('[::1]:7700', 'x'), { host: '::1', port: 7700 });
+  t.type(new ConfigError('x'), Error);
+});
+
+t.test('the lockboxd binary: --help, a bad setting is one line and exit 2, a bad key file stops it', async (t) => {
+  const { daemonBin } = await import('../helpers/spawn.js');
+  const help = execFileSync(process.execPath, [daemonBin, '--help'], { encoding: 'utf8' });
+  for (const flag of ['--data-dir', '--grpc-addr', '--nats-url', '--master-key-file', '--tls-cert', '--tls-client-ca', '--max-versions', 'LOCKBOX_DATA_DIR'])
+    t.match(help, flag);
+  try {
+    execFileSync(process.execPath, [daemonBin, '--max-versions', 'lots'], { encoding: 'utf8', stdio: 'pipe' });
+    t.fail('should exit');
+  } catch (error) {
+    const e = error as { status: number; stderr: string };
+    t.equal(e.status, 2);
+    t.equal(e.stderr, 'lockboxd: --max-versions (LOCKBOX_MAX_VERSIONS): "lots" must be a whole number from 1 to 1000\n');
+  }
+  const dir = tempDir(t);
+  await t.rejects(spawnDaemon(['--data-dir', dir, '--grpc-addr', '127.0.0.1:0', '--nats-url', 'none', '--master-key-file', join(dir, 'absent.key')]), /does not exist/);
+});
+
+t.test('listening beyond loopback without TLS warns', async (t) => {
+  const d = await startTestDaemon(t, { grpcAddr: '0.0.0.0:0' });
+  t.ok(d.logs.some((l) => l.includes('listening beyond loopback without TLS')));
+});
+
+t.test('TLS and mTLS', async (t) => {
+  const dir = tempDir(t);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=lockbox test CA');
+  const leaf = (name: string, ext: string) => {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    execFileSync('sh', ['-c', `printf '%s' '${ext}' > ${name}.ext`], { cwd: dir });
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
+  };
+  leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth');
+  leaf('client', 'extendedKeyUsage=clientAuth');
+  const p = (f: string) => join(dir, f);
+  const d = await startTestDaemon(t, { tls: { cert: p('server.pem'), key: p('server.key'), clientCa: p('ca.pem') } });
+  const services = loadServices();
+  const { readFileSync } = await import('node:fs');
+  const call = (credentials: grpc.ChannelCredentials) => {
+    const c = new services.SecretsService(d.daemon.address, credentials);
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${d.adminToken}`);
+    return new Promise<any>((resolve, reject) =>
+      (c as any).ListSecrets({}, md, { deadline: Date.now() + 5000 }, (e: Error | null, r: unknown) => {
+        c.close();
+        return e ? reject(e) : resolve(r);
+      }),
+    );
+  };
+  t.ok(await call(grpc.credentials.createSsl(readFileSync(p('ca.pem')), readFileSync(p('client.key')), readFileSync(p('client.pem')))), 'a client certificate from the CA is let in');
+  await t.rejects(call(grpc.credentials.createSsl(readFileSync(p('ca.pem')))), { code: grpc.status.UNAVAILABLE }, 'no client certificate: refused');
+  await t.rejects(call(grpc.credentials.createInsecure()), { code: grpc.status.UNAVAILABLE }, 'plaintext: refused');
+  t.notOk(d.logs.some((l) => l.includes('without TLS')));
+  await t.rejects(startTestDaemon(t, { tls: { cert: p('missing.pem'), key: p('server.key') } }), /--tls-cert: cannot read .*ENOENT/);
+});
