@@ -3,6 +3,11 @@
  * logs) and secret is 32 random bytes, base64url. Only a keyed BLAKE2b hash of id and secret is
  * stored; it is compared in constant time. The bootstrap admin token is written once, 0600, to
  * <data dir>/admin.token.
+ *
+ * Token records are cached by id for at most `cacheMs` (1 s): every call still hashes the presented
+ * secret and compares it, but skips the database read. A revocation made through this daemon
+ * drops the entry at once (`forget`); one made through another replica takes effect within
+ * `cacheMs`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,11 +31,35 @@ const tokenPattern = /^lbx_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 export const OPERATOR_TENANT = 'default';
 
+const CACHE_LIMIT = 10_000;
+
 export class TokenAuthority {
+  private readonly cache = new Map<string, { record: TokenRecord; fetchedAt: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly hashKey: Uint8Array,
+    private readonly cacheMs = 1000,
   ) {}
+
+  /** Drops a cached token record (after a revocation). */
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+
+  private async lookup(id: string): Promise<TokenRecord | undefined> {
+    const now = Date.now();
+    const cached = this.cache.get(id);
+    if (cached && now - cached.fetchedAt < this.cacheMs) return cached.record;
+    const record = await this.store.getToken(id);
+    if (record) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(id, { record, fetchedAt: now });
+    } else {
+      this.cache.delete(id);
+    }
+    return record;
+  }
 
   private hash(id: string, secret: string): string {
     return keyedHash(`lockbox/v1/token\0${id}\0${secret}`, this.hashKey);
@@ -71,7 +100,7 @@ export class TokenAuthority {
     const match = tokenPattern.exec(token);
     if (!match) throw new UnauthenticatedError('malformed token: expected lbx_<id>_<secret>');
     const [, id, secret] = match;
-    const record = await this.store.getToken(id);
+    const record = await this.lookup(id);
     // Hash even when the id is unknown, so timing does not tell which ids exist.
     const presented = this.hash(id, secret);
     if (!record || !constantTimeEqual(presented, record.hash)) throw new UnauthenticatedError('invalid token');

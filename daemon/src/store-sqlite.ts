@@ -11,6 +11,12 @@
  *    each change of a job inside a nested SAVEPOINT: a failed change rolls back alone.
  * 3. One COMMIT (one fsync) makes all of them durable; only then are the callers' promises
  *    resolved, so nothing is acknowledged before it is on disk.
+ *
+ * Head cache. This store is the only writer of its database file, so it keeps the current head of
+ * recently read secrets in memory (metadata and the sealed envelope, never a plaintext value).
+ * Every change drops the entry of the secret it touches before it is applied, and a re-wrap drops
+ * them all; reads and flushes never interleave (both are synchronous), so a cached head is always
+ * the committed one.
  */
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -149,6 +155,10 @@ function toVersionRecord(row: VersionRow): VersionRecord {
   };
 }
 
+function headKey(scope: ScopeKey, name: string): string {
+  return `${scope.tenant}\0${scope.resourceGroup}\0${name}`;
+}
+
 function toHead(row: VersionRow): SecretHead {
   return { ...toVersionRecord(row), secretCreateTime: row.secret_create_time ?? row.create_time };
 }
@@ -173,6 +183,8 @@ export class SqliteStore implements Store {
   private readonly maxVersions: number;
   private readonly maxGroup: number;
   private queue: Job[] = [];
+  private readonly heads = new Map<string, SecretHead>();
+  private static readonly headCacheLimit = 10_000;
   private flushScheduled = false;
   private closed = false;
   private readonly stmt;
@@ -274,8 +286,15 @@ export class SqliteStore implements Store {
   }
 
   async getHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined> {
+    const key = headKey(scope, name);
+    const cached = this.heads.get(key);
+    if (cached) return cached;
     const row = this.stmt.head.get(scope.tenant, scope.resourceGroup, name);
-    return row && toHead(row);
+    if (!row) return undefined;
+    const head = toHead(row);
+    if (this.heads.size >= SqliteStore.headCacheLimit) this.heads.clear();
+    this.heads.set(key, head);
+    return head;
   }
 
   async getVersion(uid: string, version: number): Promise<VersionRecord | undefined> {
@@ -378,6 +397,7 @@ export class SqliteStore implements Store {
 
   private applyChange(change: Change): number {
     const { scope, name } = change;
+    this.heads.delete(headKey(scope, name));
     const head = this.stmt.headRow.get(scope.tenant, scope.resourceGroup, name);
     const where = describeScope(scope);
     if (change.operation === 'create') {
@@ -461,6 +481,7 @@ export class SqliteStore implements Store {
   }
 
   async replaceWrappedKeys(rows: WrappedKeyRow[], newMasterKeyId: string, wrapped: Uint8Array[]): Promise<number> {
+    this.heads.clear();
     return this.db.transaction(() => {
       let n = 0;
       rows.forEach((row, i) => {

@@ -15,7 +15,10 @@ export interface TestNats {
   start(): Promise<void>;
 }
 
-const binary = process.env.NATS_SERVER_BIN ?? 'nats-server';
+import { existsSync } from 'node:fs';
+
+/** NATS_SERVER_BIN, else the Debian location, else whatever PATH finds. */
+const binary = process.env.NATS_SERVER_BIN ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
 
 async function waitFor<T>(probe: () => T | undefined, what: string, ms = 5000): Promise<T> {
   const deadline = Date.now() + ms;

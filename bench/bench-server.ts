@@ -1,0 +1,60 @@
+/**
+ * The servers the benchmarks measure, each in its own process so the load generator does not
+ * share their event loop:
+ * - `echo`: raw grpc-js, no storage, crypto or auth. It serves `/bench.Echo/Echo` (bytes back as
+ *   they came) and lockbox's own SecretsService.GetSecret answering a fixed Secret built once
+ *   (the same protobuf messages both ways as a real get): the floor under any gRPC call.
+ * - `daemon`: lockboxd on a temp data dir, no NATS. Prints one JSON line with the address and, for
+ * the daemon, the admin token; exits on SIGTERM.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { configFromOptions } from '../daemon/src/config.js';
+import { startDaemon } from '../daemon/src/daemon.js';
+import { loadServices } from '../shared/src/proto.js';
+import { echoService } from './harness.js';
+import { createLogger } from '../daemon/src/log.js';
+
+const kind = process.argv[2];
+if (kind === 'echo') {
+  const server = new grpc.Server();
+  server.addService(echoService, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request) });
+  const fixed = {
+    scope: { tenant: 'default', resource_group: '' },
+    name: 'bench',
+    uid: '00000000-0000-4000-8000-000000000000',
+    type: 'opaque',
+    template: 'openai',
+    description: '',
+    labels: {},
+    mount: { kind: 'file', path: 'bench', sub_paths: {}, format: '' },
+    keys: ['OPENAI_API_KEY'],
+    data: { OPENAI_API_KEY: Buffer.alloc(1024, 'k') },
+    version: 1,
+    create_time: new Date().toISOString(),
+    update_time: new Date().toISOString(),
+    change_seq: 1,
+  };
+  server.addService(loadServices().SecretsService.service, { GetSecret: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, fixed) });
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => {
+    if (error) throw error;
+    process.stdout.write(JSON.stringify({ addr: `127.0.0.1:${port}` }) + '\n');
+  });
+  process.on('SIGTERM', () => server.forceShutdown());
+} else if (kind === 'daemon') {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-'));
+  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', natsUrl: 'none', maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h' });
+  const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: 2 }));
+  process.stdout.write(JSON.stringify({ addr: daemon.address, token: readFileSync(daemon.adminTokenPath, 'utf8').trim(), dataDir }) + '\n');
+  process.on('SIGTERM', () => {
+    void daemon.stop().then(() => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(0);
+    });
+  });
+} else {
+  process.stderr.write('usage: bench-server echo|daemon\n');
+  process.exit(2);
+}

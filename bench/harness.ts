@@ -1,0 +1,87 @@
+/** Shared benchmark plumbing: child servers, a closed-loop load generator, percentiles, medians. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** A raw unary echo of bytes: the floor under any gRPC call. */
+export const echoService: grpc.ServiceDefinition = {
+  Echo: {
+    path: '/bench.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+    originalName: 'echo',
+  },
+};
+
+
+export async function startServer(kind: string): Promise<{ info: Record<string, string>; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, [join(here, 'bench-server.js'), kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const info = await new Promise<Record<string, string>>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) resolve(JSON.parse(line) as Record<string, string>);
+    });
+    child.once('exit', (code) => reject(new Error(`bench server ${kind} exited ${code}`)));
+  });
+  return {
+    info,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export interface LoadResult {
+  calls: number;
+  seconds: number;
+  perSecond: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Keeps `inFlight` calls running for `ms` (after a short warm-up) and measures each. */
+export async function closedLoop(call: (i: number) => Promise<unknown>, inFlight: number, ms: number, warmupMs = 500): Promise<LoadResult> {
+  let i = 0;
+  const warmEnd = Date.now() + warmupMs;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (Date.now() < warmEnd) await call(i++);
+  }));
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  const end = Date.now() + ms;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      await call(i++);
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { calls: latencies.length, seconds, perSecond: latencies.length / seconds, p50ms: percentile(latencies, 50), p99ms: percentile(latencies, 99) };
+}
+
+export function fmt(r: LoadResult): string {
+  return `${Math.round(r.perSecond)} calls/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms`;
+}
