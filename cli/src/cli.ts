@@ -114,6 +114,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return n;
   };
   const collect = (value: string, previous: string[] = []) => [...previous, value];
+  const withMount = (command: Command) =>
+    command
+      .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))
+      .option('--path <path>', 'mount path relative to $BENTOML_HOME (default on create: the name)')
+      .option('--subpath <key=sub>', 'per-key sub-path under the mount path (repeatable)', collect)
+      .addOption(new Option('--format <format>', 'env file format').choices(['dotenv', 'sh', 'json']));
   const mountOf = (o: { mount?: string; path?: string; subpath?: string[]; format?: string }) =>
     o.mount || o.path || o.subpath || o.format
       ? { kind: o.mount ?? '', path: o.path ?? '', sub_paths: readMap(o.subpath, '--subpath'), format: o.format ?? '' }
@@ -149,14 +155,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   const secret = program.command('secret').description('create, read, change and delete secrets');
 
-  withScope(secret.command('create <name> [values...]'))
+  withMount(withScope(secret.command('create <name> [values...]')))
     .description('create a secret from KEY=VALUE, KEY=@file or KEY=- (stdin) arguments')
     .addOption(new Option('--type <type>', 'secret type').choices(['opaque', 'container_registry']))
     .option('--template <slug>', 'provider template: openai, aws, huggingface, github, custom')
-    .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))
-    .option('--path <path>', 'mount path relative to $BENTOML_HOME (default: the name)')
-    .option('--subpath <key=sub>', 'per-key sub-path under the mount path (repeatable)', collect)
-    .addOption(new Option('--format <format>', 'env file format').choices(['dotenv', 'sh', 'json']))
     .option('--description <text>', 'description')
     .option('--label <k=v>', 'label (repeatable)', collect)
     .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
@@ -179,16 +181,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       print(secretView(s), () => secretTable(s));
     });
 
-  withScope(secret.command('update <name> [values...]'))
+  withMount(withScope(secret.command('update <name> [values...]')))
     .description('set KEY=VALUE (or @file, -) keys, remove keys, or change metadata; makes a new version')
     .option('--remove <key>', 'remove a key (repeatable)', collect)
     .option('--replace', 'the given keys become the whole data')
     .option('--expected-version <n>', 'apply only if the current version is n')
     .option('--template <slug>', 'change the provider template')
-    .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))
-    .option('--path <path>', 'mount path relative to $BENTOML_HOME')
-    .option('--subpath <key=sub>', 'per-key sub-path (repeatable)', collect)
-    .addOption(new Option('--format <format>', 'env file format').choices(['dotenv', 'sh', 'json']))
     .option('--description <text>', 'description')
     .option('--label <k=v>', 'set a label (repeatable)', collect)
     .option('--remove-label <key>', 'remove a label (repeatable)', collect)

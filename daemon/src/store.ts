@@ -40,14 +40,8 @@ export interface SecretHead extends VersionRecord {
 }
 
 /** The notice sent for a change, without its sequence number (the store assigns it). */
-export interface NoticeDraft {
+export interface NoticeDraft extends Pick<VersionRecord, 'tenant' | 'resourceGroup' | 'name' | 'uid' | 'version' | 'operation'> {
   subject: string;
-  tenant: string;
-  resourceGroup: string;
-  name: string;
-  uid: string;
-  version: number;
-  operation: Operation;
   time: string;
 }
 
