@@ -25,6 +25,7 @@ export interface Principal {
   tenant: string;
   resourceGroups: string[];
   deployment: string;
+  deploymentResourceGroup: string;
 }
 
 const tokenPattern = /^lbx_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -86,8 +87,10 @@ export class TokenAuthority {
       tenant: OPERATOR_TENANT,
       resourceGroups: [],
       deployment: '',
+      deploymentResourceGroup: '',
       description: 'bootstrap admin token',
       expireTime: '',
+      createdBy: '',
     });
     if (existsSync(path)) writeFileDurably(path, token + '\n', 0o600); // (1), replacing a stale file
     else createFileExclusively(path, token + '\n', 0o600); // (1)
@@ -106,24 +109,74 @@ export class TokenAuthority {
     if (!record || !constantTimeEqual(presented, record.hash)) throw new UnauthenticatedError('invalid token');
     if (record.revokeTime) throw new UnauthenticatedError(`token ${id} was revoked`);
     if (record.expireTime && Date.parse(record.expireTime) <= Date.now()) throw new UnauthenticatedError(`token ${id} expired at ${record.expireTime}`);
-    return { tokenId: id, role: record.role as Role, tenant: record.tenant, resourceGroups: record.resourceGroups, deployment: record.deployment };
+    return {
+      tokenId: id,
+      role: record.role as Role,
+      tenant: record.tenant,
+      resourceGroups: record.resourceGroups,
+      deployment: record.deployment,
+      deploymentResourceGroup: record.deploymentResourceGroup,
+    };
   }
 }
 
-export type Action = 'read-metadata' | 'read-values' | 'write';
+export type SecretAction = 'read-metadata' | 'read-values' | 'write';
 
-/**
- * Whether `principal` may do `action` in `scope`. Until the access issue lands, only tenant
- * admins exist; they may do anything within their tenant.
- */
-export function authorize(principal: Principal, action: Action, scope: ScopeKey): void {
-  if (principal.tenant !== scope.tenant)
-    throw new PermissionDeniedError(`token ${principal.tokenId} is for tenant "${principal.tenant}", not "${scope.tenant}"`);
-  if (principal.role === 'tenant-admin') return;
-  throw new PermissionDeniedError(`role ${principal.role} may not ${action} in this scope`);
+function sameTenant(principal: Principal, tenant: string): void {
+  if (principal.tenant !== tenant)
+    throw new PermissionDeniedError(`token ${principal.tokenId} is for tenant "${principal.tenant}", not "${tenant}"`);
 }
 
-export function authorizeOperator(principal: Principal): void {
-  if (principal.role !== 'tenant-admin' || principal.tenant !== OPERATOR_TENANT)
-    throw new PermissionDeniedError(`only a tenant-admin of tenant "${OPERATOR_TENANT}" may manage master keys`);
+function groupName(group: string): string {
+  return group === '' ? 'the main-tenant scope' : group === '*' ? 'the tenant-wide scope' : `resource group "${group}"`;
+}
+
+/** reader and viewer tokens see their listed groups (all of the tenant when none are listed) and tenant-wide secrets. */
+function readsGroup(principal: Principal, group: string): boolean {
+  return principal.resourceGroups.length === 0 || group === '*' || principal.resourceGroups.includes(group);
+}
+
+/**
+ * Whether `principal` may do `action` on secrets in `scope`. Decided from the token and the
+ * request alone, before anything is looked up, so a denial never tells whether a secret exists.
+ * Agent tokens are decided by the service (they need their deployment); here they are refused.
+ */
+export function authorizeSecret(principal: Principal, action: SecretAction, scope: ScopeKey): void {
+  sameTenant(principal, scope.tenant);
+  const { role } = principal;
+  if (role === 'tenant-admin') return;
+  if (role === 'rg-admin') {
+    if (principal.resourceGroups.includes(scope.resourceGroup)) return;
+    if (scope.resourceGroup === '*') {
+      if (action !== 'write') return;
+      throw new PermissionDeniedError('an rg-admin cannot create, change or delete tenant-wide secrets; a tenant-admin can');
+    }
+    throw new PermissionDeniedError(`token ${principal.tokenId} administers ${principal.resourceGroups.map((g) => `"${g}"`).join(', ')}, not ${groupName(scope.resourceGroup)}`);
+  }
+  if (role === 'reader' || role === 'viewer') {
+    if (action === 'write') throw new PermissionDeniedError(`role ${role} is read-only`);
+    if (role === 'viewer' && action === 'read-values') throw new PermissionDeniedError('role viewer sees metadata only, never values');
+    if (readsGroup(principal, scope.resourceGroup)) return;
+    throw new PermissionDeniedError(`token ${principal.tokenId} may read ${principal.resourceGroups.map((g) => `"${g}"`).join(', ')}, not ${groupName(scope.resourceGroup)}`);
+  }
+  throw new PermissionDeniedError('an agent token reads only its deployment\'s secrets, one at a time (GetSecret)');
+}
+
+/** Deployments: admins of the scope write; readers and viewers of the scope read; an agent reads its own. */
+export function authorizeDeployment(principal: Principal, action: 'read' | 'write', scope: ScopeKey, name?: string): void {
+  sameTenant(principal, scope.tenant);
+  const { role } = principal;
+  if (role === 'tenant-admin') return;
+  if (role === 'rg-admin' && principal.resourceGroups.includes(scope.resourceGroup)) return;
+  if ((role === 'reader' || role === 'viewer') && action === 'read' && scope.resourceGroup !== '*' && readsGroup(principal, scope.resourceGroup)) return;
+  if (role === 'agent' && action === 'read' && scope.resourceGroup === principal.deploymentResourceGroup && name === principal.deployment) return;
+  throw new PermissionDeniedError(`role ${role} may not ${action} deployments in ${groupName(scope.resourceGroup)}`);
+}
+
+export function isOperator(principal: Principal): boolean {
+  return principal.role === 'tenant-admin' && principal.tenant === OPERATOR_TENANT;
+}
+
+export function authorizeOperator(principal: Principal, what = 'manage master keys'): void {
+  if (!isOperator(principal)) throw new PermissionDeniedError(`only a tenant-admin of tenant "${OPERATOR_TENANT}" may ${what}`);
 }

@@ -16,6 +16,7 @@ export interface DaemonConfig {
   logLevel: string;
   drainTimeoutMs: number;
   idempotencyTtlMs: number;
+  quotas: { maxTenantWideSecrets: number; maxResourceGroups: number };
 }
 
 export class ConfigError extends Error {
@@ -30,6 +31,8 @@ export const defaults = {
   logLevel: 'info',
   drainTimeout: '10s',
   idempotencyTtl: '24h',
+  maxTenantWideSecrets: 5,
+  maxResourceGroups: 50,
 };
 
 /** "250ms", "10s", "5m", "24h" or a number of milliseconds. */
@@ -66,6 +69,8 @@ export function daemonCommand(): Command {
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env(env('LOG_LEVEL')).default(defaults.logLevel))
     .addOption(new Option('--drain-timeout <duration>', 'how long SIGTERM waits for calls in flight').env(env('DRAIN_TIMEOUT')).default(defaults.drainTimeout))
     .addOption(new Option('--idempotency-ttl <duration>', 'how long idempotency keys are kept').env(env('IDEMPOTENCY_TTL')).default(defaults.idempotencyTtl))
+    .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
+    .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
     .showHelpAfterError()
     .allowExcessArguments(false);
 }
@@ -82,6 +87,14 @@ interface RawOptions {
   logLevel: string;
   drainTimeout: string;
   idempotencyTtl: string;
+  maxTenantWideSecrets?: string;
+  maxResourceGroups?: string;
+}
+
+function wholeNumber(text: string, min: number, max: number, setting: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new ConfigError(`${setting}: "${text}" must be a whole number from ${min} to ${max}`);
+  return n;
 }
 
 export function configFromOptions(raw: RawOptions): DaemonConfig {
@@ -89,9 +102,11 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
   const natsUrl = raw.natsUrl === 'none' ? '' : raw.natsUrl;
   if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new ConfigError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
-  const maxVersions = Number(raw.maxVersions);
-  if (!Number.isInteger(maxVersions) || maxVersions < 1 || maxVersions > 1000)
-    throw new ConfigError(`--max-versions (LOCKBOX_MAX_VERSIONS): "${raw.maxVersions}" must be a whole number from 1 to 1000`);
+  const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
+  const quotas = {
+    maxTenantWideSecrets: wholeNumber(raw.maxTenantWideSecrets ?? String(defaults.maxTenantWideSecrets), 0, 1_000_000, '--max-tenant-wide-secrets (LOCKBOX_MAX_TENANT_WIDE_SECRETS)'),
+    maxResourceGroups: wholeNumber(raw.maxResourceGroups ?? String(defaults.maxResourceGroups), 0, 1_000_000, '--max-resource-groups (LOCKBOX_MAX_RESOURCE_GROUPS)'),
+  };
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(raw.logLevel))
     throw new ConfigError(`--log-level (LOCKBOX_LOG_LEVEL): "${raw.logLevel}" must be trace, debug, info, warn or error`);
   if (Boolean(raw.tlsCert) !== Boolean(raw.tlsKey)) throw new ConfigError('--tls-cert and --tls-key (LOCKBOX_TLS_CERT, LOCKBOX_TLS_KEY) must be given together');
@@ -106,6 +121,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     logLevel: raw.logLevel,
     drainTimeoutMs: parseDuration(raw.drainTimeout, '--drain-timeout (LOCKBOX_DRAIN_TIMEOUT)'),
     idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
+    quotas,
   };
 }
 

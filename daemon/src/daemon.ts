@@ -15,7 +15,11 @@ import { buildGrpcServer } from './grpc-server.js';
 import { Keyring } from './keyring.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './outbox-publisher.js';
+import { auditHasher } from './audit.js';
+import { AuditService } from './service-audit.js';
+import { DeploymentsService } from './service-deployments.js';
 import { KeysService } from './service-keys.js';
+import { TokensService } from './service-tokens.js';
 import { SecretsService } from './service-secrets.js';
 import { SqliteStore } from './store-sqlite.js';
 
@@ -28,6 +32,7 @@ export interface Daemon {
   publisher: OutboxPublisher;
   secrets: SecretsService;
   keys: KeysService;
+  auth: TokenAuthority;
   stop(): Promise<void>;
 }
 
@@ -56,17 +61,21 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     onGenerated: (path) =>
       log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
   });
-  const store = new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions }); // (2)
+  const hasher = auditHasher(keyring.tokenKey);
+  const store = new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher }); // (2)
   const auth = new TokenAuthority(store, keyring.tokenKey);
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
 
   const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log }); // (4)
   publisher.start();
-  const secrets = new SecretsService({ store, keyring, onCommitted: () => publisher.wake() });
+  const secrets = new SecretsService({ store, keyring, quotas: config.quotas, onCommitted: () => publisher.wake() });
   const keys = new KeysService(store, keyring);
+  const tokens = new TokensService(store, auth);
+  const deployments = new DeploymentsService(store, secrets, config.quotas);
+  const audit = new AuditService(store, hasher);
 
-  const { server, health } = buildGrpcServer({ auth, secrets, keys, log }); // (5)
+  const { server, health } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, log }); // (5)
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
@@ -115,5 +124,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       log.info('lockboxd stopped');
     })());
 
-  return { address, port, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, stop };
+  return { address, port, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, stop };
 }

@@ -11,8 +11,12 @@ import { LockboxError } from '../../shared/src/errors.js';
 import { loadPackageDefinition, loadServices } from '../../shared/src/proto.js';
 import type { Principal, TokenAuthority } from './auth.js';
 import type { Logger } from './log.js';
+import type { AuditService } from './service-audit.js';
+import type { DeploymentsService } from './service-deployments.js';
 import type { KeysService } from './service-keys.js';
-import type { CallContext, SecretsService } from './service-secrets.js';
+import type { TokensService } from './service-tokens.js';
+import type { CallContext } from './context.js';
+import type { SecretsService } from './service-secrets.js';
 
 /** Turns any error into what a caller may see. Unknown errors become INTERNAL, detail logged. */
 export function toServiceError(error: unknown, requestId: string, log: Logger): Partial<grpc.StatusObject> {
@@ -39,13 +43,16 @@ export interface GrpcServerParts {
   auth: TokenAuthority;
   secrets: SecretsService;
   keys: KeysService;
+  tokens: TokensService;
+  deployments: DeploymentsService;
+  audit: AuditService;
   log: Logger;
 }
 
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation } {
-  const { auth, secrets, keys, log } = parts;
+  const { auth, secrets, keys, tokens, deployments, audit, log } = parts;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
 
   function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
@@ -92,7 +99,24 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     RotateMasterKey: unary('RotateMasterKey', (_r, c) => keys.rotate(c.principal)),
     ListMasterKeys: unary('ListMasterKeys', (_r, c) => keys.list(c.principal)),
   });
-  const health = new HealthImplementation({ '': 'SERVING', 'lockbox.v1.SecretsService': 'SERVING', 'lockbox.v1.KeysService': 'SERVING' });
+  server.addService(services.TokensService.service, {
+    CreateToken: unary('CreateToken', (r, c) => tokens.create(r as never, c)),
+    ListTokens: unary('ListTokens', (r, c) => tokens.list(r as never, c)),
+    RevokeToken: unary('RevokeToken', (r, c) => tokens.revoke(r as never, c)),
+  });
+  server.addService(services.DeploymentsService.service, {
+    CreateDeployment: unary('CreateDeployment', (r, c) => deployments.create(r as never, c)),
+    UpdateDeployment: unary('UpdateDeployment', (r, c) => deployments.update(r as never, c)),
+    GetDeployment: unary('GetDeployment', (r, c) => deployments.get(r as never, c)),
+    ListDeployments: unary('ListDeployments', (r, c) => deployments.list(r as never, c)),
+    DeleteDeployment: unary('DeleteDeployment', (r, c) => deployments.delete(r as never, c)),
+  });
+  server.addService(services.AuditService.service, {
+    ListAudit: unary('ListAudit', (r, c) => audit.list(r as never, c)),
+    VerifyAudit: unary('VerifyAudit', (_r, c) => audit.verify(c)),
+  });
+  const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
+  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serving) });
   health.addToServer(server);
   new ReflectionService(loadPackageDefinition()).addToServer(server);
   return { server, health };

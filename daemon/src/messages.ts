@@ -4,7 +4,7 @@
  * the store's records.
  */
 import type { MountSpec } from '../../shared/src/validate.js';
-import type { SecretHead, VersionRecord } from './store.js';
+import type { AuditRecord, DeploymentRecord, SecretHead, TokenRecord, VersionRecord } from './store.js';
 
 export interface ScopeMessage {
   tenant?: string;
@@ -75,6 +75,7 @@ export interface DeleteSecretRequest {
   scope?: ScopeMessage;
   name?: string;
   expected_version?: number;
+  force?: boolean;
 }
 
 export interface ListSecretsRequest {
@@ -141,4 +142,74 @@ export function secretMessage(record: VersionRecord, secretCreateTime: string, d
 
 export function headMessage(head: SecretHead, data?: Record<string, Uint8Array>): SecretMessage {
   return secretMessage(head, head.secretCreateTime, data);
+}
+
+export interface TokenInfoMessage {
+  id: string;
+  role: string;
+  tenant: string;
+  resource_groups: string[];
+  deployment: string;
+  deployment_resource_group: string;
+  description: string;
+  create_time: string;
+  expire_time: string;
+  revoke_time: string;
+  created_by: string;
+}
+
+export function tokenInfo(record: TokenRecord): TokenInfoMessage {
+  return {
+    id: record.id,
+    role: record.role,
+    tenant: record.tenant,
+    resource_groups: [...record.resourceGroups],
+    deployment: record.deployment,
+    deployment_resource_group: record.deploymentResourceGroup,
+    description: record.description,
+    create_time: record.createTime,
+    expire_time: record.expireTime,
+    revoke_time: record.revokeTime,
+    created_by: record.createdBy,
+  };
+}
+
+export interface DeploymentInputMessage {
+  name?: string;
+  secrets?: string[];
+  description?: string;
+  labels?: Record<string, string>;
+}
+
+export function deploymentMessage(record: DeploymentRecord, resolved: Record<string, string>) {
+  return {
+    scope: { tenant: record.tenant, resource_group: record.resourceGroup },
+    name: record.name,
+    uid: record.uid,
+    secrets: [...record.secrets],
+    description: record.description,
+    labels: { ...record.labels },
+    version: record.version,
+    create_time: record.createTime,
+    update_time: record.updateTime,
+    resolved,
+  };
+}
+
+export function auditMessage(entry: AuditRecord) {
+  return {
+    seq: entry.seq,
+    time: entry.time,
+    token_id: entry.tokenId,
+    role: entry.role,
+    tenant: entry.tenant,
+    resource_group: entry.resourceGroup,
+    action: entry.action,
+    target: entry.target,
+    version: entry.version,
+    outcome: entry.outcome,
+    request_id: entry.requestId,
+    prev_hash: entry.prevHash,
+    hash: entry.hash,
+  };
 }

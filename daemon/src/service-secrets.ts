@@ -9,9 +9,11 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { keyedHash, openSecret, sealSecret } from '../../shared/src/crypto.js';
 import {
   ConflictError,
+  FailedPreconditionError,
   InvalidArgumentError,
   LockboxError,
   NotFoundError,
+  PermissionDeniedError,
   errorKinds,
   type ErrorKind,
 } from '../../shared/src/errors.js';
@@ -30,10 +32,13 @@ import {
   checkTenant,
   checkType,
   splitAssignment,
+  type MountSpec as MountSpecType,
   type MountSpec,
   type SecretType,
 } from '../../shared/src/validate.js';
-import { authorize, type Action, type Principal } from './auth.js';
+import { auditDraft, outcomeOf } from './audit.js';
+import { authorizeSecret, type SecretAction } from './auth.js';
+import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { Keyring } from './keyring.js';
 import {
@@ -53,27 +58,28 @@ import {
   type UpdateSecretRequest,
 } from './messages.js';
 import { describeScope } from './scope.js';
+import { mountCollisions } from '../../shared/src/layout.js';
 import {
   IdempotencyReplayError,
+  type AuditDraft,
   type Change,
   type CommitOutcome,
+  type DeploymentRecord,
   type IdempotencyRecord,
   type Operation,
+  type Quotas,
   type ScopeKey,
   type SecretHead,
   type Store,
   type VersionRecord,
 } from './store.js';
 
-export interface CallContext {
-  principal: Principal;
-  requestId: string;
-  idempotencyKey?: string;
-}
+export type { CallContext };
 
 export interface SecretsServiceOptions {
   store: Store;
   keyring: Keyring;
+  quotas: Quotas;
   /** Called after every commit that produced notices. */
   onCommitted?: () => void;
   /** Attempts for an update/delete without expected_version that races another writer. */
@@ -116,11 +122,13 @@ export class SecretsService {
   private readonly keyring: Keyring;
   private readonly onCommitted: () => void;
   private readonly maxConflictRetries: number;
+  private readonly quotas: Quotas;
   private readonly writers = new KeyedMutex();
 
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
     this.keyring = options.keyring;
+    this.quotas = options.quotas;
     this.onCommitted = options.onCommitted ?? (() => {});
     this.maxConflictRetries = options.maxConflictRetries ?? 8;
   }
@@ -128,12 +136,71 @@ export class SecretsService {
   // ---- scope and input normalisation -------------------------------------------------------
 
   /** (1) The scope of a request, validated and authorized. An empty tenant means "default". */
-  resolveScope(message: ScopeMessage | undefined, ctx: CallContext, action: Action): ScopeKey {
-    const scope = { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
+  resolveScope(message: ScopeMessage | undefined, ctx: CallContext, action: SecretAction): ScopeKey {
+    const scope = scopeOf(message);
     checkTenant(scope.tenant);
     checkResourceGroup(scope.resourceGroup);
-    authorize(ctx.principal, action, scope);
+    authorizeSecret(ctx.principal, action, scope);
     return scope;
+  }
+
+  /**
+   * Writes through a call that failed still leave an audit entry (denials included); a call
+   * that succeeded wrote its entries in the same transaction as its change.
+   */
+  private async audited<T>(ctx: CallContext, action: string, scope: ScopeMessage | undefined, target: string | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      await this.store.appendAudit([auditDraft(ctx, action, scopeOf(scope), target ?? '', 0, outcomeOf(error))]);
+      throw error;
+    }
+  }
+
+  /**
+   * The shadowing rule: in a resource group, a secret of the group's own wins over a tenant-wide
+   * secret of the same name. Only a tenant admin may create (or change) such a shadow; an rg-admin
+   * is refused, so a group admin can never override what the tenant set for everyone.
+   */
+  private async guardShadowing(ctx: CallContext, scope: ScopeKey, name: string): Promise<void> {
+    if (ctx.principal.role !== 'rg-admin' || scope.resourceGroup === '*') return;
+    if (await this.store.getHead({ tenant: scope.tenant, resourceGroup: '*' }, name))
+      throw new PermissionDeniedError(
+        `secret "${name}" would shadow the tenant-wide secret of the same name in ${describeScope(scope)}; only a tenant-admin may do that`,
+      );
+  }
+
+  /** Deployments that mount the secret `name` of `scope` (directly, or through the tenant-wide fallback). */
+  async deploymentsMounting(scope: ScopeKey, name: string): Promise<DeploymentRecord[]> {
+    const listing = await this.store.deploymentsListing(scope.tenant, name);
+    const result: DeploymentRecord[] = [];
+    for (const d of listing) {
+      if (d.resourceGroup === scope.resourceGroup) result.push(d);
+      else if (scope.resourceGroup === '*' && !(await this.store.getHead({ tenant: d.tenant, resourceGroup: d.resourceGroup }, name))) result.push(d);
+    }
+    return result;
+  }
+
+  /** A new version must still fit beside the other secrets of every deployment that mounts it. */
+  private async checkDeploymentsStillFit(scope: ScopeKey, record: { name: string; mount: MountSpecType; keys: string[] }): Promise<void> {
+    for (const deployment of await this.deploymentsMounting(scope, record.name)) {
+      const others = [];
+      for (const other of deployment.secrets) {
+        if (other === record.name) continue;
+        const head = await this.resolveHead({ tenant: deployment.tenant, resourceGroup: deployment.resourceGroup }, other);
+        if (head) others.push({ name: other, mount: head.mount, keys: head.keys });
+      }
+      const collisions = mountCollisions([...others, record]);
+      if (collisions.length)
+        throw new FailedPreconditionError(`deployment "${deployment.name}" mounts this secret and would then clash: ${collisions.join('; ')}`, 'MOUNT_COLLISION');
+    }
+  }
+
+  /** The precedence rule for reads: the scope's own secret, then the tenant-wide one. */
+  async resolveHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined> {
+    const own = await this.store.getHead(scope, name);
+    if (own || scope.resourceGroup === '*') return own;
+    return this.store.getHead({ tenant: scope.tenant, resourceGroup: '*' }, name);
   }
 
   private normaliseMount(message: MountMessage | undefined, name: string, field: string): MountSpec {
@@ -188,7 +255,7 @@ export class SecretsService {
 
   // ---- preparation: validate, read, seal; no writes -----------------------------------------
 
-  private prepareCreate(scope: ScopeKey, input: SecretInputMessage | undefined, field: string, now: string): Prepared & { change: Change } {
+  private async prepareCreate(ctx: CallContext, scope: ScopeKey, input: SecretInputMessage | undefined, field: string, now: string): Promise<Prepared & { change: Change }> {
     const name = input?.name ?? '';
     checkSecretName(name, `${field}name`);
     const type = checkType(input?.type || 'opaque', `${field}type`);
@@ -202,17 +269,18 @@ export class SecretsService {
     if (Object.keys(data).length === 0) throw new InvalidArgumentError(`${field}data`, 'a secret needs at least one key');
     const mount = this.normaliseMount(input?.mount, name, `${field}mount`);
     this.checkRecord(type, template, data, mount, field);
+    await this.guardShadowing(ctx, scope, name);
     const record = this.newRecord(scope, { name, uid: randomUUID(), version: 1, operation: 'create', restoredFrom: 0, type, template, description, labels, mount }, data, now);
     return {
       index: 0,
       name,
       operation: 'create',
-      change: this.change('create', scope, name, record, undefined, now),
+      change: { ...this.change('create', scope, name, record, undefined, now), quotas: this.quotas },
       describe: () => secretMessage(record, now),
     };
   }
 
-  private async prepareUpdate(scope: ScopeKey, request: UpdateSecretRequest, now: string): Promise<Prepared & { change: Change }> {
+  private async prepareUpdate(ctx: CallContext, scope: ScopeKey, request: UpdateSecretRequest, now: string): Promise<Prepared & { change: Change }> {
     const name = request.name ?? '';
     checkSecretName(name);
     const set: Record<string, Uint8Array> = {};
@@ -230,6 +298,7 @@ export class SecretsService {
       if (key in set) throw new InvalidArgumentError(`remove[${JSON.stringify(key)}]`, 'a key cannot be both set and removed');
     }
     if (request.replace && remove.length > 0) throw new InvalidArgumentError('remove', 'replace already removes every key not in set');
+    await this.guardShadowing(ctx, scope, name);
     const head = await this.requireHead(scope, name); // (3)
     if (request.expected_version && head.version !== request.expected_version)
       throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
@@ -252,6 +321,7 @@ export class SecretsService {
     if (request.mount === undefined)
       for (const key of Object.keys(mount.subPaths)) if (!(key in data)) delete mount.subPaths[key]; // a removed key's sub-path goes with it
     this.checkRecord(head.type, template, data, mount, '');
+    await this.checkDeploymentsStillFit(scope, { name, mount, keys: Object.keys(data) });
     const record = this.newRecord(scope, { name, uid: head.uid, version: head.version + 1, operation: 'update', restoredFrom: 0, type: head.type, template, description, labels, mount }, data, now);
     return {
       index: 0,
@@ -268,6 +338,14 @@ export class SecretsService {
     const head = await this.requireHead(scope, name);
     if (request.expected_version && head.version !== request.expected_version)
       throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
+    if (!request.force) {
+      const users = await this.deploymentsMounting(scope, name);
+      if (users.length)
+        throw new FailedPreconditionError(
+          `secret "${name}" is mounted by deployment${users.length > 1 ? 's' : ''} ${users.map((d) => `"${d.name}"${d.resourceGroup !== scope.resourceGroup ? ` (resource group "${d.resourceGroup}")` : ''}`).join(', ')}; detach it or delete with force`,
+          'SECRET_IN_USE',
+        );
+    }
     return { index: 0, name, operation: 'delete', change: this.change('delete', scope, name, undefined, head, now) };
   }
 
@@ -321,8 +399,11 @@ export class SecretsService {
     }
   }
 
-  private async commitOne(change: Change, idempotency?: IdempotencyRecord): Promise<number> {
-    const [outcome] = await this.store.commit([change], idempotency); // (5)
+  private async commitOne(ctx: CallContext, change: Change, idempotency?: IdempotencyRecord): Promise<number> {
+    const audit = (outcomes: CommitOutcome[]): AuditDraft[] => [
+      auditDraft(ctx, `secret.${change.operation}`, change.scope, change.name, change.record?.version ?? change.expectVersion ?? 0, outcomeOf(outcomes[0].ok ? undefined : outcomes[0].error)),
+    ];
+    const [outcome] = await this.store.commit([change], idempotency, audit); // (5)
     this.onCommitted(); // (6)
     if (!outcome.ok) throw outcome.error;
     return outcome.seq;
@@ -346,6 +427,10 @@ export class SecretsService {
   // ---- the calls --------------------------------------------------------------------------
 
   async create(request: CreateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
+    return this.audited(ctx, 'secret.create', request.scope, request.secret?.name, () => this.createAudited(request, ctx));
+  }
+
+  private async createAudited(request: CreateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
     const scope = this.resolveScope(request.scope, ctx, 'write');
     const now = new Date().toISOString();
     const encode = (outcomes: CommitOutcome[]): string =>
@@ -357,17 +442,45 @@ export class SecretsService {
     };
     let prepared!: Prepared & { change: Change };
     return this.withIdempotency(ctx, scope.tenant, 'CreateSecret', request, async (idempotency) => {
-      prepared = this.prepareCreate(scope, request.secret, 'secret.', now);
-      const seq = await this.commitOne(prepared.change, idempotency);
+      prepared = await this.prepareCreate(ctx, scope, request.secret, 'secret.', now);
+      const seq = await this.commitOne(ctx, prepared.change, idempotency);
       return prepared.describe!(seq)!;
     }, encode, decode);
   }
 
   async get(request: GetSecretRequest, ctx: CallContext): Promise<SecretMessage> {
-    const scope = this.resolveScope(request.scope, ctx, request.include_values ? 'read-values' : 'read-metadata');
+    if (!request.include_values) return this.getAuthorized(request, ctx);
+    return this.audited(ctx, 'secret.read', request.scope, request.name, async () => {
+      const secret = await this.getAuthorized(request, ctx);
+      // The read is on record before the value leaves.
+      await this.store.appendAudit([auditDraft(ctx, 'secret.read', { tenant: secret.scope.tenant, resourceGroup: secret.scope.resource_group }, secret.name, secret.version, 'ok')]);
+      return secret;
+    });
+  }
+
+  /**
+   * An agent token reads exactly the secrets its deployment lists, resolved as the deployment
+   * resolves them (its resource group, then tenant-wide).
+   */
+  private async authorizeAgent(request: GetSecretRequest, ctx: CallContext): Promise<ScopeKey> {
+    const { principal } = ctx;
+    const scope = scopeOf(request.scope);
+    const deploymentScope = { tenant: principal.tenant, resourceGroup: principal.deploymentResourceGroup };
+    const allowed = scope.tenant === principal.tenant && (scope.resourceGroup === deploymentScope.resourceGroup || scope.resourceGroup === '*');
+    const deployment = allowed ? await this.store.getDeployment(deploymentScope, principal.deployment) : undefined;
+    if (!deployment || !deployment.secrets.includes(request.name ?? ''))
+      throw new PermissionDeniedError(`agent token ${principal.tokenId} reads only the secrets of deployment "${principal.deployment}"`);
+    return scope;
+  }
+
+  private async getAuthorized(request: GetSecretRequest, ctx: CallContext): Promise<SecretMessage> {
+    const action = request.include_values ? 'read-values' : 'read-metadata';
+    const scope = ctx.principal.role === 'agent' ? await this.authorizeAgent(request, ctx) : this.resolveScope(request.scope, ctx, action);
     const name = request.name ?? '';
     checkSecretName(name);
-    const head = await this.requireHead(scope, name);
+    const head = await this.resolveHead(scope, name);
+    if (!head) throw new NotFoundError(`secret "${name}" not found in ${describeScope(scope)}${scope.resourceGroup === '*' ? '' : ' or tenant-wide'}`, 'SECRET_NOT_FOUND');
+    if (head.resourceGroup !== scope.resourceGroup && ctx.principal.role !== 'agent') this.resolveScope({ tenant: head.tenant, resource_group: head.resourceGroup }, ctx, action);
     let record: VersionRecord = head;
     if (request.version && request.version !== head.version) {
       if (request.version < 0) throw new InvalidArgumentError('version', 'must be positive');
@@ -379,23 +492,31 @@ export class SecretsService {
   }
 
   async update(request: UpdateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
-    const scope = this.resolveScope(request.scope, ctx, 'write');
-    return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
-      const prepared = await this.prepareUpdate(scope, request, new Date().toISOString());
-      return prepared.describe!(await this.commitOne(prepared.change))!;
+    return this.audited(ctx, 'secret.update', request.scope, request.name, async () => {
+      const scope = this.resolveScope(request.scope, ctx, 'write');
+      return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
+        const prepared = await this.prepareUpdate(ctx, scope, request, new Date().toISOString());
+        return prepared.describe!(await this.commitOne(ctx, prepared.change))!;
+      });
     });
   }
 
   async delete(request: DeleteSecretRequest, ctx: CallContext): Promise<{ name: string; version: number; change_seq: number }> {
-    const scope = this.resolveScope(request.scope, ctx, 'write');
-    return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
-      const prepared = await this.prepareDelete(scope, request, new Date().toISOString());
-      const seq = await this.commitOne(prepared.change);
-      return { name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq };
+    return this.audited(ctx, 'secret.delete', request.scope, request.name, async () => {
+      const scope = this.resolveScope(request.scope, ctx, 'write');
+      return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
+        const prepared = await this.prepareDelete(scope, request, new Date().toISOString());
+        const seq = await this.commitOne(ctx, prepared.change);
+        return { name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq };
+      });
     });
   }
 
   async restore(request: RestoreVersionRequest, ctx: CallContext): Promise<SecretMessage> {
+    return this.audited(ctx, 'secret.restore', request.scope, request.name, () => this.restoreAudited(request, ctx));
+  }
+
+  private async restoreAudited(request: RestoreVersionRequest, ctx: CallContext): Promise<SecretMessage> {
     const scope = this.resolveScope(request.scope, ctx, 'write');
     const name = request.name ?? '';
     checkSecretName(name);
@@ -406,10 +527,12 @@ export class SecretsService {
         throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
       const source = await this.store.getVersion(head.uid, request.version!);
       if (!source) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version})`, 'VERSION_NOT_FOUND');
+      await this.guardShadowing(ctx, scope, name);
+      await this.checkDeploymentsStillFit(scope, source);
       const now = new Date().toISOString();
       const data = this.openRecord(source);
       const record = this.newRecord(scope, { ...source, version: head.version + 1, operation: 'restore', restoredFrom: source.version }, data, now);
-      const seq = await this.commitOne(this.change('restore', scope, name, record, head, now));
+      const seq = await this.commitOne(ctx, this.change('restore', scope, name, record, head, now));
       record.changeSeq = seq;
       return secretMessage(record, head.secretCreateTime);
     });
@@ -458,6 +581,10 @@ export class SecretsService {
   }
 
   async batch(request: BatchRequest, ctx: CallContext) {
+    return this.audited(ctx, 'secret.batch', request.scope, '', () => this.batchAudited(request, ctx));
+  }
+
+  private async batchAudited(request: BatchRequest, ctx: CallContext) {
     const scope = this.resolveScope(request.scope, ctx, 'write');
     const items = request.items ?? [];
     if (items.length === 0) throw new InvalidArgumentError('items', 'a batch needs at least one item');
@@ -476,9 +603,9 @@ export class SecretsService {
         if (seen.has(name)) throw new InvalidArgumentError(`items[${index}].name`, `"${name}" appears more than once in this batch`);
         if (name) seen.add(name);
         const one = item.create
-          ? this.prepareCreate(scope, item.create, `items[${index}].create.`, now)
+          ? await this.prepareCreate(ctx, scope, item.create, `items[${index}].create.`, now)
           : item.update
-            ? await this.prepareUpdate(scope, item.update, now)
+            ? await this.prepareUpdate(ctx, scope, item.update, now)
             : await this.prepareDelete(scope, item.delete!, now);
         prepared.push({ ...one, index });
       } catch (error) {
@@ -502,11 +629,23 @@ export class SecretsService {
       return { results, succeeded: results.length - failed, failed };
     };
     return this.withIdempotency(ctx, scope.tenant, 'BatchSecrets', request, async (idempotency) => {
-      const outcomes = toCommit.length || idempotency ? await this.store.commit(toCommit.map((p) => p.change!), idempotency) : [];
+      const audit = (outcomes: CommitOutcome[]): AuditDraft[] => {
+        let next = 0;
+        return prepared.map((p) => {
+          const outcome = p.change ? outcomes[next++] : undefined;
+          const error = p.change ? (outcome!.ok ? undefined : outcome!.error) : p.error;
+          return auditDraft(ctx, `secret.${p.operation}`, scope, p.name, p.change?.record?.version ?? p.change?.expectVersion ?? 0, outcomeOf(error));
+        });
+      };
+      const outcomes = await this.store.commit(toCommit.map((p) => p.change!), idempotency, audit);
       if (toCommit.length) this.onCommitted();
       return build(outcomes);
     }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
   }
+}
+
+function scopeOf(message: ScopeMessage | undefined): ScopeKey {
+  return { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
 }
 
 function encodeCursor(afterName: string, filterKey: string): string {

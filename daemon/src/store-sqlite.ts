@@ -4,11 +4,11 @@
  *
  * Group commit. better-sqlite3 is synchronous and an fsync costs milliseconds, so one commit per
  * call would cap durable writes at a few hundred per second. Instead:
- * 1. `commit()` queues the job and schedules one flush with setImmediate, so every job that
- *    arrives in the same turn of the event loop (including those that arrived while the previous
- *    flush was syncing) joins the same transaction.
- * 2. The flush opens one IMMEDIATE transaction and runs each job inside its own SAVEPOINT, and
- *    each change of a job inside a nested SAVEPOINT: a failed change rolls back alone.
+ * 1. Every write (`commit()`, deployments, tokens, audit entries) queues a job and schedules one
+ *    flush with setImmediate, so every job that arrives in the same turn of the event loop
+ *    (including those that arrived while the previous flush was syncing) joins one transaction.
+ * 2. The flush opens one IMMEDIATE transaction and runs each job inside its own SAVEPOINT (a
+ *    failed job rolls back alone), and each change of a `commit()` inside a nested SAVEPOINT.
  * 3. One COMMIT (one fsync) makes all of them durable; only then are the callers' promises
  *    resolved, so nothing is acknowledged before it is on disk.
  *
@@ -18,6 +18,7 @@
  * them all; reads and flushes never interleave (both are synchronous), so a cached head is always
  * the committed one.
  */
+import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,12 +27,20 @@ import {
   ConflictError,
   LockboxError,
   NotFoundError,
+  ResourceExhaustedError,
 } from '../../shared/src/errors.js';
 import type { MountSpec, SecretType } from '../../shared/src/validate.js';
 import {
   IdempotencyReplayError,
+  type AuditDraft,
+  type AuditFilter,
+  type AuditHasher,
+  type AuditRecord,
   type Change,
   type CommitOutcome,
+  type DeploymentChange,
+  type DeploymentRecord,
+  type Quotas,
   type IdempotencyRecord,
   type ScopeKey,
   type SecretHead,
@@ -110,6 +119,45 @@ const migrations: string[] = [
      expire_time TEXT NOT NULL,
      revoke_time TEXT NOT NULL
    );`,
+  `ALTER TABLE tokens ADD COLUMN deployment_resource_group TEXT NOT NULL DEFAULT '';
+   ALTER TABLE tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+   CREATE INDEX tokens_tenant ON tokens (tenant);
+   CREATE TABLE deployments (
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     name TEXT NOT NULL,
+     uid TEXT NOT NULL UNIQUE,
+     version INTEGER NOT NULL,
+     secrets TEXT NOT NULL,
+     description TEXT NOT NULL,
+     labels TEXT NOT NULL,
+     create_time TEXT NOT NULL,
+     update_time TEXT NOT NULL,
+     PRIMARY KEY (tenant, resource_group, name)
+   ) WITHOUT ROWID;
+   CREATE TABLE deployment_secrets (
+     tenant TEXT NOT NULL,
+     secret TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     deployment TEXT NOT NULL,
+     PRIMARY KEY (tenant, secret, resource_group, deployment)
+   ) WITHOUT ROWID;
+   CREATE TABLE audit (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     time TEXT NOT NULL,
+     token_id TEXT NOT NULL,
+     role TEXT NOT NULL,
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     request_id TEXT NOT NULL,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL
+   );
+   CREATE INDEX audit_tenant ON audit (tenant, seq);`,
 ];
 
 interface VersionRow {
@@ -164,16 +212,62 @@ function toHead(row: VersionRow): SecretHead {
 }
 
 interface Job {
-  changes: Change[];
-  idempotency?: IdempotencyRecord;
-  resolve: (outcomes: CommitOutcome[]) => void;
+  run: () => unknown;
+  resolve: (value: any) => void;
   reject: (error: unknown) => void;
+}
+
+interface DeploymentRow {
+  tenant: string;
+  resource_group: string;
+  name: string;
+  uid: string;
+  version: number;
+  secrets: string;
+  description: string;
+  labels: string;
+  create_time: string;
+  update_time: string;
+}
+
+function toDeployment(row: DeploymentRow): DeploymentRecord {
+  return {
+    tenant: row.tenant,
+    resourceGroup: row.resource_group,
+    name: row.name,
+    uid: row.uid,
+    version: row.version,
+    secrets: JSON.parse(row.secrets) as string[],
+    description: row.description,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+  };
+}
+
+function toToken(row: Record<string, string>): TokenRecord {
+  return {
+    id: row.id,
+    hash: row.hash,
+    role: row.role,
+    tenant: row.tenant,
+    resourceGroups: JSON.parse(row.resource_groups) as string[],
+    deployment: row.deployment,
+    deploymentResourceGroup: row.deployment_resource_group,
+    description: row.description,
+    createTime: row.create_time,
+    expireTime: row.expire_time,
+    revokeTime: row.revoke_time,
+    createdBy: row.created_by,
+  };
 }
 
 export interface SqliteStoreOptions {
   dataDir: string;
   /** Versions kept per secret (the current one included). */
   maxVersions: number;
+  /** Chains audit entries; by default a plain (unkeyed) hash, for tests of the store alone. */
+  auditHasher?: AuditHasher;
   /** Most jobs in one group commit. */
   maxGroup?: number;
 }
@@ -182,6 +276,7 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly maxVersions: number;
   private readonly maxGroup: number;
+  private readonly auditHasher: AuditHasher;
   private queue: Job[] = [];
   private readonly heads = new Map<string, SecretHead>();
   private static readonly headCacheLimit = 10_000;
@@ -199,6 +294,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.maxVersions = options.maxVersions;
     this.maxGroup = options.maxGroup ?? 1024;
+    this.auditHasher = options.auditHasher ?? ((entry) => createHash('sha256').update(JSON.stringify(entry)).digest('hex'));
     this.migrate();
     const versionColumns = `v.uid, v.version, v.tenant, v.resource_group, v.name, v.operation, v.restored_from, v.type,
       v.template, v.description, v.labels, v.mount, v.keys, v.create_time, v.change_seq, v.master_key_id,
@@ -263,11 +359,52 @@ export class SqliteStore implements Store {
         'UPDATE secret_versions SET master_key_id = ?, wrapped_key = ? WHERE uid = ? AND version = ? AND master_key_id = ?',
       ),
       insertToken: this.db.prepare(
-        `INSERT INTO tokens (id, hash, role, tenant, resource_groups, deployment, description, create_time, expire_time, revoke_time)
-         VALUES (@id, @hash, @role, @tenant, @resourceGroups, @deployment, @description, @createTime, @expireTime, @revokeTime)`,
+        `INSERT INTO tokens (id, hash, role, tenant, resource_groups, deployment, deployment_resource_group, description, create_time,
+           expire_time, revoke_time, created_by)
+         VALUES (@id, @hash, @role, @tenant, @resourceGroups, @deployment, @deploymentResourceGroup, @description, @createTime,
+           @expireTime, @revokeTime, @createdBy)`,
       ),
       getToken: this.db.prepare<[string], Record<string, string>>('SELECT * FROM tokens WHERE id = ?'),
       countTokens: this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM tokens'),
+      listTokens: this.db.prepare<[string, string], Record<string, string>>('SELECT * FROM tokens WHERE (? = \'\' OR tenant = ?) ORDER BY create_time, id'),
+      revokeToken: this.db.prepare("UPDATE tokens SET revoke_time = ? WHERE id = ? AND revoke_time = ''"),
+      countTenantWide: this.db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM secrets WHERE tenant = ? AND resource_group = '*'"),
+      groupInUse: this.db.prepare<[string, string, string, string], { n: number }>(
+        `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM secrets WHERE tenant = ? AND resource_group = ? LIMIT 1))
+              + (SELECT COUNT(*) FROM (SELECT 1 FROM deployments WHERE tenant = ? AND resource_group = ? LIMIT 1)) AS n`,
+      ),
+      countGroups: this.db.prepare<[string, string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM (
+           SELECT resource_group FROM secrets WHERE tenant = ? AND resource_group NOT IN ('', '*')
+           UNION SELECT resource_group FROM deployments WHERE tenant = ? AND resource_group NOT IN ('', '*'))`,
+      ),
+      getDeployment: this.db.prepare<[string, string, string], DeploymentRow>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? AND name = ?'),
+      listDeployments: this.db.prepare<[string, string], DeploymentRow>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? ORDER BY name'),
+      deploymentsListing: this.db.prepare<[string, string], DeploymentRow>(
+        `SELECT d.* FROM deployment_secrets r JOIN deployments d
+           ON d.tenant = r.tenant AND d.resource_group = r.resource_group AND d.name = r.deployment
+         WHERE r.tenant = ? AND r.secret = ? ORDER BY d.resource_group, d.name`,
+      ),
+      insertDeployment: this.db.prepare(
+        `INSERT INTO deployments (tenant, resource_group, name, uid, version, secrets, description, labels, create_time, update_time)
+         VALUES (@tenant, @resourceGroup, @name, @uid, @version, @secrets, @description, @labels, @createTime, @updateTime)`,
+      ),
+      updateDeployment: this.db.prepare(
+        `UPDATE deployments SET version = @version, secrets = @secrets, description = @description, labels = @labels, update_time = @updateTime
+         WHERE tenant = @tenant AND resource_group = @resourceGroup AND name = @name`,
+      ),
+      deleteDeployment: this.db.prepare('DELETE FROM deployments WHERE tenant = ? AND resource_group = ? AND name = ?'),
+      deleteDeploymentRefs: this.db.prepare('DELETE FROM deployment_secrets WHERE tenant = ? AND resource_group = ? AND deployment = ?'),
+      insertDeploymentRef: this.db.prepare('INSERT OR IGNORE INTO deployment_secrets (tenant, secret, resource_group, deployment) VALUES (?, ?, ?, ?)'),
+      lastAudit: this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
+      insertAudit: this.db.prepare(
+        `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, prev_hash, hash)
+         VALUES (@seq, @time, @tokenId, @role, @tenant, @resourceGroup, @action, @target, @version, @outcome, @requestId, @prevHash, @hash)`,
+      ),
+      listAudit: this.db.prepare<[number, string, string, string, string, string, string, number], Record<string, string | number>>(
+        `SELECT * FROM audit WHERE seq > ? AND (? = '' OR tenant = ?) AND (? = '' OR action = ?) AND (? = '' OR target = ?)
+         ORDER BY seq LIMIT ?`,
+      ),
     };
   }
 
@@ -310,15 +447,20 @@ export class SqliteStore implements Store {
     return this.stmt.versions.all(uid).map(toVersionRecord);
   }
 
-  commit(changes: Change[], idempotency?: IdempotencyRecord): Promise<CommitOutcome[]> {
+  /** Step (1): queues `run` to execute inside the next group transaction. */
+  private write<T>(run: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ changes, idempotency, resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]> {
+    return this.write(() => this.applyCommit(changes, idempotency, audit));
   }
 
   /** Runs every queued job in one transaction: steps (2) and (3) of the header. */
@@ -330,7 +472,7 @@ export class SqliteStore implements Store {
       setImmediate(() => this.flush());
     }
     if (jobs.length === 0) return;
-    const settled: Array<{ job: Job; outcomes?: CommitOutcome[]; error?: unknown }> = [];
+    const settled: Array<{ job: Job; ok: boolean; value?: unknown; error?: unknown }> = [];
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (error) {
@@ -340,13 +482,13 @@ export class SqliteStore implements Store {
     for (const job of jobs) {
       this.db.exec('SAVEPOINT job');
       try {
-        const outcomes = this.applyJob(job);
+        const value = job.run();
         this.db.exec('RELEASE job');
-        settled.push({ job, outcomes });
+        settled.push({ job, ok: true, value });
       } catch (error) {
         this.db.exec('ROLLBACK TO job');
         this.db.exec('RELEASE job');
-        settled.push({ job, error });
+        settled.push({ job, ok: false, error });
       }
     }
     try {
@@ -356,20 +498,19 @@ export class SqliteStore implements Store {
       for (const job of jobs) job.reject(error);
       return;
     }
-    for (const { job, outcomes, error } of settled) {
-      if (outcomes) job.resolve(outcomes);
+    for (const { job, ok, value, error } of settled) {
+      if (ok) job.resolve(value);
       else job.reject(error);
     }
   }
 
-  private applyJob(job: Job): CommitOutcome[] {
-    const { idempotency } = job;
+  private applyCommit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): CommitOutcome[] {
     if (idempotency) {
       const stored = this.stmt.getIdempotency.get(idempotency.tenant, idempotency.key);
       if (stored) throw new IdempotencyReplayError(stored);
     }
     const outcomes: CommitOutcome[] = [];
-    for (const change of job.changes) {
+    for (const change of changes) {
       this.db.exec('SAVEPOINT change');
       try {
         const seq = this.applyChange(change);
@@ -392,7 +533,34 @@ export class SqliteStore implements Store {
         idempotency.createTime,
       );
     }
+    if (audit) this.insertAudit(audit(outcomes));
     return outcomes;
+  }
+
+  /** Appends entries to the hash chain: each links to the previous entry's hash. */
+  private insertAudit(entries: AuditDraft[]): void {
+    let last = this.stmt.lastAudit.get() ?? { seq: 0, hash: '' };
+    for (const draft of entries) {
+      const entry = { ...draft, seq: last.seq + 1, prevHash: last.hash };
+      const hash = this.auditHasher(entry);
+      this.stmt.insertAudit.run({ ...entry, hash });
+      last = { seq: entry.seq, hash };
+    }
+  }
+
+  /** Quotas that a create in `scope` must respect; throws RESOURCE_EXHAUSTED past them. */
+  private checkQuotas(tenant: string, resourceGroup: string, quotas: Quotas | undefined, what: string): void {
+    if (!quotas) return;
+    if (what === 'secret' && resourceGroup === '*') {
+      const n = this.stmt.countTenantWide.get(tenant)!.n;
+      if (n >= quotas.maxTenantWideSecrets)
+        throw new ResourceExhaustedError(`tenant "${tenant}" has ${n} tenant-wide secrets; the limit is ${quotas.maxTenantWideSecrets}`);
+    }
+    if (resourceGroup !== '' && resourceGroup !== '*' && this.stmt.groupInUse.get(tenant, resourceGroup, tenant, resourceGroup)!.n === 0) {
+      const n = this.stmt.countGroups.get(tenant, tenant)!.n;
+      if (n >= quotas.maxResourceGroups)
+        throw new ResourceExhaustedError(`tenant "${tenant}" has ${n} resource groups in use; the limit is ${quotas.maxResourceGroups}`);
+    }
   }
 
   private applyChange(change: Change): number {
@@ -402,6 +570,7 @@ export class SqliteStore implements Store {
     const where = describeScope(scope);
     if (change.operation === 'create') {
       if (head) throw new AlreadyExistsError(`secret "${name}" already exists in ${where}`, 'SECRET_EXISTS');
+      this.checkQuotas(scope.tenant, scope.resourceGroup, change.quotas, 'secret');
     } else {
       if (!head) throw new NotFoundError(`secret "${name}" not found in ${where}`, 'SECRET_NOT_FOUND');
       if (head.uid !== change.expectUid || head.version !== change.expectVersion)
@@ -491,25 +660,98 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async insertToken(token: TokenRecord): Promise<void> {
-    this.stmt.insertToken.run({ ...token, resourceGroups: JSON.stringify(token.resourceGroups) });
+  insertToken(token: TokenRecord, audit: AuditDraft[] = []): Promise<void> {
+    return this.write(() => {
+      this.stmt.insertToken.run({ ...token, resourceGroups: JSON.stringify(token.resourceGroups) });
+      this.insertAudit(audit);
+    });
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
     const row = this.stmt.getToken.get(id);
-    if (!row) return undefined;
-    return {
-      id: row.id,
-      hash: row.hash,
-      role: row.role,
-      tenant: row.tenant,
-      resourceGroups: JSON.parse(row.resource_groups) as string[],
-      deployment: row.deployment,
-      description: row.description,
-      createTime: row.create_time,
-      expireTime: row.expire_time,
-      revokeTime: row.revoke_time,
-    };
+    return row && toToken(row);
+  }
+
+  async listTokens(tenant: string | undefined): Promise<TokenRecord[]> {
+    return this.stmt.listTokens.all(tenant ?? '', tenant ?? '').map(toToken);
+  }
+
+  revokeToken(id: string, time: string, audit: AuditDraft[] = []): Promise<TokenRecord | undefined> {
+    return this.write(() => {
+      this.stmt.revokeToken.run(time, id);
+      const row = this.stmt.getToken.get(id);
+      if (row) this.insertAudit(audit);
+      return row && toToken(row);
+    });
+  }
+
+  async getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined> {
+    const row = this.stmt.getDeployment.get(scope.tenant, scope.resourceGroup, name);
+    return row && toDeployment(row);
+  }
+
+  async listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]> {
+    return this.stmt.listDeployments.all(scope.tenant, scope.resourceGroup).map(toDeployment);
+  }
+
+  async deploymentsListing(tenant: string, secretName: string): Promise<DeploymentRecord[]> {
+    return this.stmt.deploymentsListing.all(tenant, secretName).map(toDeployment);
+  }
+
+  writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void> {
+    return this.write(() => {
+      const { record } = change;
+      const existing = this.stmt.getDeployment.get(record.tenant, record.resourceGroup, record.name);
+      const where = describeScope(record);
+      if (change.operation === 'create') {
+        if (existing) throw new AlreadyExistsError(`deployment "${record.name}" already exists in ${where}`, 'DEPLOYMENT_EXISTS');
+        this.checkQuotas(record.tenant, record.resourceGroup, change.quotas, 'deployment');
+      } else {
+        if (!existing) throw new NotFoundError(`deployment "${record.name}" not found in ${where}`, 'DEPLOYMENT_NOT_FOUND');
+        if (change.expectVersion !== undefined && existing.version !== change.expectVersion)
+          throw new ConflictError(`deployment "${record.name}" is at version ${existing.version}, not ${change.expectVersion}`);
+      }
+      const row = { ...record, secrets: JSON.stringify(record.secrets), labels: JSON.stringify(record.labels) };
+      this.stmt.deleteDeploymentRefs.run(record.tenant, record.resourceGroup, record.name);
+      if (change.operation === 'delete') this.stmt.deleteDeployment.run(record.tenant, record.resourceGroup, record.name);
+      else if (change.operation === 'create') this.stmt.insertDeployment.run(row);
+      else this.stmt.updateDeployment.run(row);
+      if (change.operation !== 'delete')
+        for (const secret of record.secrets) this.stmt.insertDeploymentRef.run(record.tenant, secret, record.resourceGroup, record.name);
+      this.insertAudit(audit);
+    });
+  }
+
+  appendAudit(entries: AuditDraft[]): Promise<void> {
+    return this.write(() => this.insertAudit(entries));
+  }
+
+  async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
+    const rows = this.stmt.listAudit.all(
+      filter.afterSeq,
+      filter.tenant ?? '',
+      filter.tenant ?? '',
+      filter.action ?? '',
+      filter.action ?? '',
+      filter.target ?? '',
+      filter.target ?? '',
+      filter.limit,
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      time: String(r.time),
+      tokenId: String(r.token_id),
+      role: String(r.role),
+      tenant: String(r.tenant),
+      resourceGroup: String(r.resource_group),
+      action: String(r.action),
+      target: String(r.target),
+      version: Number(r.version),
+      outcome: String(r.outcome),
+      requestId: String(r.request_id),
+      prevHash: String(r.prev_hash),
+      hash: String(r.hash),
+    }));
   }
 
   async countTokens(): Promise<number> {

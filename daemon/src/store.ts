@@ -65,6 +65,67 @@ export interface Change {
   /** The new version (absent for delete). Its changeSeq is filled in by the store. */
   record?: VersionRecord;
   notice: NoticeDraft;
+  /** Checked on create, inside the transaction, so concurrent creates cannot pass a limit. */
+  quotas?: Quotas;
+}
+
+export interface Quotas {
+  /** Secrets in the tenant-wide scope ("*") per tenant. */
+  maxTenantWideSecrets: number;
+  /** Named resource groups in use (holding a secret or a deployment) per tenant. */
+  maxResourceGroups: number;
+}
+
+/** One audit log entry as the service describes it; the store adds seq and the hash chain. */
+export interface AuditDraft {
+  time: string;
+  tokenId: string;
+  role: string;
+  tenant: string;
+  resourceGroup: string;
+  action: string;
+  target: string;
+  version: number;
+  outcome: string;
+  requestId: string;
+}
+
+export interface AuditRecord extends AuditDraft {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+/** Computes an entry's hash from its fields and the previous entry's hash. */
+export type AuditHasher = (entry: Omit<AuditRecord, 'hash'>) => string;
+
+export interface AuditFilter {
+  tenant?: string;
+  afterSeq: number;
+  limit: number;
+  action?: string;
+  target?: string;
+}
+
+export interface DeploymentRecord {
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  uid: string;
+  version: number;
+  secrets: string[];
+  description: string;
+  labels: Record<string, string>;
+  createTime: string;
+  updateTime: string;
+}
+
+export interface DeploymentChange {
+  operation: 'create' | 'update' | 'delete';
+  record: DeploymentRecord;
+  /** update: the version it replaces (ABORTED otherwise). */
+  expectVersion?: number;
+  quotas?: Quotas;
 }
 
 export type CommitOutcome = { ok: true; seq: number } | { ok: false; error: LockboxError };
@@ -93,10 +154,12 @@ export interface TokenRecord {
   tenant: string;
   resourceGroups: string[];
   deployment: string;
+  deploymentResourceGroup: string;
   description: string;
   createTime: string;
   expireTime: string;
   revokeTime: string;
+  createdBy: string;
 }
 
 export interface WrappedKeyRow {
@@ -121,7 +184,7 @@ export interface Store {
    * the idempotency entry, and commits once. Throws IdempotencyReplayError when `idempotency`'s
    * key is already stored.
    */
-  commit(changes: Change[], idempotency?: IdempotencyRecord): Promise<CommitOutcome[]>;
+  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]>;
   getIdempotency(tenant: string, key: string): Promise<StoredIdempotency | undefined>;
   pruneIdempotency(before: string): Promise<number>;
 
@@ -133,9 +196,22 @@ export interface Store {
   /** Replaces wrapped keys whose master key id is still `row.masterKeyId`; returns how many. */
   replaceWrappedKeys(rows: WrappedKeyRow[], newMasterKeyId: string, wrapped: Uint8Array[]): Promise<number>;
 
-  insertToken(token: TokenRecord): Promise<void>;
+  insertToken(token: TokenRecord, audit?: AuditDraft[]): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
   countTokens(): Promise<number>;
+  /** Tokens of a tenant (every tenant when undefined), oldest first. */
+  listTokens(tenant: string | undefined): Promise<TokenRecord[]>;
+  /** Marks a token revoked; returns it, or undefined when there is no such token. */
+  revokeToken(id: string, time: string, audit?: AuditDraft[]): Promise<TokenRecord | undefined>;
+
+  getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined>;
+  listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]>;
+  /** Deployments of a tenant that list `secretName` (in any resource group). */
+  deploymentsListing(tenant: string, secretName: string): Promise<DeploymentRecord[]>;
+  writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void>;
+
+  appendAudit(entries: AuditDraft[]): Promise<void>;
+  listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
 
   close(): Promise<void>;
 }

@@ -21,7 +21,7 @@ function findProtoRoot(): string {
 }
 
 export const protoRoot = findProtoRoot();
-export const protoFiles = ['lockbox/v1/secrets.proto'];
+export const protoFiles = ['lockbox/v1/secrets.proto', 'lockbox/v1/access.proto'];
 
 export const loaderOptions: protoLoader.Options = {
   keepCase: true,
@@ -42,6 +42,9 @@ export function loadPackageDefinition(): protoLoader.PackageDefinition {
 export interface LockboxServices {
   SecretsService: grpc.ServiceClientConstructor;
   KeysService: grpc.ServiceClientConstructor;
+  TokensService: grpc.ServiceClientConstructor;
+  DeploymentsService: grpc.ServiceClientConstructor;
+  AuditService: grpc.ServiceClientConstructor;
 }
 
 export function loadServices(): LockboxServices {

@@ -25,20 +25,21 @@ t.test('every call needs a valid token', async (t) => {
   // Expired and revoked tokens (minted straight into the store; the token API is the access issue's).
   const keyring = Keyring.open(join(d.dataDir, 'master.key'), { generate: false });
   const authority = new TokenAuthority(d.daemon.store, keyring.tokenKey);
-  const expired = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', description: 't', expireTime: new Date(Date.now() - 1000).toISOString() });
+  const expired = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: new Date(Date.now() - 1000).toISOString() });
   await d.daemon.store.insertToken(expired.record);
   await t.rejects(list({ token: expired.token }), { code: status.UNAUTHENTICATED, details: /expired/ });
-  const revoked = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', description: 't', expireTime: '' });
+  const revoked = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: '' });
   await d.daemon.store.insertToken({ ...revoked.record, revokeTime: new Date().toISOString() });
   await t.rejects(list({ token: revoked.token }), { code: status.UNAUTHENTICATED, details: /revoked/ });
-  const otherTenant = authority.mint({ role: 'tenant-admin', tenant: 'acme', resourceGroups: [], deployment: '', description: 't', expireTime: '' });
+  const otherTenant = authority.mint({ role: 'tenant-admin', tenant: 'acme', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: '' });
   await d.daemon.store.insertToken(otherTenant.record);
   await t.rejects(list({ token: otherTenant.token }), { code: status.PERMISSION_DENIED, details: /tenant "acme", not "default"/ });
   t.ok(await d.call('ListSecrets', { scope: { tenant: 'acme' } }, { token: otherTenant.token }), 'its own tenant is fine');
   await t.rejects(d.keysCall('RotateMasterKey', {}, { token: otherTenant.token }), { code: status.PERMISSION_DENIED, details: /master keys/ });
-  const viewer = authority.mint({ role: 'viewer', tenant: 'default', resourceGroups: [], deployment: '', description: 't', expireTime: '' });
+  const viewer = authority.mint({ role: 'viewer', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: '' });
   await d.daemon.store.insertToken(viewer.record);
-  await t.rejects(list({ token: viewer.token }), { code: status.PERMISSION_DENIED });
+  t.ok(await list({ token: viewer.token }), 'a viewer lists metadata');
+  await t.rejects(d.call('GetSecret', { name: 'x', include_values: true }, { token: viewer.token }), { code: status.PERMISSION_DENIED, details: /metadata only/ });
   t.notMatch(d.logs.join('\n'), d.adminToken.slice(22), 'the token secret is never logged');
 });
 

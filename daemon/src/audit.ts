@@ -1,0 +1,72 @@
+/**
+ * The audit log: every change and every read of a value, with who (token id, role), where
+ * (tenant, resource group), what (action, target, version), the outcome and the request id. Never
+ * a value. Entries form a hash chain keyed with a key derived from the keyring:
+ * hash(n) = BLAKE2b_key(seq, fields of n, hash(n-1)). Editing an entry breaks its hash; removing
+ * one breaks the next entry's link; without the key nobody can forge a consistent chain.
+ */
+import { deriveKey, keyedHash } from '../../shared/src/crypto.js';
+import { LockboxError } from '../../shared/src/errors.js';
+import type { CallContext } from './context.js';
+import type { AuditDraft, AuditHasher, AuditRecord, ScopeKey } from './store.js';
+
+export function auditHasher(rootKey: Uint8Array): AuditHasher {
+  const key = deriveKey(rootKey, 2, 'lbxaudit');
+  return (entry) => keyedHash(canonicalEntry(entry), key);
+}
+
+function canonicalEntry(entry: Omit<AuditRecord, 'hash'>): string {
+  return JSON.stringify([
+    entry.seq,
+    entry.time,
+    entry.tokenId,
+    entry.role,
+    entry.tenant,
+    entry.resourceGroup,
+    entry.action,
+    entry.target,
+    entry.version,
+    entry.outcome,
+    entry.requestId,
+    entry.prevHash,
+  ]);
+}
+
+/** "ok", or the gRPC status name of what went wrong. */
+export function outcomeOf(error?: unknown): string {
+  if (error === undefined) return 'ok';
+  return error instanceof LockboxError ? error.kind : 'INTERNAL';
+}
+
+export function auditDraft(ctx: CallContext, action: string, scope: ScopeKey, target: string, version: number, outcome: string): AuditDraft {
+  return {
+    time: new Date().toISOString(),
+    tokenId: ctx.principal.tokenId,
+    role: ctx.principal.role,
+    tenant: scope.tenant,
+    resourceGroup: scope.resourceGroup,
+    action,
+    target,
+    version,
+    outcome,
+    requestId: ctx.requestId,
+  };
+}
+
+/** Walks entries in order and reports the first whose hash or link does not hold. */
+export class ChainVerifier {
+  private previous: { seq: number; hash: string } = { seq: 0, hash: '' };
+  checked = 0;
+
+  constructor(private readonly hasher: AuditHasher) {}
+
+  check(entry: AuditRecord): string | undefined {
+    this.checked++;
+    if (entry.prevHash !== this.previous.hash)
+      return `entry ${entry.seq} links to ${entry.prevHash.slice(0, 12) || '(none)'}…, but the entry before it (${this.previous.seq || 'none'}) hashes to ${this.previous.hash.slice(0, 12) || '(none)'}…: an entry was removed or changed`;
+    const { hash, ...fields } = entry;
+    if (this.hasher(fields) !== hash) return `entry ${entry.seq} does not match its hash: it was edited`;
+    this.previous = { seq: entry.seq, hash };
+    return undefined;
+  }
+}

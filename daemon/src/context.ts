@@ -1,0 +1,8 @@
+import type { Principal } from './auth.js';
+
+/** Who is calling and how, as the transport saw it. */
+export interface CallContext {
+  principal: Principal;
+  requestId: string;
+  idempotencyKey?: string;
+}
