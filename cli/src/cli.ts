@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { LockboxClient } from './client.js';
-import { parseBatchFile, readMap, readValues, UsageError } from './inputs.js';
+import { LockboxClient, type ServiceName } from './client.js';
+import { parseBatchFile, parseDeploymentFile, readMap, readValues, UsageError } from './inputs.js';
 import { presentData, renderFields, renderStructured, renderTable, type OutputFormat } from './output.js';
 
 export interface CliIo {
@@ -68,6 +68,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .showHelpAfterError('(run with --help for usage)');
 
   const globals = () => program.opts<GlobalOptions>();
+  const readInputFile = (file: string): string => {
+    try {
+      return file === '-' ? io.readStdin().toString('utf8') : readFileSync(resolve(io.cwd, file), 'utf8');
+    } catch (error) {
+      throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
 
   const connect = (): LockboxClient => {
     if (client) return client;
@@ -84,14 +91,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     client = new LockboxClient({ addr: g.addr, token, tlsCa: g.tlsCa, tlsCert: g.tlsCert, tlsKey: g.tlsKey, timeoutMs: timeout * 1000 });
     return client;
   };
-  const secretsCall = (method: string, request: object, idempotencyKey?: string) =>
-    connect().secretsCall(method, request, { idempotencyKey }).catch((error: unknown) => {
+  const rpc = (service: ServiceName, method: string, request: object, idempotencyKey?: string) =>
+    connect().call(service, method, request, { idempotencyKey }).catch((error: unknown) => {
       throw new CallFailed(grpcMessage(error));
     });
-  const keysCall = (method: string, request: object) =>
-    connect().keysCall(method, request).catch((error: unknown) => {
-      throw new CallFailed(grpcMessage(error));
-    });
+  const secretsCall = (method: string, request: object, idempotencyKey?: string) => rpc('SecretsService', method, request, idempotencyKey);
 
   const print = (value: unknown, table: () => string) => {
     const format = globals().output;
@@ -210,8 +214,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   withScope(secret.command('delete <name>'))
     .description('delete a secret and every kept version')
     .option('--expected-version <n>', 'delete only if the current version is n')
+    .option('--force', 'delete even if deployments mount it')
     .action(async (name: string, o) => {
-      const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version') });
+      const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version'), force: Boolean(o.force) });
       print(r, () => `deleted ${r.name} (was version ${r.version})\n`);
     });
 
@@ -271,12 +276,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     });
 
   const applyAction = async (o: ScopeOptions & { file: string; idempotencyKey?: string }) => {
-    let text: string;
-    try {
-      text = o.file === '-' ? io.readStdin().toString('utf8') : readFileSync(resolve(io.cwd, o.file), 'utf8');
-    } catch (error) {
-      throw new UsageError(`cannot read ${o.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
+    const text = readInputFile(o.file);
     const batch = parseBatchFile(text, o.file);
     const explicit = o.tenant !== undefined || o.resourceGroup !== undefined || o.tenantWide;
     const r = await secretsCall('BatchSecrets', { scope: explicit ? scopeOf(o) : (batch.scope ?? scopeOf(o)), items: batch.items }, o.idempotencyKey);
@@ -300,15 +300,173 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .command('rotate')
     .description('add a master key and re-wrap every data key under it, while lockboxd serves')
     .action(async () => {
-      const r = await keysCall('RotateMasterKey', {});
+      const r = await rpc('KeysService', 'RotateMasterKey', {});
       print(r, () => `active master key ${r.active_key_id} (was ${r.previous_key_id}); re-wrapped ${r.rewrapped} data keys\n`);
     });
   key
     .command('list')
     .description('list master keys and how many data keys each wraps')
     .action(async () => {
-      const r = await keysCall('ListMasterKeys', {});
+      const r = await rpc('KeysService', 'ListMasterKeys', {});
       print(r, () => renderTable(['ID', 'ACTIVE', 'DATA KEYS', 'CREATED'], (r.keys ?? []).map((k: any) => [k.id, k.active ? 'yes' : '', String(k.data_keys ?? 0), k.create_time ?? ''])));
+    });
+
+  // ---- tokens ----
+  const tokenCommand = program.command('token').description('API tokens: create (shown once), list, revoke');
+  const tokenTable = (tokens: any[]) =>
+    renderTable(
+      ['ID', 'ROLE', 'TENANT', 'SCOPE', 'EXPIRES', 'REVOKED', 'DESCRIPTION'],
+      tokens.map((x) => [
+        x.id,
+        x.role,
+        x.tenant,
+        x.role === 'agent' ? `deployment ${x.deployment_resource_group || '(main)'}/${x.deployment}` : (x.resource_groups ?? []).join(',') || '(tenant)',
+        x.expire_time || 'never',
+        x.revoke_time || '',
+        x.description ?? '',
+      ]),
+    );
+  tokenCommand
+    .command('create')
+    .description('create a token; it is printed once and never again')
+    .addOption(new Option('--role <role>', 'what the token may do').choices(['tenant-admin', 'rg-admin', 'reader', 'viewer', 'agent']).makeOptionMandatory())
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--resource-group <group>', 'rg-admin: a group it administers; reader/viewer: a group it reads (repeatable; none = whole tenant)', collect)
+    .option('--deployment <name>', 'agent: the deployment it serves')
+    .option('--deployment-resource-group <group>', 'agent: the deployment\'s resource group ("" main tenant)')
+    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)')
+    .option('--description <text>', 'what the token is for')
+    .action(async (o) => {
+      const r = await rpc('TokensService', 'CreateToken', {
+        role: o.role,
+        tenant: o.tenant,
+        resource_groups: o.resourceGroup,
+        deployment: o.deployment,
+        deployment_resource_group: o.deploymentResourceGroup,
+        ttl_seconds: positiveInt(o.ttl, '--ttl'),
+        description: o.description,
+      });
+      print(r, () => `${r.token}\n`);
+      if (globals().output === 'table') io.stderr(`token ${r.info.id} (${r.info.role}) created; this is the only time it is shown\n`);
+    });
+  tokenCommand
+    .command('list')
+    .description('list tokens (never the tokens themselves)')
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--all', 'include revoked tokens')
+    .action(async (o) => {
+      const r = await rpc('TokensService', 'ListTokens', { tenant: o.tenant, include_revoked: Boolean(o.all) });
+      print(r, () => tokenTable(r.tokens ?? []));
+    });
+  tokenCommand
+    .command('revoke <id>')
+    .description('revoke a token by id (the 16 hex characters after lbx_)')
+    .action(async (id: string) => {
+      const r = await rpc('TokensService', 'RevokeToken', { id });
+      print(r, () => `revoked ${r.id}\n`);
+    });
+
+  // ---- deployments ----
+  const deployment = program.command('deployment').description('deployments: the secrets an agent mounts');
+  const deploymentView = (x: any) =>
+    renderFields([
+      ['name', x.name],
+      ['scope', `${x.scope?.tenant}/${x.scope?.resource_group === '' ? '(main)' : x.scope?.resource_group}`],
+      ['version', String(x.version)],
+      ['secrets', (x.secrets ?? []).map((s: string) => `${s}${x.resolved?.[s] === '*' ? ' (tenant-wide)' : x.resolved?.[s] === '' ? ' (missing)' : ''}`).join(', ')],
+      ['description', x.description ?? ''],
+      ['updated', x.update_time],
+    ]);
+  const withDeploymentScope = (command: Command) =>
+    command.option('--tenant <tenant>', 'tenant (default: "default")').option('--resource-group <group>', 'resource group ("" main tenant)');
+  withDeploymentScope(deployment.command('create <name>'))
+    .description('create a deployment that mounts the given secrets')
+    .option('--secret <name>', 'a secret to mount (repeatable)', collect)
+    .option('--description <text>', 'description')
+    .action(async (name: string, o) => {
+      const r = await rpc('DeploymentsService', 'CreateDeployment', { scope: scopeOf(o), deployment: { name, secrets: o.secret ?? [], description: o.description } });
+      print(r, () => `created deployment ${r.name} with ${(r.secrets ?? []).length} secret(s)\n`);
+    });
+  withDeploymentScope(deployment.command('update <name>'))
+    .description('replace the secrets (and description) of a deployment')
+    .option('--secret <name>', 'a secret to mount (repeatable)', collect)
+    .option('--description <text>', 'description')
+    .option('--expected-version <n>', 'apply only if the current version is n')
+    .action(async (name: string, o) => {
+      const r = await rpc('DeploymentsService', 'UpdateDeployment', {
+        scope: scopeOf(o),
+        deployment: { name, secrets: o.secret ?? [], description: o.description },
+        expected_version: positiveInt(o.expectedVersion, '--expected-version'),
+      });
+      print(r, () => `updated deployment ${r.name} to version ${r.version}\n`);
+    });
+  withDeploymentScope(deployment.command('apply'))
+    .description('create or update deployments from YAML/JSON (name, secrets: [...]; other fields are ignored with a note)')
+    .requiredOption('-f, --file <path>', 'the file, or - for standard input')
+    .action(async (o) => {
+      const text = readInputFile(o.file);
+      const { deployments, notes } = parseDeploymentFile(text, o.file);
+      for (const note of notes) io.stderr(`note: ${note}\n`);
+      const results: any[] = [];
+      for (const spec of deployments) {
+        const scope = o.tenant !== undefined || o.resourceGroup !== undefined ? scopeOf(o) : (spec.scope ?? scopeOf(o));
+        const input = { name: spec.name, secrets: spec.secrets, description: spec.description, labels: spec.labels };
+        const exists = await rpc('DeploymentsService', 'GetDeployment', { scope, name: spec.name }).then(
+          () => true,
+          (error: Error) => {
+            if (/^NOT_FOUND/.test(error.message)) return false;
+            throw error;
+          },
+        );
+        results.push(await rpc('DeploymentsService', exists ? 'UpdateDeployment' : 'CreateDeployment', { scope, deployment: input }));
+      }
+      print({ deployments: results }, () => results.map((r) => `${r.version === 1 ? 'created' : 'updated'} deployment ${r.name} (version ${r.version})\n`).join(''));
+    });
+  withDeploymentScope(deployment.command('get <name>'))
+    .description('show a deployment and where each secret resolves')
+    .action(async (name: string, o) => {
+      const r = await rpc('DeploymentsService', 'GetDeployment', { scope: scopeOf(o), name });
+      print(r, () => deploymentView(r));
+    });
+  withDeploymentScope(deployment.command('list'))
+    .description('list the deployments of a scope')
+    .action(async (o) => {
+      const r = await rpc('DeploymentsService', 'ListDeployments', { scope: scopeOf(o) });
+      print(r, () => renderTable(['NAME', 'VERSION', 'SECRETS', 'UPDATED'], (r.deployments ?? []).map((x: any) => [x.name, String(x.version), (x.secrets ?? []).join(','), x.update_time])));
+    });
+  withDeploymentScope(deployment.command('delete <name>'))
+    .description('delete a deployment (its secrets stay)')
+    .action(async (name: string, o) => {
+      const r = await rpc('DeploymentsService', 'DeleteDeployment', { scope: scopeOf(o), name });
+      print(r, () => `deleted deployment ${r.name}\n`);
+    });
+
+  // ---- audit ----
+  const audit = program.command('audit').description('the audit log: who changed or read what');
+  audit
+    .command('list')
+    .description('list audit entries, oldest first')
+    .option('--tenant <tenant>', 'tenant (default: your own)')
+    .option('--action <action>', 'only this action, e.g. secret.read')
+    .option('--target <name>', 'only this target')
+    .option('--after <seq>', 'entries after this sequence number')
+    .option('--limit <n>', 'page size (1-1000)')
+    .action(async (o) => {
+      const r = await rpc('AuditService', 'ListAudit', { tenant: o.tenant, action: o.action, target: o.target, after_seq: positiveInt(o.after, '--after'), limit: positiveInt(o.limit, '--limit') });
+      print(r, () =>
+        renderTable(
+          ['SEQ', 'TIME', 'TOKEN', 'ROLE', 'SCOPE', 'ACTION', 'TARGET', 'VERSION', 'OUTCOME'],
+          (r.entries ?? []).map((e: any) => [String(e.seq), e.time, e.token_id, e.role, `${e.tenant}/${e.resource_group === '' ? '(main)' : e.resource_group}`, e.action, e.target, String(e.version ?? 0), e.outcome]),
+        ) + (r.next_after_seq ? `(more: --after ${r.next_after_seq})\n` : ''),
+      );
+    });
+  audit
+    .command('verify')
+    .description('check the hash chain of the whole audit log; exit 1 at the first broken entry')
+    .action(async () => {
+      const r = await rpc('AuditService', 'VerifyAudit', {});
+      print(r, () => (r.ok ? `audit log intact: ${r.checked} entries verified\n` : `audit log BROKEN at entry ${r.first_broken_seq}: ${r.problem}\n`));
+      if (!r.ok) throw new CallFailed(`audit log broken at entry ${r.first_broken_seq}`);
     });
 
   try {

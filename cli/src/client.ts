@@ -1,7 +1,7 @@
 /** A small promise wrapper over the generated gRPC clients, used by the CLI (and the agent). */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { loadServices } from '../../shared/src/proto.js';
+import { loadServices, type LockboxServices } from '../../shared/src/proto.js';
 
 export interface ClientOptions {
   addr: string;
@@ -18,28 +18,38 @@ export interface CallOptions {
   idempotencyKey?: string;
 }
 
-export type Unary = (method: string, request: object, options?: CallOptions) => Promise<any>;
+export type ServiceName = keyof LockboxServices;
 
 export class LockboxClient {
-  private readonly secrets: grpc.Client;
-  private readonly keys: grpc.Client;
+  private readonly services = loadServices();
+  private readonly clients = new Map<ServiceName, grpc.Client>();
+  private readonly credentials: grpc.ChannelCredentials;
   private readonly timeoutMs: number;
 
   constructor(private readonly options: ClientOptions) {
-    const services = loadServices();
-    const credentials = options.tlsCa
+    this.credentials = options.tlsCa
       ? grpc.credentials.createSsl(
           readFileSync(options.tlsCa),
           options.tlsKey ? readFileSync(options.tlsKey) : null,
           options.tlsCert ? readFileSync(options.tlsCert) : null,
         )
       : grpc.credentials.createInsecure();
-    this.secrets = new services.SecretsService(options.addr, credentials);
-    this.keys = new services.KeysService(options.addr, credentials, {}) as grpc.Client;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  private call(client: grpc.Client, method: string, request: object, options: CallOptions = {}): Promise<any> {
+  private client(service: ServiceName): grpc.Client {
+    let client = this.clients.get(service);
+    if (!client) {
+      // Clients of one address share a channel (grpc-js pools subchannels by target and options).
+      client = new this.services[service](this.options.addr, this.credentials);
+      this.clients.set(service, client);
+    }
+    return client;
+  }
+
+  /** One unary call with the token and, when given, an idempotency key. */
+  call(service: ServiceName, method: string, request: object, options: CallOptions = {}): Promise<any> {
+    const client = this.client(service);
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.options.token}`);
     if (options.idempotencyKey) metadata.set('idempotency-key', options.idempotencyKey);
@@ -51,11 +61,8 @@ export class LockboxClient {
     });
   }
 
-  secretsCall: Unary = (method, request, options) => this.call(this.secrets, method, request, options);
-  keysCall: Unary = (method, request, options) => this.call(this.keys, method, request, options);
-
   close(): void {
-    this.secrets.close();
-    this.keys.close();
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
   }
 }

@@ -139,3 +139,56 @@ export function parseBatchFile(text: string, source: string): { scope?: { tenant
   });
   return { scope: root.scope as { tenant?: string; resource_group?: string } | undefined, items };
 }
+
+export interface DeploymentSpec {
+  name: string;
+  secrets: string[];
+  description?: string;
+  labels?: Record<string, string>;
+  scope?: { tenant?: string; resource_group?: string };
+}
+
+/**
+ * Deployment files in the shape users already write: one YAML/JSON document per deployment (or a
+ * list), with `name` and `secrets` (names, or maps with a `name`). Fields lockbox does not use
+ * (`bento`, `services`, `envs`, …) are ignored; the notes say which, so nothing is silently lost.
+ */
+export function parseDeploymentFile(text: string, source: string): { deployments: DeploymentSpec[]; notes: string[] } {
+  let docs: unknown[];
+  try {
+    docs = YAML.parseAllDocuments(text).map((doc) => {
+      if (doc.errors.length) throw doc.errors[0];
+      return doc.toJS() as unknown;
+    });
+  } catch (error) {
+    throw new UsageError(`${source}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const items = docs.flatMap((doc) => (Array.isArray(doc) ? doc : doc === null || doc === undefined ? [] : [doc]));
+  if (items.length === 0) throw new UsageError(`${source}: no deployment in the file`);
+  const notes: string[] = [];
+  const used = ['name', 'secrets', 'description', 'labels', 'scope'];
+  const deployments = items.map((raw, i) => {
+    const where = items.length > 1 ? `${source}: deployment ${i + 1}` : source;
+    if (!raw || typeof raw !== 'object') throw new UsageError(`${where} must be a map with name and secrets`);
+    const item = raw as Record<string, unknown>;
+    if (typeof item.name !== 'string' || !item.name) throw new UsageError(`${where}: name is required`);
+    const secretsRaw = item.secrets ?? [];
+    if (!Array.isArray(secretsRaw)) throw new UsageError(`${where}: secrets must be a list`);
+    const secrets = secretsRaw.map((s, j) => {
+      const name = typeof s === 'string' ? s : s && typeof s === 'object' ? (s as Record<string, unknown>).name : undefined;
+      if (typeof name !== 'string' || !name) throw new UsageError(`${where}: secrets[${j}] must be a name or a map with a name`);
+      return name;
+    });
+    const ignored = Object.keys(item).filter((k) => !used.includes(k));
+    if (ignored.length) notes.push(`${where}: ignored ${ignored.join(', ')} (lockbox uses name and secrets)`);
+    if (item.description !== undefined && typeof item.description !== 'string') throw new UsageError(`${where}: description must be text`);
+    return {
+      name: item.name,
+      secrets,
+      description: item.description as string | undefined,
+      labels: item.labels as Record<string, string> | undefined,
+      scope: item.scope as DeploymentSpec['scope'],
+    };
+  });
+  return { deployments, notes };
+}

@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { loadServices } from '../../shared/src/proto.js';
+import { loadServices, type LockboxServices } from '../../shared/src/proto.js';
 import { configFromOptions, defaults, type DaemonConfig } from '../../daemon/src/config.js';
 import { startDaemon, type Daemon } from '../../daemon/src/daemon.js';
 import { redactPaths } from '../../daemon/src/log.js';
+
+const serviceNames: Array<keyof LockboxServices> = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService'];
 
 export interface TestDaemon {
   daemon: Daemon;
@@ -22,6 +24,8 @@ export interface TestDaemon {
   /** Calls a SecretsService method; rejects with the grpc ServiceError. */
   call(method: string, request: object, options?: { token?: string; idempotencyKey?: string; metadata?: Record<string, string> }): Promise<any>;
   keysCall(method: string, request: object, options?: { token?: string }): Promise<any>;
+  /** Any service of the API by name, e.g. rpc('TokensService', 'CreateToken', {...}). */
+  rpc(service: keyof LockboxServices, method: string, request: object, options?: { token?: string; idempotencyKey?: string }): Promise<any>;
   restart(overrides?: Partial<DaemonConfig>): Promise<void>;
   stop(): Promise<void>;
 }
@@ -62,11 +66,12 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
   let daemon = await startDaemon(config, log);
   let clients = makeClients(daemon.address);
   function makeClients(address: string) {
-    return {
-      secrets: new services.SecretsService(address, grpc.credentials.createInsecure()),
-      keys: new services.KeysService(address, grpc.credentials.createInsecure()),
-    };
+    const all = Object.fromEntries(
+      serviceNames.map((name) => [name, new services[name](address, grpc.credentials.createInsecure())]),
+    ) as unknown as Record<keyof LockboxServices, grpc.Client>;
+    return { secrets: all.SecretsService, keys: all.KeysService, all };
   }
+  const closeClients = () => Object.values(clients.all).forEach((c) => c.close());
   const adminToken = readFileSync(daemon.adminTokenPath, 'utf8').trim();
   let stopped = false;
 
@@ -95,9 +100,9 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
     logs,
     call: (method, request, options) => invoke(clients.secrets, method, request, options),
     keysCall: (method, request, options) => invoke(clients.keys, method, request, options),
+    rpc: (service, method, request, options) => invoke(clients.all[service], method, request, options),
     async restart(more = {}) {
-      clients.secrets.close();
-      clients.keys.close();
+      closeClients();
       await daemon.stop();
       config = { ...config, ...more };
       daemon = await startDaemon(config, log);
@@ -107,8 +112,7 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
     async stop() {
       if (stopped) return;
       stopped = true;
-      clients.secrets.close();
-      clients.keys.close();
+      closeClients();
       await daemon.stop();
     },
   };
