@@ -21,8 +21,8 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
-export async function startServer(kind: string): Promise<{ info: Record<string, string>; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [join(here, 'bench-server.js'), kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+export async function startServer(kind: string, ...args: string[]): Promise<{ info: Record<string, string>; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, [join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {

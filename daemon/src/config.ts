@@ -17,6 +17,8 @@ export interface DaemonConfig {
   drainTimeoutMs: number;
   idempotencyTtlMs: number;
   quotas: { maxTenantWideSecrets: number; maxResourceGroups: number };
+  /** "durable": a value leaves only after its read is on disk in the audit log; "async": queued. */
+  auditReads: 'durable' | 'async';
 }
 
 export class ConfigError extends Error {
@@ -70,9 +72,11 @@ export function daemonCommand(): Command {
     .addOption(new Option('--drain-timeout <duration>', 'how long SIGTERM waits for calls in flight').env(env('DRAIN_TIMEOUT')).default(defaults.drainTimeout))
     .addOption(new Option('--idempotency-ttl <duration>', 'how long idempotency keys are kept').env(env('IDEMPOTENCY_TTL')).default(defaults.idempotencyTtl))
     .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
+    .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
     .showHelpAfterError()
-    .allowExcessArguments(false);
+    .allowExcessArguments(false)
+    .exitOverride();
 }
 
 interface RawOptions {
@@ -89,6 +93,7 @@ interface RawOptions {
   idempotencyTtl: string;
   maxTenantWideSecrets?: string;
   maxResourceGroups?: string;
+  auditReads?: string;
 }
 
 function wholeNumber(text: string, min: number, max: number, setting: string): number {
@@ -122,6 +127,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     drainTimeoutMs: parseDuration(raw.drainTimeout, '--drain-timeout (LOCKBOX_DRAIN_TIMEOUT)'),
     idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
     quotas,
+    auditReads: raw.auditReads === 'async' ? 'async' : 'durable',
   };
 }
 

@@ -3,7 +3,7 @@
  * keyring, (2) the store (migrations run), (3) the bootstrap admin token, (4) the publisher,
  * (5) the gRPC server, (6) resume an interrupted key rotation in the background.
  * Stop (SIGTERM): (a) stop taking calls and drain those in flight (bounded), (b) flush the outbox
- * to NATS (bounded), (c) wait for queued commits and close the store.
+ * to NATS (bounded), (c) write buffered read records, wait for queued commits, close the store.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,7 +69,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 
   const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log }); // (4)
   publisher.start();
-  const secrets = new SecretsService({ store, keyring, quotas: config.quotas, onCommitted: () => publisher.wake() });
+  const secrets = new SecretsService({
+    store,
+    keyring,
+    quotas: config.quotas,
+    onCommitted: () => publisher.wake(),
+    durableReadAudit: config.auditReads === 'durable',
+    onBackgroundError: (error) => log.error({ err: error.message }, 'writing a read to the audit log failed'),
+  });
   const keys = new KeysService(store, keyring);
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas);
@@ -120,7 +127,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         });
       });
       await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
-      await store.close(); // (c)
+      await secrets.flushReads(); // (c)
+      await store.close();
       log.info('lockboxd stopped');
     })());
 

@@ -44,7 +44,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof CommanderError) process.exit(error.exitCode);
+  // Commander has printed help (exit 0) or the usage error (exit 2, like any bad setting).
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
   process.stderr.write(`lockboxd: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

@@ -84,6 +84,14 @@ export interface SecretsServiceOptions {
   onCommitted?: () => void;
   /** Attempts for an update/delete without expected_version that races another writer. */
   maxConflictRetries?: number;
+  /**
+   * true (default): a value is released only once its read is durably in the audit log.
+   * false: the read is buffered, written with the others every `asyncAuditIntervalMs` (20 ms) in
+   * one commit, and the value released at once (a crash can lose that window of read records).
+   */
+  durableReadAudit?: boolean;
+  /** Told about a background audit write that failed (async read audit). */
+  onBackgroundError?: (error: Error) => void;
 }
 
 const statusNames = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
@@ -123,12 +131,18 @@ export class SecretsService {
   private readonly onCommitted: () => void;
   private readonly maxConflictRetries: number;
   private readonly quotas: Quotas;
+  private readonly durableReadAudit: boolean;
+  private readonly onBackgroundError: (error: Error) => void;
   private readonly writers = new KeyedMutex();
+  private pendingReads: AuditDraft[] = [];
+  private pendingReadsTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
     this.keyring = options.keyring;
     this.quotas = options.quotas;
+    this.durableReadAudit = options.durableReadAudit ?? true;
+    this.onBackgroundError = options.onBackgroundError ?? (() => {});
     this.onCommitted = options.onCommitted ?? (() => {});
     this.maxConflictRetries = options.maxConflictRetries ?? 8;
   }
@@ -452,10 +466,25 @@ export class SecretsService {
     if (!request.include_values) return this.getAuthorized(request, ctx);
     return this.audited(ctx, 'secret.read', request.scope, request.name, async () => {
       const secret = await this.getAuthorized(request, ctx);
-      // The read is on record before the value leaves.
-      await this.store.appendAudit([auditDraft(ctx, 'secret.read', { tenant: secret.scope.tenant, resourceGroup: secret.scope.resource_group }, secret.name, secret.version, 'ok')]);
+      const entry = auditDraft(ctx, 'secret.read', { tenant: secret.scope.tenant, resourceGroup: secret.scope.resource_group }, secret.name, secret.version, 'ok');
+      if (this.durableReadAudit) await this.store.appendAudit([entry]); // the read is on record before the value leaves
+      else this.bufferRead(entry);
       return secret;
     });
+  }
+
+  private bufferRead(entry: AuditDraft): void {
+    this.pendingReads.push(entry);
+    this.pendingReadsTimer ??= setTimeout(() => void this.flushReads().catch(this.onBackgroundError), 100);
+  }
+
+  /** Writes buffered read records (async read audit); the daemon calls it before it stops. */
+  async flushReads(): Promise<void> {
+    clearTimeout(this.pendingReadsTimer);
+    this.pendingReadsTimer = undefined;
+    const entries = this.pendingReads;
+    this.pendingReads = [];
+    if (entries.length) await this.store.appendAudit(entries);
   }
 
   /**

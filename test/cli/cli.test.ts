@@ -69,7 +69,7 @@ t.test('secret commands end to end', async (t) => {
   t.equal(r.stdout, 'deleted demo (was version 3)\n');
   r = await cli([...g, 'secret', 'get', 'demo']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /^lockbox: NOT_FOUND: secret "demo" not found in tenant "default", the main-tenant scope\n$/);
+  t.match(r.stderr, /^lockbox: NOT_FOUND: secret "demo" not found in tenant "default", the main-tenant scope or tenant-wide\n$/);
 
   r = await cli([...g, 'secret', 'create', 'wide', 'A=1', '--tenant-wide']);
   t.equal(r.code, 0);

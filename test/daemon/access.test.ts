@@ -252,6 +252,20 @@ t.test('tokens: shown once, listed without the secret, expiry, revocation, who m
   t.ok(withRevoked.tokens.some((x: any) => x.id === mine.info.id && x.revoke_time));
 });
 
+t.test('async read audit: reads are buffered, written within the window and on stop', async (t) => {
+  const d = await startTestDaemon(t, { auditReads: 'async' });
+  await d.call('CreateSecret', createRequest('s', { K: 'v' }));
+  for (let i = 0; i < 5; i++) await d.call('GetSecret', { name: 's', include_values: true });
+  await sleep(250);
+  let reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
+  t.equal(reads.entries.length, 5, 'written within the window');
+  await d.call('GetSecret', { name: 's', include_values: true });
+  await d.restart();
+  reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
+  t.equal(reads.entries.length, 6, 'a stop writes what is buffered');
+  t.equal((await d.rpc('AuditService', 'VerifyAudit', {})).ok, true);
+});
+
 t.test('audit: changes and value reads recorded, never values, tampering detected', async (t) => {
   const d = await startTestDaemon(t);
   const CANARY = 'AUDIT-CANARY-VALUE';

@@ -37,8 +37,13 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
     [['--tls-client-ca', 'ca.pem'], /needs --tls-cert/],
     [['--drain-timeout', 'soon'], /--drain-timeout .* is not a duration/],
     [['--data-dir', ''], /--data-dir/],
+    [['--max-tenant-wide-secrets', '-1'], /--max-tenant-wide-secrets .* must be a whole number from 0/],
+    [['--max-resource-groups', 'many'], /--max-resource-groups/],
   ];
   for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'ConfigError', message }, args.join(' '));
+  t.throws(() => parseDaemonConfig(['--audit-reads', 'maybe']), { code: 'commander.invalidArgument' });
+  t.equal(parseDaemonConfig(['--audit-reads', 'async']).auditReads, 'async');
+  t.same(parseDaemonConfig(['--max-tenant-wide-secrets', '2']).quotas, { maxTenantWideSecrets: 2, maxResourceGroups: 50 });
   t.equal(parseDuration('1.5s', 'x'), 1500);
   t.equal(parseDuration('5m', 'x'), 300_000);
   t.equal(parseDuration('250', 'x'), 250);
