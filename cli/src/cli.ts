@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { LockboxClient, type ServiceName } from './client.js';
+import { LockboxClient, type ServiceName } from '../../shared/src/client.js';
 import { parseBatchFile, parseDeploymentFile, readMap, readValues, UsageError } from './inputs.js';
 import { presentData, renderFields, renderStructured, renderTable, type OutputFormat } from './output.js';
 
@@ -309,6 +309,26 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .action(async () => {
       const r = await rpc('KeysService', 'ListMasterKeys', {});
       print(r, () => renderTable(['ID', 'ACTIVE', 'DATA KEYS', 'CREATED'], (r.keys ?? []).map((k: any) => [k.id, k.active ? 'yes' : '', String(k.data_keys ?? 0), k.create_time ?? ''])));
+    });
+
+  // ---- rollout status ----
+  withScope(program.command('status <name>'))
+    .description('which agents hold which version of a secret (rollout status)')
+    .action(async (name: string, o) => {
+      const r = await rpc('AgentService', 'SecretStatus', { scope: scopeOf(o), name });
+      print(r, () =>
+        renderTable(
+          ['AGENT', 'DEPLOYMENT', 'VERSION', 'APPLIED', 'LAST SEEN', 'STATE'],
+          (r.agents ?? []).map((a: any) => [
+            a.agent_id,
+            `${a.deployment_resource_group || '(main)'}/${a.deployment}`,
+            a.version ? `v${a.version}` : 'other',
+            a.applied_time,
+            a.last_seen_time,
+            a.stale ? 'stale' : a.version === r.current_version ? 'current' : 'behind',
+          ]),
+        ) + `${r.summary}\n`,
+      );
     });
 
   // ---- tokens ----

@@ -9,6 +9,8 @@ export interface DaemonConfig {
   grpcAddr: string;
   /** Empty: run without NATS. */
   natsUrl: string;
+  /** The NATS URL agents are told to use (default: natsUrl). */
+  natsAdvertiseUrl?: string;
   /** Undefined: <dataDir>/master.key, generated on first start. */
   masterKeyFile?: string;
   tls?: { cert: string; key: string; clientCa?: string };
@@ -63,6 +65,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--data-dir <dir>', 'where the database, master key and admin token live').env(env('DATA_DIR')).default(defaults.dataDir))
     .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
     .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
+    .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
     .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated on first start)').env(env('MASTER_KEY_FILE')))
     .addOption(new Option('--tls-cert <path>', 'TLS certificate chain (PEM)').env(env('TLS_CERT')))
     .addOption(new Option('--tls-key <path>', 'TLS private key (PEM)').env(env('TLS_KEY')))
@@ -83,6 +86,7 @@ interface RawOptions {
   dataDir: string;
   grpcAddr: string;
   natsUrl: string;
+  natsAdvertiseUrl?: string;
   masterKeyFile?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -120,6 +124,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     dataDir: raw.dataDir,
     grpcAddr: raw.grpcAddr,
     natsUrl,
+    natsAdvertiseUrl: raw.natsAdvertiseUrl || undefined,
     masterKeyFile: raw.masterKeyFile || undefined,
     tls: raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey!, clientCa: raw.tlsClientCa } : undefined,
     maxVersions,

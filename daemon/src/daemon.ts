@@ -16,6 +16,7 @@ import { Keyring } from './keyring.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { auditHasher } from './audit.js';
+import { AgentService } from './service-agent.js';
 import { AuditService } from './service-audit.js';
 import { DeploymentsService } from './service-deployments.js';
 import { KeysService } from './service-keys.js';
@@ -81,8 +82,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas);
   const audit = new AuditService(store, hasher);
+  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl);
 
-  const { server, health } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, log }); // (5)
+  const { server, health } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, log }); // (5)
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');

@@ -11,6 +11,7 @@ import { LockboxError } from '../../shared/src/errors.js';
 import { loadPackageDefinition, loadServices } from '../../shared/src/proto.js';
 import type { Principal, TokenAuthority } from './auth.js';
 import type { Logger } from './log.js';
+import type { AgentService } from './service-agent.js';
 import type { AuditService } from './service-audit.js';
 import type { DeploymentsService } from './service-deployments.js';
 import type { KeysService } from './service-keys.js';
@@ -46,13 +47,14 @@ export interface GrpcServerParts {
   tokens: TokensService;
   deployments: DeploymentsService;
   audit: AuditService;
+  agents: AgentService;
   log: Logger;
 }
 
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation } {
-  const { auth, secrets, keys, tokens, deployments, audit, log } = parts;
+  const { auth, secrets, keys, tokens, deployments, audit, agents, log } = parts;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
 
   function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
@@ -115,7 +117,13 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     ListAudit: unary('ListAudit', (r, c) => audit.list(r as never, c)),
     VerifyAudit: unary('VerifyAudit', (_r, c) => audit.verify(c)),
   });
-  const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
+  server.addService(services.AgentService.service, {
+    GetAgentConfig: unary('GetAgentConfig', (_r, c) => agents.config(c)),
+    FetchSecrets: unary('FetchSecrets', (r, c) => agents.fetch(r as never, c)),
+    ReportStatus: unary('ReportStatus', (r, c) => agents.report(r as never, c)),
+    SecretStatus: unary('SecretStatus', (r, c) => agents.status(r as never, c)),
+  });
+  const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serving) });
   health.addToServer(server);
   new ReflectionService(loadPackageDefinition()).addToServer(server);

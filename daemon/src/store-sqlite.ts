@@ -32,6 +32,8 @@ import {
 import type { MountSpec, SecretType } from '../../shared/src/validate.js';
 import {
   IdempotencyReplayError,
+  type AgentReport,
+  type AppliedRecord,
   type AuditDraft,
   type AuditFilter,
   type AuditHasher,
@@ -158,6 +160,27 @@ const migrations: string[] = [
      hash TEXT NOT NULL
    );
    CREATE INDEX audit_tenant ON audit (tenant, seq);`,
+  `CREATE TABLE agents (
+     agent_id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     deployment TEXT NOT NULL,
+     deployment_resource_group TEXT NOT NULL,
+     token_id TEXT NOT NULL,
+     last_seen_time TEXT NOT NULL,
+     resync_interval_seconds INTEGER NOT NULL,
+     problems TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE agent_applied (
+     agent_id TEXT NOT NULL,
+     tenant TEXT NOT NULL,
+     resource_group TEXT NOT NULL,
+     name TEXT NOT NULL,
+     uid TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     applied_time TEXT NOT NULL,
+     PRIMARY KEY (tenant, resource_group, name, agent_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX agent_applied_agent ON agent_applied (agent_id);`,
 ];
 
 interface VersionRow {
@@ -396,6 +419,23 @@ export class SqliteStore implements Store {
       deleteDeployment: this.db.prepare('DELETE FROM deployments WHERE tenant = ? AND resource_group = ? AND name = ?'),
       deleteDeploymentRefs: this.db.prepare('DELETE FROM deployment_secrets WHERE tenant = ? AND resource_group = ? AND deployment = ?'),
       insertDeploymentRef: this.db.prepare('INSERT OR IGNORE INTO deployment_secrets (tenant, secret, resource_group, deployment) VALUES (?, ?, ?, ?)'),
+      upsertAgent: this.db.prepare(
+        `INSERT INTO agents (agent_id, tenant, deployment, deployment_resource_group, token_id, last_seen_time, resync_interval_seconds, problems)
+         VALUES (@agentId, @tenant, @deployment, @deploymentResourceGroup, @tokenId, @lastSeenTime, @resyncIntervalSeconds, @problems)
+         ON CONFLICT (agent_id) DO UPDATE SET tenant = excluded.tenant, deployment = excluded.deployment,
+           deployment_resource_group = excluded.deployment_resource_group, token_id = excluded.token_id,
+           last_seen_time = excluded.last_seen_time, resync_interval_seconds = excluded.resync_interval_seconds, problems = excluded.problems`,
+      ),
+      deleteApplied: this.db.prepare('DELETE FROM agent_applied WHERE agent_id = ?'),
+      insertApplied: this.db.prepare(
+        `INSERT OR REPLACE INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time)
+         VALUES (@agentId, @tenant, @resourceGroup, @name, @uid, @version, @appliedTime)`,
+      ),
+      agentsHolding: this.db.prepare<[string, string, string], Record<string, string | number>>(
+        `SELECT a.*, g.deployment, g.deployment_resource_group, g.token_id, g.last_seen_time, g.resync_interval_seconds, g.problems
+         FROM agent_applied a JOIN agents g ON g.agent_id = a.agent_id
+         WHERE a.tenant = ? AND a.resource_group = ? AND a.name = ? ORDER BY a.agent_id`,
+      ),
       lastAudit: this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
       insertAudit: this.db.prepare(
         `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, prev_hash, hash)
@@ -720,6 +760,36 @@ export class SqliteStore implements Store {
         for (const secret of record.secrets) this.stmt.insertDeploymentRef.run(record.tenant, secret, record.resourceGroup, record.name);
       this.insertAudit(audit);
     });
+  }
+
+  reportAgent(report: AgentReport, applied: AppliedRecord[]): Promise<void> {
+    return this.write(() => {
+      this.stmt.upsertAgent.run({ ...report, problems: JSON.stringify(report.problems) });
+      this.stmt.deleteApplied.run(report.agentId);
+      for (const record of applied) this.stmt.insertApplied.run(record);
+    });
+  }
+
+  async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
+    return this.stmt.agentsHolding.all(tenant, resourceGroup, name).map((r) => ({
+      agentId: String(r.agent_id),
+      tenant: String(r.tenant),
+      resourceGroup: String(r.resource_group),
+      name: String(r.name),
+      uid: String(r.uid),
+      version: Number(r.version),
+      appliedTime: String(r.applied_time),
+      report: {
+        agentId: String(r.agent_id),
+        tenant: String(r.tenant),
+        deployment: String(r.deployment),
+        deploymentResourceGroup: String(r.deployment_resource_group),
+        tokenId: String(r.token_id),
+        lastSeenTime: String(r.last_seen_time),
+        resyncIntervalSeconds: Number(r.resync_interval_seconds),
+        problems: JSON.parse(String(r.problems)) as string[],
+      },
+    }));
   }
 
   appendAudit(entries: AuditDraft[]): Promise<void> {

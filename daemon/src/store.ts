@@ -172,6 +172,28 @@ export interface WrappedKeyRow {
   wrappedKey: Uint8Array;
 }
 
+/** What an agent last reported. */
+export interface AgentReport {
+  agentId: string;
+  tenant: string;
+  deployment: string;
+  deploymentResourceGroup: string;
+  tokenId: string;
+  lastSeenTime: string;
+  resyncIntervalSeconds: number;
+  problems: string[];
+}
+
+export interface AppliedRecord {
+  agentId: string;
+  tenant: string;
+  resourceGroup: string;
+  name: string;
+  uid: string;
+  version: number;
+  appliedTime: string;
+}
+
 export interface Store {
   getHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined>;
   getVersion(uid: string, version: number): Promise<VersionRecord | undefined>;
@@ -211,6 +233,10 @@ export interface Store {
   writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void>;
 
   appendAudit(entries: AuditDraft[]): Promise<void>;
+  /** Replaces what the agent holds with `applied`, and its heartbeat. */
+  reportAgent(report: AgentReport, applied: AppliedRecord[]): Promise<void>;
+  /** Agents that reported holding the secret, with their last report. */
+  agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>>;
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
 
   close(): Promise<void>;

@@ -21,7 +21,7 @@ function findProtoRoot(): string {
 }
 
 export const protoRoot = findProtoRoot();
-export const protoFiles = ['lockbox/v1/secrets.proto', 'lockbox/v1/access.proto'];
+export const protoFiles = ['lockbox/v1/secrets.proto', 'lockbox/v1/access.proto', 'lockbox/v1/agent.proto'];
 
 export const loaderOptions: protoLoader.Options = {
   keepCase: true,
@@ -45,6 +45,7 @@ export interface LockboxServices {
   TokensService: grpc.ServiceClientConstructor;
   DeploymentsService: grpc.ServiceClientConstructor;
   AuditService: grpc.ServiceClientConstructor;
+  AgentService: grpc.ServiceClientConstructor;
 }
 
 export function loadServices(): LockboxServices {

@@ -13,7 +13,7 @@ import { configFromOptions, defaults, type DaemonConfig } from '../../daemon/src
 import { startDaemon, type Daemon } from '../../daemon/src/daemon.js';
 import { redactPaths } from '../../daemon/src/log.js';
 
-const serviceNames: Array<keyof LockboxServices> = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService'];
+const serviceNames: Array<keyof LockboxServices> = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'];
 
 export interface TestDaemon {
   daemon: Daemon;

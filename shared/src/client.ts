@@ -1,7 +1,7 @@
-/** A small promise wrapper over the generated gRPC clients, used by the CLI (and the agent). */
+/** A small promise wrapper over the generated gRPC clients, used by the CLI and the agent. */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { loadServices, type LockboxServices } from '../../shared/src/proto.js';
+import { loadServices, type LockboxServices } from './proto.js';
 
 export interface ClientOptions {
   addr: string;

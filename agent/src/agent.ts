@@ -1,0 +1,310 @@
+/**
+ * The agent's life: keep the deployment's secrets on disk, current, and report what it holds.
+ * 1. Start: ask the daemon for the deployment (GetAgentConfig), fetch every secret, write them,
+ *    report, then count as ready.
+ * 2. Follow notices on NATS (the deployment's resource group and the tenant-wide scope). A notice
+ *    for a mounted secret, newer than what is held, fetches that secret and rewrites its dir.
+ * 3. Resync everything on each (re)connect to NATS and every resync interval, so a lost notice
+ *    costs at most one interval; the deployment itself is re-read then too.
+ * 4. Never go back: a fetched version older than the one held (same uid) is ignored.
+ * 5. A deleted secret's files go; a dir no secret uses any more is cleared.
+ * 6. Tamper repair: the mount dirs are watched; a file deleted or changed under the agent is
+ *    rewritten and the path logged.
+ * Syncs never overlap: a notice that arrives during one marks the next.
+ */
+import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { watch, type FSWatcher } from 'chokidar';
+import { connect, type NatsConnection, type Subscription } from 'nats';
+import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
+import type { ChangeNotice } from '../../shared/src/subject.js';
+import type { MountSpec } from '../../shared/src/validate.js';
+import { AtomicWriter, type WriterModes } from './atomic-writer.js';
+import { render, type HeldSecret, type Rendered } from './render.js';
+
+export interface AgentLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface AgentOptions {
+  client: ClientOptions;
+  bentomlHome: string;
+  /** Overrides the NATS URL the daemon advertises; "none" disables notices (resync only). */
+  natsUrl?: string;
+  resyncIntervalMs: number;
+  modes: WriterModes;
+  agentId?: string;
+  log: AgentLog;
+  /** Called after every sync that changed files (exec uses it). */
+  onChange?: (rendered: Rendered) => void;
+  /** Tamper repair (default on). */
+  repair?: boolean;
+}
+
+interface SecretMessage {
+  name: string;
+  uid: string;
+  type: string;
+  version: number;
+  scope: { resource_group: string };
+  mount: { kind?: string; path?: string; sub_paths?: Record<string, string>; format?: string };
+  data?: Record<string, Uint8Array>;
+}
+
+function toHeld(secret: SecretMessage): HeldSecret {
+  const mount: MountSpec = {
+    kind: (secret.mount?.kind || 'file') as MountSpec['kind'],
+    path: secret.mount?.path || secret.name,
+    subPaths: secret.mount?.sub_paths ?? {},
+    format: (secret.mount?.format || (secret.mount?.kind === 'env' ? 'dotenv' : '')) as MountSpec['format'],
+  };
+  const data: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v);
+  return { name: secret.name, resourceGroup: secret.scope?.resource_group ?? '', uid: secret.uid, version: secret.version, type: secret.type || 'opaque', mount, data };
+}
+
+export class Agent {
+  readonly client: LockboxClient;
+  readonly home: string;
+  readonly agentId: string;
+  private deploymentSecrets: string[] = [];
+  private held = new Map<string, HeldSecret>();
+  private applied = new Map<string, string>();
+  private writers = new Map<string, AtomicWriter>();
+  private nc: NatsConnection | undefined;
+  private subscriptions: Subscription[] = [];
+  private watcher: FSWatcher | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private pending: { all: boolean; names: Set<string> } = { all: false, names: new Set() };
+  private stopped = false;
+  private repairTimer: NodeJS.Timeout | undefined;
+  ready = false;
+  lastRendered: Rendered | undefined;
+  /** Problems of the last render (reported to the daemon, never values). */
+  problems: string[] = [];
+
+  constructor(private readonly options: AgentOptions) {
+    this.client = new LockboxClient(options.client);
+    this.home = realpathSync(options.bentomlHome);
+    this.agentId = options.agentId ?? `${hostname()}/${process.pid}`;
+  }
+
+  /** Step (1): one full sync. Throws when the daemon cannot be reached. */
+  async syncOnce(): Promise<void> {
+    await this.refreshDeployment();
+    await this.sync({ all: true, names: new Set() });
+  }
+
+  /** Steps (1)-(3). */
+  async start(): Promise<void> {
+    await this.syncOnce();
+    this.ready = true;
+    const config = await this.client.call('AgentService', 'GetAgentConfig', {});
+    const natsUrl = this.options.natsUrl ?? config.nats_url;
+    if (natsUrl && natsUrl !== 'none') void this.follow(natsUrl, config.subjects ?? []);
+    else this.options.log.warn({}, 'no NATS URL: relying on resync only');
+    this.scheduleResync();
+    if (this.options.repair !== false) this.watchForTampering();
+  }
+
+  private async refreshDeployment(): Promise<void> {
+    const config = await this.client.call('AgentService', 'GetAgentConfig', {});
+    this.deploymentSecrets = config.deployment?.secrets ?? [];
+  }
+
+  private scheduleResync(): void {
+    clearTimeout(this.resyncTimer);
+    if (this.stopped) return;
+    this.resyncTimer = setTimeout(() => {
+      void this.refreshDeployment()
+        .then(() => this.request({ all: true }))
+        .catch((error: Error) => this.options.log.warn({ err: error.message }, 'resync failed; will retry'))
+        .finally(() => this.scheduleResync());
+    }, this.options.resyncIntervalMs);
+    this.resyncTimer.unref();
+  }
+
+  /** Step (2). */
+  private async follow(url: string, subjects: string[]): Promise<void> {
+    const { log } = this.options;
+    for (let delay = 250; !this.stopped; delay = Math.min(delay * 2, 5000)) {
+      try {
+        this.nc = await connect({ servers: url, name: `lockbox-agent ${this.agentId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
+        break;
+      } catch (error) {
+        log.warn({ nats: url, err: (error as Error).message }, 'NATS not reachable; resync keeps files current meanwhile');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    const nc = this.nc;
+    if (!nc || this.stopped) return void nc?.close();
+    for (const subject of subjects) {
+      const sub = nc.subscribe(subject);
+      this.subscriptions.push(sub);
+      void (async () => {
+        for await (const message of sub) {
+          try {
+            const notice = JSON.parse(message.string()) as ChangeNotice;
+            this.onNotice(notice);
+          } catch {
+            log.warn({ subject: message.subject }, 'ignored a malformed notice');
+          }
+        }
+      })();
+    }
+    await nc.flush();
+    log.info({ nats: url }, 'following change notices');
+    this.request({ all: true }); // a notice may have been missed before the subscription
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'reconnect') {
+          log.info({}, 'NATS back: resyncing');
+          this.request({ all: true }); // (3)
+        }
+      }
+    })();
+  }
+
+  private onNotice(notice: ChangeNotice): void {
+    if (!this.deploymentSecrets.includes(notice.name)) return;
+    const held = this.held.get(notice.name);
+    if (held && held.uid === notice.uid && notice.version <= held.version && notice.operation !== 'delete') return; // (4)
+    this.request({ names: [notice.name] });
+  }
+
+  /** Queues a sync; syncs never overlap. */
+  request(what: { all?: boolean; names?: string[] }): Promise<void> {
+    if (what.all) this.pending.all = true;
+    for (const name of what.names ?? []) this.pending.names.add(name);
+    if (!this.syncing) this.syncing = this.drain();
+    return this.syncing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.stopped && (this.pending.all || this.pending.names.size)) {
+        const batch = this.pending;
+        this.pending = { all: false, names: new Set() };
+        try {
+          await this.sync(batch);
+        } catch (error) {
+          this.options.log.warn({ err: (error as Error).message }, 'sync failed; the next notice or resync retries');
+        }
+      }
+    } finally {
+      this.syncing = undefined;
+    }
+  }
+
+  private async sync(batch: { all: boolean; names: Set<string> }): Promise<void> {
+    const names = batch.all ? this.deploymentSecrets : [...batch.names].filter((n) => this.deploymentSecrets.includes(n));
+    const response = names.length ? await this.client.call('AgentService', 'FetchSecrets', { names }) : { secrets: [] };
+    let changed = false;
+    for (const fetched of response.secrets ?? []) {
+      if (fetched.missing || !fetched.secret) {
+        changed = this.held.delete(fetched.name) || changed; // (5)
+        continue;
+      }
+      const next = toHeld(fetched.secret);
+      const held = this.held.get(next.name);
+      if (held && held.uid === next.uid && next.version <= held.version) continue; // (4)
+      this.held.set(next.name, next);
+      changed = true;
+    }
+    if (batch.all) for (const name of [...this.held.keys()]) if (!this.deploymentSecrets.includes(name)) changed = this.held.delete(name) || changed;
+    this.apply();
+    if (changed || batch.all) await this.report();
+  }
+
+  /** Renders what is held and writes every dir (a no-op where nothing changed). */
+  private apply(): void {
+    const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
+    let changed = false;
+    for (const [path, payload] of rendered.dirs) {
+      let writer = this.writers.get(path);
+      if (!writer) {
+        writer = new AtomicWriter(this.home, path, this.options.modes);
+        this.writers.set(path, writer);
+      }
+      try {
+        if (writer.write(payload, rendered.versions.get(path)!)) {
+          changed = true;
+          this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
+        }
+      } catch (error) {
+        rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
+      }
+    }
+    for (const [path, writer] of this.writers) {
+      if (rendered.dirs.has(path)) continue;
+      writer.clear(); // (5)
+      this.writers.delete(path);
+      changed = true;
+      this.options.log.info({ path: writer.dir }, 'removed files of secrets no longer mounted');
+    }
+    const now = new Date().toISOString();
+    for (const secret of this.held.values()) {
+      const key = `${secret.uid}:${secret.version}`;
+      if (!this.applied.has(secret.name) || !this.applied.get(secret.name)!.startsWith(key)) this.applied.set(secret.name, `${key}|${now}`);
+    }
+    for (const name of [...this.applied.keys()]) if (!this.held.has(name)) this.applied.delete(name);
+    for (const problem of rendered.problems) if (!this.problems.includes(problem)) this.options.log.warn({ problem }, 'problem with a mounted secret');
+    this.problems = rendered.problems;
+    this.lastRendered = rendered;
+    if (changed) this.options.onChange?.(rendered);
+  }
+
+  private async report(): Promise<void> {
+    const applied = [...this.held.values()].map((s) => ({
+      name: s.name,
+      resource_group: s.resourceGroup,
+      uid: s.uid,
+      version: s.version,
+      applied_time: this.applied.get(s.name)?.split('|')[1] ?? new Date().toISOString(),
+    }));
+    await this.client
+      .call('AgentService', 'ReportStatus', { agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })
+      .catch((error: Error) => this.options.log.warn({ err: error.message }, 'status report failed'));
+  }
+
+  /** Step (6). */
+  private watchForTampering(): void {
+    this.watcher = watch(this.home, { ignoreInitial: true, followSymlinks: false, depth: 8 });
+    this.watcher.on('all', (_event, path) => {
+      if (![...this.writers.values()].some((w) => path === w.dir || path.startsWith(w.dir + '/'))) return;
+      clearTimeout(this.repairTimer);
+      this.repairTimer = setTimeout(() => this.repair(), 50);
+    });
+  }
+
+  /** Rewrites any dir whose files no longer match what is held. */
+  repair(): void {
+    const rendered = this.lastRendered;
+    if (!rendered || this.stopped) return;
+    for (const [path, writer] of this.writers) {
+      const payload = rendered.dirs.get(path);
+      const version = rendered.versions.get(path);
+      if (!payload || version === undefined || writer.matches(payload, version)) continue;
+      try {
+        writer.write(payload, version);
+        this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
+      } catch (error) {
+        this.options.log.error({ path: writer.dir, err: (error as Error).message }, 'could not restore files');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.resyncTimer);
+    clearTimeout(this.repairTimer);
+    await this.watcher?.close();
+    await this.syncing;
+    for (const sub of this.subscriptions) sub.unsubscribe();
+    await this.nc?.close().catch(() => {});
+    this.client.close();
+  }
+}

@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+/**
+ * lockbox-agent: `run` keeps the deployment's secrets current under $BENTOML_HOME; `once` writes
+ * them and exits (init containers); `exec -- CMD` runs CMD with the env secrets and restarts or
+ * signals it when they change. Settings: flags, then LOCKBOX_* env, then defaults. Logs are JSON
+ * on stderr and never hold a value.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { pino } from 'pino';
+import { constants as osConstants } from 'node:os';
+import { initCrypto } from '../../shared/src/crypto.js';
+import { Agent } from './agent.js';
+import type { Rendered } from './render.js';
+
+class UsageError extends Error {}
+
+function duration(text: string, setting: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`${setting}: "${text}" is not a duration (e.g. 500ms, 60s, 5m)`);
+  return Math.round(Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!);
+}
+
+function mode(text: string, setting: string): number {
+  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`${setting}: "${text}" must be an octal mode like 0400`);
+  return parseInt(text, 8);
+}
+
+function group(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d+$/.test(text)) return Number(text);
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === text);
+  if (!line) throw new UsageError(`--group: no group named "${text}"`);
+  return Number(line.split(':')[2]);
+}
+
+function common(command: Command): Command {
+  const env = (n: string) => `LOCKBOX_${n}`;
+  return command
+    .addOption(new Option('--addr <host:port>', 'lockboxd gRPC address').env(env('ADDR')).default('127.0.0.1:7700'))
+    .addOption(new Option('--token <token>', 'agent token').env(env('TOKEN')))
+    .addOption(new Option('--token-file <path>', 'file holding the agent token').env(env('TOKEN_FILE')))
+    .addOption(new Option('--bentoml-home <dir>', 'where secrets are written (default: $BENTOML_HOME, else ~/bentoml)').env('BENTOML_HOME'))
+    .addOption(new Option('--nats-url <url>', 'NATS for change notices (default: what lockboxd advertises; "none": resync only)').env(env('NATS_URL')))
+    .addOption(new Option('--resync-interval <duration>', 'full resync period').env(env('RESYNC_INTERVAL')).default('60s'))
+    .addOption(new Option('--file-mode <octal>', 'mode of written files').env(env('FILE_MODE')).default('0400'))
+    .addOption(new Option('--dir-mode <octal>', 'mode of written dirs').env(env('DIR_MODE')).default('0500'))
+    .addOption(new Option('--group <name|gid>', 'group owner of written files (use with 0440/0550)').env(env('GROUP')))
+    .addOption(new Option('--agent-id <id>', 'how this agent appears in rollout status (default: host/pid)').env(env('AGENT_ID')))
+    .addOption(new Option('--tls-ca <path>', 'CA bundle to verify lockboxd: enables TLS').env(env('TLS_CA')))
+    .addOption(new Option('--tls-cert <path>', 'client certificate for mTLS').env(env('TLS_CERT')))
+    .addOption(new Option('--tls-key <path>', 'client key for mTLS').env(env('TLS_KEY')))
+    .addOption(new Option('--log-level <level>', 'info, warn, error').env(env('LOG_LEVEL')).default('info'));
+}
+
+function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Rendered) => void): Agent {
+  let token = o.token;
+  if (!token && o.tokenFile) {
+    try {
+      token = readFileSync(o.tokenFile, 'utf8').trim();
+    } catch (error) {
+      throw new UsageError(`--token-file: cannot read ${o.tokenFile}: ${(error as NodeJS.ErrnoException).code}`);
+    }
+  }
+  if (!token) throw new UsageError('no token: pass --token or --token-file (or LOCKBOX_TOKEN / LOCKBOX_TOKEN_FILE)');
+  const home = o.bentomlHome || join(homedir(), 'bentoml');
+  if (!existsSync(home)) throw new UsageError(`--bentoml-home: ${home} does not exist`);
+  const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
+  return new Agent({
+    client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },
+    bentomlHome: home,
+    natsUrl: o.natsUrl,
+    resyncIntervalMs: duration(o.resyncInterval!, '--resync-interval'),
+    modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
+    agentId: o.agentId,
+    log,
+    onChange,
+  });
+}
+
+function serveHealth(addr: string, agent: Agent): void {
+  const match = /^(.+):(\d+)$/.exec(addr);
+  if (!match) throw new UsageError(`--health-addr: "${addr}" must be host:port`);
+  createServer((req, res) => {
+    const ok = req.url === '/healthz' || (req.url === '/readyz' && agent.ready);
+    res.writeHead(req.url === '/healthz' || req.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
+    res.end(ok ? 'ok\n' : 'not ready\n');
+  }).listen(Number(match[2]), match[1]);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Retries the first sync until it works or `ms` passes. */
+async function firstSync(agent: Agent, ms: number, start: (a: Agent) => Promise<void>): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await withTimeout(start(agent), Math.max(1, deadline - Date.now()), 'timed out');
+    } catch (error) {
+      const detail = (error as { details?: string }).details ?? (error as Error).message;
+      if (Date.now() >= deadline || (error as { code?: number }).code === 16 || (error as { code?: number }).code === 7)
+        throw new Error(`could not get the secrets from lockboxd within ${ms / 1000}s: ${detail}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  await initCrypto();
+  const program = new Command('lockbox-agent')
+    .description('lockbox sidecar: writes a deployment\'s secrets under $BENTOML_HOME and keeps them current')
+    .exitOverride();
+  let exitCode = 0;
+
+  common(program.command('run'))
+    .description('write the secrets, then follow every change until stopped')
+    .addOption(new Option('--health-addr <host:port>', 'serve /healthz and /readyz').env('LOCKBOX_HEALTH_ADDR'))
+    .action(async (o) => {
+      const agent = buildAgent(o);
+      if (o.healthAddr) serveHealth(o.healthAddr, agent);
+      await firstSync(agent, 30_000, (a) => a.start());
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void agent.stop().then(resolve));
+      });
+    });
+
+  common(program.command('once'))
+    .description('write the secrets and exit 0 (init containers); exit 1 if lockboxd cannot be reached in time')
+    .addOption(new Option('--timeout <duration>', 'how long to keep trying').default('30s'))
+    .action(async (o) => {
+      const agent = buildAgent({ ...o, natsUrl: 'none' });
+      try {
+        await firstSync(agent, duration(o.timeout, '--timeout'), (a) => a.syncOnce());
+      } finally {
+        await agent.stop();
+      }
+    });
+
+  common(program.command('exec'))
+    .description('run a command with the env secrets in its environment; restart or signal it when they change')
+    .addOption(new Option('--on-change <action>', 'restart | signal:NAME | none').default('restart'))
+    .addOption(new Option('--grace <duration>', 'after SIGTERM, how long before SIGKILL').default('10s'))
+    .argument('<command...>', 'the command (after --)')
+    .action(async (command: string[], o) => {
+      const onChange = String(o.onChange);
+      const signalName = onChange.startsWith('signal:') ? onChange.slice(7) : undefined;
+      if (!['restart', 'none'].includes(onChange) && !(signalName && signalName in osConstants.signals))
+        throw new UsageError(`--on-change: "${onChange}" must be restart, none or signal:NAME (e.g. signal:SIGHUP)`);
+      const grace = duration(o.grace, '--grace');
+      let child: ChildProcess | undefined;
+      let restarting = false;
+      let env: Record<string, string> = {};
+      const launch = () => {
+        child = spawn(command[0], command.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
+        child.once('exit', (code, signal) => {
+          if (restarting) return;
+          exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 1) : 1);
+          void agent.stop().then(() => process.exit(exitCode));
+        });
+      };
+      const restart = async () => {
+        const old = child;
+        if (!old || old.exitCode !== null) return launch();
+        restarting = true;
+        const exited = new Promise((r) => old.once('exit', r));
+        old.kill('SIGTERM');
+        const timer = setTimeout(() => old.kill('SIGKILL'), grace);
+        await exited;
+        clearTimeout(timer);
+        restarting = false;
+        launch();
+      };
+      const agent = buildAgent(o, (rendered) => {
+        const changed = JSON.stringify(rendered.env) !== JSON.stringify(env);
+        env = rendered.env;
+        if (!child || !changed) return;
+        if (onChange === 'restart') void restart();
+        else if (signalName) child.kill(signalName as NodeJS.Signals);
+      });
+      await firstSync(agent, 30_000, (a) => a.start());
+      env = agent.lastRendered?.env ?? {};
+      launch();
+      for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => child?.kill(signal));
+      await new Promise(() => {}); // the child's exit ends the process
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    process.stderr.write(`lockbox-agent: ${(error as Error).message}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

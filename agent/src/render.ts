@@ -1,0 +1,94 @@
+/**
+ * Turns the deployment's secrets into what lands on disk: one payload per mount directory (the
+ * atomic writer's unit), plus the environment for `exec`. Everything the daemon sent is checked
+ * again here: names, keys, mount paths and sub-paths, and clashes between secrets. A secret that
+ * fails a check is left out and reported, never written somewhere else.
+ */
+import { envFileExtensions, mountCollisions, mountedFiles } from '../../shared/src/layout.js';
+import { checkKeyName, checkMount, checkSecretName, type MountSpec } from '../../shared/src/validate.js';
+import { renderEnvFile } from './env-format.js';
+
+export interface HeldSecret {
+  name: string;
+  resourceGroup: string;
+  uid: string;
+  version: number;
+  type: string;
+  mount: MountSpec;
+  data: Record<string, Buffer>;
+}
+
+export interface Rendered {
+  /** mount path → (file path within it → content) */
+  dirs: Map<string, Map<string, Buffer>>;
+  /** mount path → the `..version` text ("name=version" lines) */
+  versions: Map<string, string>;
+  /** Variables of env mounts, for `exec`. */
+  env: Record<string, string>;
+  /** Human-readable, never a value. */
+  problems: string[];
+}
+
+/** A Docker config.json for a container_registry secret. */
+export function dockerConfig(data: Record<string, Buffer>): Buffer {
+  const username = data.username?.toString('utf8') ?? '';
+  const password = data.password?.toString('utf8') ?? '';
+  const entry: Record<string, string> = { username, password, auth: Buffer.from(`${username}:${password}`).toString('base64') };
+  if (data.email) entry.email = data.email.toString('utf8');
+  return Buffer.from(JSON.stringify({ auths: { [data.server?.toString('utf8') ?? '']: entry } }, null, 2) + '\n');
+}
+
+function check(secret: HeldSecret): string | undefined {
+  try {
+    checkSecretName(secret.name);
+    for (const key of Object.keys(secret.data)) checkKeyName(key, `${secret.name}.data`);
+    checkMount(secret.mount, Object.keys(secret.data), `${secret.name}.mount`);
+    return undefined;
+  } catch (error) {
+    return `secret "${secret.name}" left out: ${(error as Error).message}`;
+  }
+}
+
+export function render(secrets: HeldSecret[]): Rendered {
+  const rendered: Rendered = { dirs: new Map(), versions: new Map(), env: {}, problems: [] };
+  const accepted: HeldSecret[] = [];
+  for (const secret of secrets) {
+    const problem = check(secret);
+    if (problem) rendered.problems.push(problem);
+    else accepted.push(secret);
+  }
+  // A clash (which the daemon refuses at attach time) leaves out the later secret of the pair.
+  const placed: HeldSecret[] = [];
+  for (const secret of accepted) {
+    const shape = (s: HeldSecret) => ({ name: s.name, mount: s.mount, keys: s.type === 'container_registry' && s.mount.kind === 'file' ? ['config.json'] : Object.keys(s.data) });
+    const clashes = mountCollisions([...placed, secret].map(shape));
+    if (clashes.length) rendered.problems.push(`secret "${secret.name}" left out: ${clashes.join('; ')}`);
+    else placed.push(secret);
+  }
+  for (const secret of placed) {
+    const { mount } = secret;
+    const files = rendered.dirs.get(mount.path) ?? new Map<string, Buffer>();
+    rendered.dirs.set(mount.path, files);
+    rendered.versions.set(mount.path, (rendered.versions.get(mount.path) ?? '') + `${secret.name}=${secret.version}\n`);
+    if (mount.kind === 'env') {
+      const format = mount.format || 'dotenv';
+      const file = renderEnvFile(format, secret.data);
+      files.set(`${secret.name}.${envFileExtensions[format]}`, file.content);
+      for (const key of file.refused) rendered.problems.push(`secret "${secret.name}" key "${key}" cannot be written exactly as ${format}; left out of the env file`);
+      for (const note of file.notes) rendered.problems.push(`secret "${secret.name}" ${note}`);
+      for (const [key, value] of Object.entries(secret.data)) {
+        const text = value.toString('utf8');
+        if (value.includes(0) || !Buffer.from(text, 'utf8').equals(value)) rendered.problems.push(`secret "${secret.name}" key "${key}" is not valid UTF-8 text; not passed to exec`);
+        else rendered.env[key] = text;
+      }
+    } else if (secret.type === 'container_registry') {
+      files.set('config.json', dockerConfig(secret.data));
+    } else {
+      for (const rel of mountedFiles({ name: secret.name, mount: { ...mount, path: '' }, keys: Object.keys(secret.data) })) {
+        const key = rel.split('/').pop()!;
+        files.set(rel.replace(/^\//, ''), secret.data[key]);
+      }
+    }
+  }
+  return rendered;
+}

@@ -1,0 +1,136 @@
+/**
+ * What lockbox-agent calls with its agent token (its deployment's configuration and secrets, its
+ * status reports), and the rollout status that `lockbox status NAME` reads.
+ */
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
+import { CHANGES_PREFIX, encodeSubjectToken } from '../../shared/src/subject.js';
+import { checkSecretName } from '../../shared/src/validate.js';
+import type { CallContext } from './context.js';
+import { deploymentMessage, type ScopeMessage } from './messages.js';
+import type { SecretsService } from './service-secrets.js';
+import type { DeploymentRecord, Store } from './store.js';
+
+const MAX_PROBLEMS = 100;
+
+interface ReportRequest {
+  agent_id?: string;
+  applied?: Array<{ name?: string; resource_group?: string; uid?: string; version?: number; applied_time?: string }>;
+  resync_interval_seconds?: number;
+  problems?: string[];
+}
+
+export class AgentService {
+  constructor(
+    private readonly store: Store,
+    private readonly secrets: SecretsService,
+    private readonly natsUrl: string,
+  ) {}
+
+  private async deploymentOf(ctx: CallContext): Promise<DeploymentRecord> {
+    const { principal } = ctx;
+    if (principal.role !== 'agent') throw new PermissionDeniedError('this call is for agent tokens (lockbox token create --role agent)');
+    const deployment = await this.store.getDeployment({ tenant: principal.tenant, resourceGroup: principal.deploymentResourceGroup }, principal.deployment);
+    if (!deployment) throw new NotFoundError(`deployment "${principal.deployment}" of this agent token no longer exists`, 'DEPLOYMENT_NOT_FOUND');
+    return deployment;
+  }
+
+  async config(ctx: CallContext) {
+    const deployment = await this.deploymentOf(ctx);
+    const resolved: Record<string, string> = {};
+    for (const name of deployment.secrets) resolved[name] = (await this.secrets.resolveHead(deployment, name))?.resourceGroup ?? '';
+    const tenant = encodeSubjectToken(deployment.tenant);
+    return {
+      deployment: deploymentMessage(deployment, resolved),
+      nats_url: this.natsUrl,
+      subjects: [`${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken(deployment.resourceGroup)}.>`, `${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken('*')}.>`],
+    };
+  }
+
+  /** Every listed secret with its values (each read audited), or marked missing. */
+  async fetch(request: { names?: string[] }, ctx: CallContext) {
+    const deployment = await this.deploymentOf(ctx);
+    const names = request.names?.length ? request.names : deployment.secrets;
+    const secrets = [];
+    let changeSeq = 0;
+    for (const name of names) {
+      if (!deployment.secrets.includes(name)) throw new PermissionDeniedError(`deployment "${deployment.name}" does not mount "${name}"`);
+      const head = await this.secrets.resolveHead(deployment, name);
+      if (!head) {
+        secrets.push({ name, missing: true });
+        continue;
+      }
+      const secret = await this.secrets.get({ scope: { tenant: head.tenant, resource_group: head.resourceGroup }, name, include_values: true }, ctx);
+      changeSeq = Math.max(changeSeq, secret.change_seq);
+      secrets.push({ name, secret, missing: false });
+    }
+    return { secrets, change_seq: changeSeq };
+  }
+
+  async report(request: ReportRequest, ctx: CallContext) {
+    const deployment = await this.deploymentOf(ctx);
+    const agentId = request.agent_id ?? '';
+    if (!/^[\w.:/@-]{1,200}$/.test(agentId)) throw new InvalidArgumentError('agent_id', 'must be 1-200 letters, digits or . _ - : / @');
+    const problems = (request.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
+    const interval = request.resync_interval_seconds ?? 60;
+    if (!Number.isInteger(interval) || interval < 1 || interval > 86_400) throw new InvalidArgumentError('resync_interval_seconds', 'must be 1 to 86400');
+    const applied = (request.applied ?? []).map((a, i) => {
+      checkSecretName(a.name ?? '', `applied[${i}].name`);
+      if (!deployment.secrets.includes(a.name!)) throw new InvalidArgumentError(`applied[${i}].name`, `deployment "${deployment.name}" does not mount "${a.name}"`);
+      return {
+        agentId,
+        tenant: deployment.tenant,
+        resourceGroup: a.resource_group ?? '',
+        name: a.name!,
+        uid: a.uid ?? '',
+        version: a.version ?? 0,
+        appliedTime: a.applied_time || new Date().toISOString(),
+      };
+    });
+    await this.store.reportAgent(
+      {
+        agentId,
+        tenant: deployment.tenant,
+        deployment: deployment.name,
+        deploymentResourceGroup: deployment.resourceGroup,
+        tokenId: ctx.principal.tokenId,
+        lastSeenTime: new Date().toISOString(),
+        resyncIntervalSeconds: interval,
+        problems,
+      },
+      applied,
+    );
+    return {};
+  }
+
+  /** Which agents hold which version of a secret; agents silent for three intervals are stale. */
+  async status(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
+    const scope = this.secrets.resolveScope(request.scope, ctx, 'read-metadata');
+    const name = request.name ?? '';
+    checkSecretName(name);
+    const head = await this.store.getHead(scope, name);
+    if (!head) throw new NotFoundError(`secret "${name}" not found`, 'SECRET_NOT_FOUND');
+    const now = Date.now();
+    const agents = (await this.store.agentsHolding(scope.tenant, scope.resourceGroup, name)).map((a) => ({
+      agent_id: a.agentId,
+      deployment: a.report.deployment,
+      deployment_resource_group: a.report.deploymentResourceGroup,
+      version: a.uid === head.uid ? a.version : 0,
+      applied_time: a.appliedTime,
+      last_seen_time: a.report.lastSeenTime,
+      stale: now - Date.parse(a.report.lastSeenTime) > 3 * a.report.resyncIntervalSeconds * 1000,
+      problems: a.report.problems,
+    }));
+    const live = agents.filter((a) => !a.stale);
+    const current = live.filter((a) => a.version === head.version).length;
+    const stale = agents.length - live.length;
+    return {
+      name,
+      resource_group: scope.resourceGroup,
+      current_version: head.version,
+      agents,
+      current,
+      total: live.length,
+      summary: `${current}/${live.length} agents on v${head.version}${stale ? ` (${stale} stale)` : ''}`,
+    };
+  }
+}
