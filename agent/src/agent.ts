@@ -8,8 +8,10 @@
  *    costs at most one interval; the deployment itself is re-read then too.
  * 4. Never go back: a fetched version older than the one held (same uid) is ignored.
  * 5. A deleted secret's files go; a dir no secret uses any more is cleared.
- * 6. Tamper repair: the mount dirs are watched; a file deleted or changed under the agent is
- *    rewritten and the path logged.
+ * 6. Tamper repair: chokidar watches the mount dirs (not the ..<timestamp> version dirs, which
+ *    come and go with every write), so a deleted or replaced entry is restored at once; a check
+ *    every second compares file contents too, so a file changed in place is restored within a
+ *    second. Each repair is logged by path, never by value.
  * Syncs never overlap: a notice that arrives during one marks the next.
  */
 import { realpathSync } from 'node:fs';
@@ -81,6 +83,7 @@ export class Agent {
   private pending: { all: boolean; names: Set<string> } = { all: false, names: new Set() };
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
+  private repairInterval: NodeJS.Timeout | undefined;
   ready = false;
   lastRendered: Rendered | undefined;
   /** Problems of the last render (reported to the daemon, never values). */
@@ -272,7 +275,9 @@ export class Agent {
 
   /** Step (6). */
   private watchForTampering(): void {
-    this.watcher = watch(this.home, { ignoreInitial: true, followSymlinks: false, depth: 8 });
+    this.watcher = watch(this.home, { ignoreInitial: true, followSymlinks: false, depth: 8, ignored: (path) => /\/\.\.\d{4}_/.test(path) });
+    this.repairInterval = setInterval(() => this.repair(), 1000);
+    this.repairInterval.unref();
     this.watcher.on('all', (_event, path) => {
       if (![...this.writers.values()].some((w) => path === w.dir || path.startsWith(w.dir + '/'))) return;
       clearTimeout(this.repairTimer);
@@ -301,6 +306,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.resyncTimer);
     clearTimeout(this.repairTimer);
+    clearInterval(this.repairInterval);
     await this.watcher?.close();
     await this.syncing;
     for (const sub of this.subscriptions) sub.unsubscribe();

@@ -104,7 +104,8 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
     async restart(more = {}) {
       closeClients();
       await daemon.stop();
-      config = { ...config, ...more };
+      // Same port, so clients that hold the address (agents) find it again.
+      config = { ...config, grpcAddr: `127.0.0.1:${daemon.port}`, ...more };
       daemon = await startDaemon(config, log);
       stopped = false;
       clients = makeClients(daemon.address);

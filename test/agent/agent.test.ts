@@ -1,0 +1,181 @@
+import t from 'tap';
+import { chmodSync, existsSync, readFileSync, readlinkSync, realpathSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent } from '../../agent/src/agent.js';
+import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { startNats } from '../helpers/nats.js';
+
+const quiet = { info() {}, warn() {}, error() {} };
+const scope = { tenant: 'default', resource_group: 'team-a' };
+
+async function until(what: string, condition: () => boolean, ms = 10_000): Promise<number> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
+    await sleep(5);
+  }
+  return Date.now() - start;
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+async function setup(t: { teardown(fn: () => unknown): void }, options: { nats?: boolean; resyncMs?: number } = {}) {
+  const nats = options.nats === false ? undefined : await startNats(t);
+  const d = await startTestDaemon(t, { natsUrl: nats?.url ?? '' });
+  await d.call('CreateSecret', { scope, ...createRequest('openai', { OPENAI_API_KEY: 'sk-0' }, { template: 'openai', mount: { path: 'demo' } }) });
+  await d.call('CreateSecret', { scope, ...createRequest('pair', { A: 'v0', B: 'v0' }, { mount: { path: 'pair' } }) });
+  await d.call('CreateSecret', { scope: { ...scope, resource_group: '*' }, ...createRequest('hf', { HF_TOKEN: 'hf-0' }, { mount: { kind: 'env', path: 'env' } }) });
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['openai', 'pair', 'hf'] } });
+  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app', deployment_resource_group: 'team-a' });
+  const home = realpathSync(tempDir(t));
+  const logs: string[] = [];
+  const log = { info: (f: object, m: string) => logs.push(m + ' ' + JSON.stringify(f)), warn: (f: object, m: string) => logs.push(m + ' ' + JSON.stringify(f)), error: quiet.error };
+  const agent = new Agent({
+    client: { addr: d.daemon.address, token },
+    bentomlHome: home,
+    natsUrl: nats ? undefined : 'none',
+    resyncIntervalMs: options.resyncMs ?? 60_000,
+    modes: { fileMode: 0o400, dirMode: 0o500 },
+    agentId: 'test-agent',
+    log,
+  });
+  t.teardown(() => agent.stop());
+  return { d, nats, agent, home, token, logs };
+}
+
+const update = (d: TestDaemon, name: string, data: Record<string, string>, s = scope) =>
+  d.call('UpdateSecret', { scope: s, name, set: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v)])) });
+
+t.test('start-up writes everything; an update reaches the file with the agent untouched', async (t) => {
+  const { d, agent, home } = await setup(t);
+  await agent.start();
+  t.equal(agent.ready, true);
+  t.equal(read(join(home, 'demo/OPENAI_API_KEY')), 'sk-0');
+  t.equal(read(join(home, 'env/hf.env')), "HF_TOKEN='hf-0'\n", 'tenant-wide secrets are mounted too');
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-1' });
+  const ms = await until('the new key on disk', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-1');
+  t.ok(ms < 2000, `update visible after ${ms} ms`);
+  await update(d, 'hf', { HF_TOKEN: 'hf-1' }, { ...scope, resource_group: '*' });
+  await until('the tenant-wide update', () => read(join(home, 'env/hf.env')) === "HF_TOKEN='hf-1'\n");
+  t.equal(read(join(home, 'demo/..version')), 'openai=2\n');
+
+  const status = await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' });
+  await until('status reported', () => true);
+  const again = await (async () => {
+    for (let i = 0; i < 100; i++) {
+      const s = await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' });
+      if (s.current === 1) return s;
+      await sleep(20);
+    }
+    return status;
+  })();
+  t.equal(again.summary, '1/1 agents on v2');
+  t.equal(again.agents[0].agent_id, 'test-agent');
+});
+
+t.test('a reader sampling through 200 rotations never sees a partial file or a mixed version', async (t) => {
+  const { d, agent, home } = await setup(t);
+  await agent.start();
+  const dir = join(home, 'pair');
+  let stop = false;
+  let samples = 0;
+  const bad: string[] = [];
+  const reader = (async () => {
+    while (!stop) {
+      // A consistent reader resolves ..data once and reads the set from that version.
+      let version: string;
+      try {
+        version = readlinkSync(join(dir, '..data'));
+      } catch {
+        continue;
+      }
+      const a = read(join(dir, version, 'A'));
+      const b = read(join(dir, version, 'B'));
+      const direct = read(join(dir, 'A'));
+      if (a !== undefined && b !== undefined && a !== b) bad.push(`mixed ${a}/${b}`);
+      for (const v of [a, b, direct]) if (v !== undefined && !/^v\d+$/.test(v)) bad.push(`partial "${v}"`);
+      if (direct === undefined) bad.push('A missing');
+      samples++;
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  for (let i = 1; i <= 200; i++) {
+    await update(d, 'pair', { A: `v${i}`, B: `v${i}` });
+    if (i % 20 === 0) await until(`v${i} on disk`, () => read(join(dir, 'A')) === `v${i}`);
+  }
+  await until('the last version', () => read(join(dir, 'A')) === 'v200');
+  stop = true;
+  await reader;
+  t.same(bad.slice(0, 5), [], `no torn or mixed read in ${samples} samples`);
+  t.ok(samples > 200);
+});
+
+t.test('NATS down while updates land: the agent converges when it returns; lost notices are covered by resync', async (t) => {
+  const { d, nats, agent, home } = await setup(t);
+  await agent.start();
+  await nats!.stop();
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-during-outage' });
+  await sleep(300);
+  t.equal(read(join(home, 'demo/OPENAI_API_KEY')), 'sk-0', 'no notice, no change yet');
+  await nats!.start();
+  await until('converged after NATS came back', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-during-outage', 15_000);
+  t.pass('converged');
+});
+
+t.test('without notices, the resync interval keeps files current', async (t) => {
+  const { d, agent, home } = await setup(t, { nats: false, resyncMs: 300 });
+  await agent.start();
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-resync' });
+  const ms = await until('resync', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-resync', 5000);
+  t.ok(ms < 2000, `picked up by resync in ${ms} ms`);
+});
+
+t.test('daemon restart, deletes, removal from the deployment', async (t) => {
+  const { d, agent, home } = await setup(t, { resyncMs: 300 });
+  await agent.start();
+  await d.restart();
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-after-restart' });
+  await until('after the daemon restart', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-after-restart', 10_000);
+
+  await d.call('DeleteSecret', { scope, name: 'pair', force: true });
+  await until('deleted secret files go', () => !existsSync(join(home, 'pair/A')));
+  t.notOk(existsSync(join(home, 'pair/..data')));
+
+  await d.rpc('DeploymentsService', 'UpdateDeployment', { scope, deployment: { name: 'app', secrets: ['openai'] } });
+  await until('unmounted secret files go (next resync)', () => !existsSync(join(home, 'env/hf.env')), 5000);
+  t.equal(read(join(home, 'demo/OPENAI_API_KEY')), 'sk-after-restart');
+});
+
+t.test('tamper repair: deleted or changed files come back within a second', async (t) => {
+  const { agent, home, logs } = await setup(t);
+  await agent.start();
+  const file = join(home, 'demo/OPENAI_API_KEY');
+  unlinkSync(file);
+  const ms = await until('a deleted file restored', () => read(file) === 'sk-0', 2000);
+  t.ok(ms < 1000, `restored in ${ms} ms`);
+  const version = readlinkSync(join(home, 'demo/..data'));
+  chmodSync(join(home, 'demo', version), 0o700);
+  chmodSync(join(home, 'demo', version, 'OPENAI_API_KEY'), 0o600);
+  writeFileSync(join(home, 'demo', version, 'OPENAI_API_KEY'), 'forged');
+  await until('a changed file restored', () => read(file) === 'sk-0', 2000);
+  rmSync(join(home, 'pair'), { recursive: true, force: true });
+  await until('a deleted dir restored', () => read(join(home, 'pair/A')) === 'v0', 2000);
+  t.ok(logs.some((l) => l.includes('restored') && l.includes('/demo')), 'repairs are logged by path');
+  t.notOk(logs.join('\n').includes('sk-0'), 'never the value');
+});
+
+t.test('an agent token reads only its deployment; the agent reports what it could not write', async (t) => {
+  const { d, token, agent } = await setup(t);
+  await agent.start();
+  await t.rejects(d.call('GetSecret', { scope, name: 'openai', include_values: true }, { token }).then(() => d.call('ListSecrets', { scope }, { token })), { code: 7 });
+  await t.rejects(d.rpc('AgentService', 'FetchSecrets', { names: ['not-mounted'] }, { token }), { code: 7 });
+  await t.rejects(d.rpc('AgentService', 'GetAgentConfig', {}), { code: 7, details: /agent tokens/ });
+  await t.rejects(d.rpc('AgentService', 'ReportStatus', { agent_id: 'bad id with spaces' }, { token }), { code: 3 });
+});
