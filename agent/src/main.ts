@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -82,10 +82,10 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
   });
 }
 
-function serveHealth(addr: string, agent: Agent): void {
+function serveHealth(addr: string, agent: Agent): Server {
   const match = /^(.+):(\d+)$/.exec(addr);
   if (!match) throw new UsageError(`--health-addr: "${addr}" must be host:port`);
-  createServer((req, res) => {
+  return createServer((req, res) => {
     const ok = req.url === '/healthz' || (req.url === '/readyz' && agent.ready);
     res.writeHead(req.url === '/healthz' || req.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
     res.end(ok ? 'ok\n' : 'not ready\n');
@@ -128,11 +128,14 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--health-addr <host:port>', 'serve /healthz and /readyz').env('LOCKBOX_HEALTH_ADDR'))
     .action(async (o) => {
       const agent = buildAgent(o);
-      if (o.healthAddr) serveHealth(o.healthAddr, agent);
-      await firstSync(agent, 30_000, (a) => a.start());
-      await new Promise<void>((resolve) => {
+      const health = o.healthAddr ? serveHealth(o.healthAddr, agent) : undefined;
+      const stopped = new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void agent.stop().then(resolve));
       });
+      await firstSync(agent, 30_000, (a) => a.start());
+      await stopped;
+      health?.close();
+      health?.closeAllConnections();
     });
 
   common(program.command('once'))

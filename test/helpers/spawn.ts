@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const daemonBin = join(repoRoot, 'dist', 'daemon', 'src', 'main.js');
 export const cliBin = join(repoRoot, 'dist', 'cli', 'src', 'main.js');
+export const agentBin = join(repoRoot, 'dist', 'agent', 'src', 'main.js');
 
 export interface SpawnedDaemon {
   child: ChildProcess;

@@ -1,0 +1,2 @@
+/** What the lockbox package exports to applications. */
+export { watchSecrets, type SecretsSnapshot } from './watch.js';

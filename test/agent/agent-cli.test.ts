@@ -1,0 +1,165 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { render } from '../../agent/src/render.js';
+import { watchSecrets, type SecretsSnapshot } from '../../agent/src/index.js';
+import { AtomicWriter } from '../../agent/src/atomic-writer.js';
+import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { agentBin } from '../helpers/spawn.js';
+
+const scope = { tenant: 'default', resource_group: '' };
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [agentBin, ...args], { env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, done, out: () => stdout, err: () => stderr };
+}
+
+async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
+    await sleep(10);
+  }
+}
+
+async function deployment(t: { teardown(fn: () => unknown): void }) {
+  const d = await startTestDaemon(t);
+  await d.call('CreateSecret', { scope, ...createRequest('api', { API_KEY: 'k1', MODE: 'a b' }, { mount: { kind: 'env', path: 'env' } }) });
+  await d.call('CreateSecret', { scope, ...createRequest('file', { TOKEN: 't1' }, { mount: { path: 'files' } }) });
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['api', 'file'] } });
+  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+  const home = realpathSync(tempDir(t));
+  return { d, token, home, env: { LOCKBOX_ADDR: d.daemon.address, LOCKBOX_TOKEN: token, BENTOML_HOME: home, LOCKBOX_NATS_URL: 'none', LOCKBOX_RESYNC_INTERVAL: '200ms' } };
+}
+
+t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', async (t) => {
+  const { home, env } = await deployment(t);
+  const once = run(['once'], env);
+  t.equal(await once.done, 0, once.err());
+  t.equal(readFileSync(join(home, 'files/TOKEN'), 'utf8'), 't1');
+  t.equal(readFileSync(join(home, 'env/api.env'), 'utf8'), "API_KEY='k1'\nMODE='a b'\n");
+
+  const down = run(['once', '--timeout', '1s'], { ...env, LOCKBOX_ADDR: '127.0.0.1:1' });
+  t.equal(await down.done, 1);
+  t.match(down.err(), /^lockbox-agent: could not get the secrets from lockboxd within 1s: .+\n$/);
+  const bad = run(['once'], { ...env, LOCKBOX_TOKEN: 'lbx_0000000000000000_' + 'A'.repeat(43) });
+  t.equal(await bad.done, 1);
+  t.match(bad.err(), /invalid token/);
+  const usage = run(['once', '--file-mode', '999'], env);
+  t.equal(await usage.done, 2);
+  t.match(usage.err(), /--file-mode: "999" must be an octal mode/);
+  const help = run(['--help']);
+  t.equal(await help.done, 0);
+  t.match(help.out(), /run .*\n.*once/s);
+});
+
+t.test('run serves /healthz and /readyz', async (t) => {
+  const { env } = await deployment(t);
+  const port = 30000 + Math.floor(Math.random() * 20000);
+  const second = run(['run', '--health-addr', `127.0.0.1:${port}`], env);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  const get = (path: string) =>
+    new Promise<number>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  let ready = 0;
+  for (let i = 0; i < 100 && ready !== 200; i++) {
+    ready = await get('/readyz');
+    await sleep(50);
+  }
+  t.equal(ready, 200, 'ready after the first sync');
+  t.equal(await get('/healthz'), 200);
+  t.equal(await get('/nope'), 404);
+  second.child.kill('SIGTERM');
+  t.equal(await second.done, 0, 'SIGTERM stops cleanly');
+});
+
+t.test('exec: the env secrets reach the command; a change restarts it, or signals it', async (t) => {
+  const { d, env, home } = await deployment(t);
+  const dir = tempDir(t);
+  const script = join(dir, 'child.js');
+  const log = join(dir, 'log');
+  writeFileSync(
+    script,
+    `const fs = require('fs');
+     fs.appendFileSync(${JSON.stringify(log)}, 'start ' + process.env.API_KEY + ' ' + process.env.MODE + '\\n');
+     process.on('SIGHUP', () => fs.appendFileSync(${JSON.stringify(log)}, 'hup\\n'));
+     process.on('SIGTERM', () => { fs.appendFileSync(${JSON.stringify(log)}, 'term\\n'); process.exit(0); });
+     setInterval(() => {}, 1000);`,
+  );
+  const lines = () => {
+    try {
+      return readFileSync(log, 'utf8').trim().split('\n');
+    } catch {
+      return [];
+    }
+  };
+  const restart = run(['exec', '--', process.execPath, script], env);
+  t.teardown(() => restart.child.kill('SIGKILL'));
+  await until('child started', () => lines().includes('start k1 a b'));
+  await d.call('UpdateSecret', { scope, name: 'api', set: { API_KEY: Buffer.from('k2') } });
+  await until('restarted with the new value', () => lines().includes('start k2 a b'));
+  t.same(lines(), ['start k1 a b', 'term', 'start k2 a b'], 'graceful restart: SIGTERM, then a new child');
+  t.equal(readFileSync(join(home, 'env/api.env'), 'utf8'), "API_KEY='k2'\nMODE='a b'\n", 'the files are kept current too');
+  restart.child.kill('SIGTERM');
+  t.equal(await restart.done, 0, "the agent exits with the child's code");
+
+  writeFileSync(log, '');
+  const signal = run(['exec', '--on-change', 'signal:SIGHUP', '--', process.execPath, script], env);
+  t.teardown(() => signal.child.kill('SIGKILL'));
+  await until('child started', () => lines().includes('start k2 a b'));
+  await d.call('UpdateSecret', { scope, name: 'api', set: { API_KEY: Buffer.from('k3') } });
+  await until('signalled', () => lines().includes('hup'));
+  t.notOk(lines().includes('term'), 'not restarted');
+  signal.child.kill('SIGTERM');
+  await signal.done;
+
+  const exit = run(['exec', '--', process.execPath, '-e', 'process.exit(7)'], env);
+  t.equal(await exit.done, 7, "the child's exit code");
+  const bad = run(['exec', '--on-change', 'explode', '--', 'true'], env);
+  t.equal(await bad.done, 2);
+});
+
+t.test('hostile secrets from a compromised daemon are left out, never written elsewhere', async (t) => {
+  const base = { resourceGroup: '', uid: 'u', version: 1, type: 'opaque' };
+  const rendered = render([
+    { ...base, name: 'ok', mount: { kind: 'file', path: 'ok', subPaths: {}, format: '' }, data: { K: Buffer.from('v') } },
+    { ...base, name: 'escape', mount: { kind: 'file', path: '../../etc', subPaths: {}, format: '' }, data: { passwd: Buffer.from('x') } },
+    { ...base, name: 'abs', mount: { kind: 'file', path: '/etc', subPaths: {}, format: '' }, data: { K: Buffer.from('x') } },
+    { ...base, name: 'key', mount: { kind: 'file', path: 'k', subPaths: {}, format: '' }, data: { '../x': Buffer.from('x') } },
+    { ...base, name: 'sub', mount: { kind: 'file', path: 's', subPaths: { K: '../../..' }, format: '' }, data: { K: Buffer.from('x') } },
+    { ...base, name: 'clash', mount: { kind: 'file', path: 'ok', subPaths: {}, format: '' }, data: { K: Buffer.from('y') } },
+  ] as never);
+  t.same([...rendered.dirs.keys()], ['ok']);
+  t.equal(rendered.problems.length, 5);
+  for (const name of ['escape', 'abs', 'key', 'sub', 'clash']) t.ok(rendered.problems.some((p) => p.includes(`"${name}"`)), name);
+});
+
+t.test('watchSecrets hands a Node app each new consistent set', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const writer = new AtomicWriter(home, 'app', { fileMode: 0o400, dirMode: 0o500 });
+  writer.write(new Map([['A', Buffer.from('1')], ['B', Buffer.from('1')]]), 's=1\n');
+  const seen: SecretsSnapshot[] = [];
+  const w = watchSecrets(join(home, 'app'), (s) => seen.push(s));
+  t.teardown(() => w.close());
+  await w.ready;
+  t.equal(seen.length, 1, 'the current set at start');
+  t.equal(seen[0].files.get('A')!.toString(), '1');
+  writer.write(new Map([['A', Buffer.from('2')], ['B', Buffer.from('2')]]), 's=2\n');
+  await until('the new set', () => seen.length === 2);
+  t.equal(seen[1].files.get('B')!.toString(), '2');
+  t.equal(seen[1].version, 's=2\n');
+});
