@@ -4,7 +4,8 @@
  * - `echo`: raw grpc-js, no storage, crypto or auth. It serves `/bench.Echo/Echo` (bytes back as
  *   they came) and lockbox's own SecretsService.GetSecret answering a fixed Secret built once
  *   (the same protobuf messages both ways as a real get): the floor under any gRPC call.
- * - `daemon [durable|async]`: lockboxd on a temp data dir, no NATS, with that --audit-reads mode. Prints one JSON line with the address and, for
+ * - `daemon [durable|async] [nats-url]`: lockboxd on a temp data dir with that --audit-reads mode
+ *   (and NATS when a URL is given). Prints one JSON line with the address and, for
  * the daemon, the admin token; exits on SIGTERM.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -46,7 +47,8 @@ if (kind === 'echo') {
 } else if (kind === 'daemon') {
   const dataDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-'));
   const auditReads = process.argv[3] ?? 'durable';
-  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', natsUrl: 'none', maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
+  const natsUrl = process.argv[4] ?? 'none';
+  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', natsUrl, maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
   const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: 2 }));
   process.stdout.write(JSON.stringify({ addr: daemon.address, token: readFileSync(daemon.adminTokenPath, 'utf8').trim(), dataDir }) + '\n');
   process.on('SIGTERM', () => {

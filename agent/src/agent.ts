@@ -80,7 +80,7 @@ export class Agent {
   private watcher: FSWatcher | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
-  private pending: { all: boolean; names: Set<string> } = { all: false, names: new Set() };
+  private pending: { all: boolean; names: Set<string>; repair?: boolean } = { all: false, names: new Set() };
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
   private repairInterval: NodeJS.Timeout | undefined;
@@ -103,9 +103,9 @@ export class Agent {
 
   /** Steps (1)-(3). */
   async start(): Promise<void> {
-    await this.syncOnce();
+    const config = await this.refreshDeployment();
+    await this.sync({ all: true, names: new Set() });
     this.ready = true;
-    const config = await this.client.call('AgentService', 'GetAgentConfig', {});
     const natsUrl = this.options.natsUrl ?? config.nats_url;
     if (natsUrl && natsUrl !== 'none') void this.follow(natsUrl, config.subjects ?? []);
     else this.options.log.warn({}, 'no NATS URL: relying on resync only');
@@ -113,9 +113,10 @@ export class Agent {
     if (this.options.repair !== false) this.watchForTampering();
   }
 
-  private async refreshDeployment(): Promise<void> {
+  private async refreshDeployment(): Promise<{ nats_url?: string; subjects?: string[]; deployment?: { secrets?: string[] } }> {
     const config = await this.client.call('AgentService', 'GetAgentConfig', {});
     this.deploymentSecrets = config.deployment?.secrets ?? [];
+    return config;
   }
 
   private scheduleResync(): void {
@@ -179,8 +180,9 @@ export class Agent {
   }
 
   /** Queues a sync; syncs never overlap. */
-  request(what: { all?: boolean; names?: string[] }): Promise<void> {
+  request(what: { all?: boolean; names?: string[]; repair?: boolean }): Promise<void> {
     if (what.all) this.pending.all = true;
+    if (what.repair) this.pending.repair = true;
     for (const name of what.names ?? []) this.pending.names.add(name);
     if (!this.syncing) this.syncing = this.drain();
     return this.syncing;
@@ -188,7 +190,7 @@ export class Agent {
 
   private async drain(): Promise<void> {
     try {
-      while (!this.stopped && (this.pending.all || this.pending.names.size)) {
+      while (!this.stopped && (this.pending.all || this.pending.names.size || this.pending.repair)) {
         const batch = this.pending;
         this.pending = { all: false, names: new Set() };
         try {
@@ -202,7 +204,8 @@ export class Agent {
     }
   }
 
-  private async sync(batch: { all: boolean; names: Set<string> }): Promise<void> {
+  private async sync(batch: { all: boolean; names: Set<string>; repair?: boolean }): Promise<void> {
+    if (!batch.all && batch.names.size === 0) return this.apply(true);
     const names = batch.all ? this.deploymentSecrets : [...batch.names].filter((n) => this.deploymentSecrets.includes(n));
     const response = names.length ? await this.client.call('AgentService', 'FetchSecrets', { names }) : { secrets: [] };
     let changed = false;
@@ -218,12 +221,12 @@ export class Agent {
       changed = true;
     }
     if (batch.all) for (const name of [...this.held.keys()]) if (!this.deploymentSecrets.includes(name)) changed = this.held.delete(name) || changed;
-    this.apply();
+    await this.apply();
     if (changed || batch.all) await this.report();
   }
 
   /** Renders what is held and writes every dir (a no-op where nothing changed). */
-  private apply(): void {
+  private async apply(repairing = false): Promise<void> {
     const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
     let changed = false;
     for (const [path, payload] of rendered.dirs) {
@@ -233,9 +236,10 @@ export class Agent {
         this.writers.set(path, writer);
       }
       try {
-        if (writer.write(payload, rendered.versions.get(path)!)) {
-          changed = true;
-          this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
+        if (await writer.write(payload, rendered.versions.get(path)!)) {
+          if (!repairing) changed = true;
+          if (repairing) this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
+          else this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
         }
       } catch (error) {
         rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
@@ -243,7 +247,7 @@ export class Agent {
     }
     for (const [path, writer] of this.writers) {
       if (rendered.dirs.has(path)) continue;
-      writer.clear(); // (5)
+      await writer.clear(); // (5)
       this.writers.delete(path);
       changed = true;
       this.options.log.info({ path: writer.dir }, 'removed files of secrets no longer mounted');
@@ -276,30 +280,19 @@ export class Agent {
   /** Step (6). */
   private watchForTampering(): void {
     this.watcher = watch(this.home, { ignoreInitial: true, followSymlinks: false, depth: 8, ignored: (path) => /\/\.\.\d{4}_/.test(path) });
-    this.repairInterval = setInterval(() => this.repair(), 1000);
+    this.repairInterval = setInterval(() => void this.repair(), 1000);
     this.repairInterval.unref();
     this.watcher.on('all', (_event, path) => {
       if (![...this.writers.values()].some((w) => path === w.dir || path.startsWith(w.dir + '/'))) return;
       clearTimeout(this.repairTimer);
-      this.repairTimer = setTimeout(() => this.repair(), 50);
+      this.repairTimer = setTimeout(() => void this.repair(), 50);
     });
   }
 
-  /** Rewrites any dir whose files no longer match what is held. */
-  repair(): void {
-    const rendered = this.lastRendered;
-    if (!rendered || this.stopped) return;
-    for (const [path, writer] of this.writers) {
-      const payload = rendered.dirs.get(path);
-      const version = rendered.versions.get(path);
-      if (!payload || version === undefined || writer.matches(payload, version)) continue;
-      try {
-        writer.write(payload, version);
-        this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
-      } catch (error) {
-        this.options.log.error({ path: writer.dir, err: (error as Error).message }, 'could not restore files');
-      }
-    }
+  /** Re-applies what is held: every dir that no longer matches is rewritten (through the sync queue). */
+  repair(): Promise<void> {
+    if (!this.lastRendered || this.stopped) return Promise.resolve();
+    return this.request({ repair: true });
   }
 
   async stop(): Promise<void> {

@@ -18,27 +18,10 @@
  * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once.
  * 5. Create the visible links of new top-level entries.
  * 6. Remove visible links the payload no longer has, and the old ..<timestamp> dir.
- * One writer per dir: the agent groups every file of a dir into one payload.
+ * One writer per dir: the agent groups every file of a dir into one payload. All I/O is async, so
+ * many writers (many agents in one process, or many dirs) overlap their fsyncs.
  */
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
 
@@ -56,21 +39,30 @@ export class PathSafetyError extends Error {
   override name = 'PathSafetyError';
 }
 
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 /** Relative paths of every file under `dir`, following no symlinks. */
-function listFiles(dir: string, prefix = ''): string[] {
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...listFiles(join(dir, entry.name), rel));
+    if (entry.isDirectory()) out.push(...(await listFiles(join(dir, entry.name), rel)));
     else out.push(rel);
   }
   return out;
@@ -97,15 +89,17 @@ export class AtomicWriter {
   }
 
   /** Step (1), second half: every existing segment from the root to `dir` is a real directory. */
-  private ensureDir(): void {
+  private async ensureDir(): Promise<void> {
     let current = this.root;
     for (const segment of this.relDir.split('/')) {
       current = join(current, segment);
       let stat;
       try {
-        stat = lstatSync(current);
+        stat = await lstat(current);
       } catch {
-        mkdirSync(current, { mode: 0o755 });
+        await mkdir(current, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
         continue;
       }
       if (stat.isSymbolicLink()) throw new PathSafetyError(`${current} is a symlink; refusing to write through it (it could lead outside ${this.root})`);
@@ -113,9 +107,9 @@ export class AtomicWriter {
     }
   }
 
-  private currentVersionDir(): string | undefined {
+  private async currentVersionDir(): Promise<string | undefined> {
     try {
-      const target = readlinkSync(join(this.dir, DATA_LINK));
+      const target = await readlink(join(this.dir, DATA_LINK));
       if (!/^\.\.\d{4}_/.test(target) || target.includes('/')) throw new PathSafetyError(`${join(this.dir, DATA_LINK)} points at ${target}, which this writer did not make`);
       return join(this.dir, target);
     } catch (error) {
@@ -129,17 +123,18 @@ export class AtomicWriter {
   }
 
   /** Whether the files and links on disk are exactly `payload` (+ `version`). */
-  matches(payload: Map<string, Buffer>, version: string): boolean {
-    const current = this.currentVersionDir();
-    if (!current || !existsSync(current)) return false;
+  async matches(payload: Map<string, Buffer>, version: string): Promise<boolean> {
     try {
-      const files = listFiles(current).filter((f) => f !== VERSION_FILE);
+      const current = await this.currentVersionDir();
+      if (!current) return false;
+      // The version text first: when a new version arrives it differs, and nothing else is read.
+      if ((await readFile(join(current, VERSION_FILE), 'utf8')) !== version) return false;
+      const files = (await listFiles(current)).filter((f) => f !== VERSION_FILE);
       if (files.length !== payload.size) return false;
-      for (const [rel, content] of payload) if (!readFileSync(join(current, rel)).equals(content)) return false;
-      if (readFileSync(join(current, VERSION_FILE), 'utf8') !== version) return false;
+      for (const [rel, content] of payload) if (!(await readFile(join(current, rel))).equals(content)) return false;
       for (const name of [...this.topLevel(payload.keys()), VERSION_FILE]) {
         const link = join(this.dir, name);
-        if (!lstatSync(link).isSymbolicLink() || readlinkSync(link) !== `${DATA_LINK}/${name}`) return false;
+        if (!(await lstat(link)).isSymbolicLink() || (await readlink(link)) !== `${DATA_LINK}/${name}`) return false;
       }
       return true;
     } catch {
@@ -148,45 +143,44 @@ export class AtomicWriter {
   }
 
   /** Steps (1)-(6). Returns false when nothing had to change. */
-  write(payload: Map<string, Buffer>, version: string): boolean {
+  async write(payload: Map<string, Buffer>, version: string): Promise<boolean> {
     for (const rel of payload.keys()) {
       const problem = relativePathProblem(rel); // (1)
       if (problem) throw new PathSafetyError(`file ${JSON.stringify(rel)} ${problem}`);
     }
-    this.ensureDir();
-    if (this.matches(payload, version)) return false; // (2)
-    const old = this.currentVersionDir();
-    const oldTop = old && existsSync(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>();
+    await this.ensureDir();
+    if (await this.matches(payload, version)) return false; // (2)
+    const old = await this.currentVersionDir();
+    const oldTop = old && (await exists(old)) ? this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE)) : new Set<string>();
 
-    const fresh = mkdtempSync(join(this.dir, timestampName())); // (3)
+    const fresh = await mkdtemp(join(this.dir, timestampName())); // (3)
     const dirs = new Set<string>([fresh]);
-    const put = (rel: string, content: Buffer) => {
+    const put = async (rel: string, content: Buffer) => {
       const path = join(fresh, rel);
       for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      const fd = openSync(path, 'wx', 0o600);
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      const handle = await open(path, 'wx', 0o600);
       try {
-        writeSync(fd, content);
-        fsyncSync(fd);
+        await handle.writeFile(content);
+        await handle.sync();
       } finally {
-        closeSync(fd);
+        await handle.close();
       }
-      if (this.modes.gid !== undefined) chownSync(path, process.getuid?.() ?? 0, this.modes.gid);
-      chmodSync(path, this.modes.fileMode);
+      if (this.modes.gid !== undefined) await chown(path, process.getuid?.() ?? 0, this.modes.gid);
+      await chmod(path, this.modes.fileMode);
     };
-    for (const [rel, content] of payload) put(rel, content);
-    put(VERSION_FILE, Buffer.from(version));
+    await Promise.all([...payload].map(([rel, content]) => put(rel, content)).concat(put(VERSION_FILE, Buffer.from(version))));
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-      fsyncPath(d);
-      if (this.modes.gid !== undefined) chownSync(d, process.getuid?.() ?? 0, this.modes.gid);
-      chmodSync(d, this.modes.dirMode);
+      await fsyncPath(d);
+      if (this.modes.gid !== undefined) await chown(d, process.getuid?.() ?? 0, this.modes.gid);
+      await chmod(d, this.modes.dirMode);
     }
 
     const tmpLink = join(this.dir, `${DATA_LINK}_tmp`); // (4)
-    rmSync(tmpLink, { force: true });
-    symlinkSync(fresh.slice(this.dir.length + 1), tmpLink);
-    renameSync(tmpLink, join(this.dir, DATA_LINK));
-    fsyncPath(this.dir);
+    await rm(tmpLink, { force: true });
+    await symlink(fresh.slice(this.dir.length + 1), tmpLink);
+    await rename(tmpLink, join(this.dir, DATA_LINK));
+    await fsyncPath(this.dir);
 
     const newTop = this.topLevel(payload.keys()); // (5)
     for (const name of [...newTop, VERSION_FILE]) {
@@ -194,57 +188,57 @@ export class AtomicWriter {
       const wanted = `${DATA_LINK}/${name}`;
       let stat;
       try {
-        stat = lstatSync(link);
+        stat = await lstat(link);
       } catch {
-        symlinkSync(wanted, link);
+        await symlink(wanted, link);
         continue;
       }
-      if (stat.isSymbolicLink() && readlinkSync(link) === wanted) continue;
+      if (stat.isSymbolicLink() && (await readlink(link)) === wanted) continue;
       // Something else stands where a link belongs (tampering, or a stale file): replace it.
-      rmSync(link, { recursive: true, force: true });
-      symlinkSync(wanted, link);
+      await rm(link, { recursive: true, force: true });
+      await symlink(wanted, link);
     }
 
-    for (const name of oldTop) if (!newTop.has(name)) rmSync(join(this.dir, name), { force: true }); // (6)
-    if (old && old !== fresh && existsSync(old)) this.removeVersionDir(old);
-    this.removeStrayVersionDirs(fresh);
+    for (const name of oldTop) if (!newTop.has(name)) await rm(join(this.dir, name), { force: true }); // (6)
+    if (old && old !== fresh && (await exists(old))) await this.removeVersionDir(old);
+    await this.removeStrayVersionDirs(fresh);
     return true;
   }
 
-  private removeVersionDir(path: string): void {
+  private async removeVersionDir(path: string): Promise<void> {
     // Read-only dirs must be made writable before their contents can go.
-    const open = (p: string) => {
-      chmodSync(p, 0o700);
-      for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) open(join(p, e.name));
+    const openUp = async (p: string) => {
+      await chmod(p, 0o700);
+      for (const e of await readdir(p, { withFileTypes: true })) if (e.isDirectory()) await openUp(join(p, e.name));
     };
-    open(path);
-    rmSync(path, { recursive: true, force: true });
+    await openUp(path);
+    await rm(path, { recursive: true, force: true });
   }
 
   /** Version dirs left by a crash between (3) and (6). */
-  private removeStrayVersionDirs(keep: string): void {
-    for (const entry of readdirSync(this.dir)) {
+  private async removeStrayVersionDirs(keep: string): Promise<void> {
+    for (const entry of await readdir(this.dir)) {
       const path = join(this.dir, entry);
-      if (/^\.\.\d{4}_/.test(entry) && path !== keep && lstatSync(path).isDirectory()) this.removeVersionDir(path);
+      if (/^\.\.\d{4}_/.test(entry) && path !== keep && (await lstat(path)).isDirectory()) await this.removeVersionDir(path);
     }
   }
 
   /** Removes every file this writer made (the secret was deleted or unmounted). */
-  clear(): void {
-    const current = this.currentVersionDir();
-    if (!existsSync(this.dir)) return;
-    if (current && existsSync(current)) {
-      for (const name of [...this.topLevel(listFiles(current)), VERSION_FILE]) {
+  async clear(): Promise<void> {
+    if (!(await exists(this.dir))) return;
+    const current = await this.currentVersionDir();
+    if (current && (await exists(current))) {
+      for (const name of [...this.topLevel(await listFiles(current)), VERSION_FILE]) {
         const link = join(this.dir, name);
         try {
-          if (lstatSync(link).isSymbolicLink()) unlinkSync(link);
+          if ((await lstat(link)).isSymbolicLink()) await unlink(link);
         } catch {
           /* already gone */
         }
       }
-      rmSync(join(this.dir, DATA_LINK), { force: true });
-      this.removeVersionDir(current);
+      await rm(join(this.dir, DATA_LINK), { force: true });
+      await this.removeVersionDir(current);
     }
-    this.removeStrayVersionDirs('');
+    await this.removeStrayVersionDirs('');
   }
 }

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
-import { initCrypto } from '../../shared/src/crypto.js';
 import { Agent } from './agent.js';
 import type { Rendered } from './render.js';
 
@@ -117,7 +116,6 @@ async function firstSync(agent: Agent, ms: number, start: (a: Agent) => Promise<
 }
 
 export async function main(argv: string[]): Promise<number> {
-  await initCrypto();
   const program = new Command('lockbox-agent')
     .description('lockbox sidecar: writes a deployment\'s secrets under $BENTOML_HOME and keeps them current')
     .exitOverride();

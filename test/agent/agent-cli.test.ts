@@ -151,14 +151,14 @@ t.test('hostile secrets from a compromised daemon are left out, never written el
 t.test('watchSecrets hands a Node app each new consistent set', async (t) => {
   const home = realpathSync(tempDir(t));
   const writer = new AtomicWriter(home, 'app', { fileMode: 0o400, dirMode: 0o500 });
-  writer.write(new Map([['A', Buffer.from('1')], ['B', Buffer.from('1')]]), 's=1\n');
+  await writer.write(new Map([['A', Buffer.from('1')], ['B', Buffer.from('1')]]), 's=1\n');
   const seen: SecretsSnapshot[] = [];
   const w = watchSecrets(join(home, 'app'), (s) => seen.push(s));
   t.teardown(() => w.close());
   await w.ready;
   t.equal(seen.length, 1, 'the current set at start');
   t.equal(seen[0].files.get('A')!.toString(), '1');
-  writer.write(new Map([['A', Buffer.from('2')], ['B', Buffer.from('2')]]), 's=2\n');
+  await writer.write(new Map([['A', Buffer.from('2')], ['B', Buffer.from('2')]]), 's=2\n');
   await until('the new set', () => seen.length === 2);
   t.equal(seen[1].files.get('B')!.toString(), '2');
   t.equal(seen[1].version, 's=2\n');

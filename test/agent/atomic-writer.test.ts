@@ -10,7 +10,7 @@ const payload = (entries: Record<string, string>) => new Map(Object.entries(entr
 t.test('writes the Kubernetes layout and swaps it atomically', async (t) => {
   const home = realpathSync(tempDir(t));
   const w = new AtomicWriter(home, 'demo', modes);
-  t.equal(w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), true);
+  t.equal(await w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), true);
   const dir = join(home, 'demo');
   const data = readlinkSync(join(dir, '..data'));
   t.match(data, /^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\./);
@@ -22,10 +22,10 @@ t.test('writes the Kubernetes layout and swaps it atomically', async (t) => {
   t.equal(statSync(join(dir, data)).mode & 0o777, 0o500);
   t.equal(statSync(join(dir, data, 'sub/dir')).mode & 0o777, 0o500);
 
-  t.equal(w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), false, 'nothing changed: no rewrite');
+  t.equal(await w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), false, 'nothing changed: no rewrite');
   t.equal(readlinkSync(join(dir, '..data')), data);
 
-  t.equal(w.write(payload({ A: 'uno', C: 'three' }), 'a=2\n'), true);
+  t.equal(await w.write(payload({ A: 'uno', C: 'three' }), 'a=2\n'), true);
   t.not(readlinkSync(join(dir, '..data')), data, 'a new version dir');
   t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'uno');
   t.notOk(existsSync(join(dir, 'sub')), 'entries the payload dropped are removed');
@@ -33,7 +33,7 @@ t.test('writes the Kubernetes layout and swaps it atomically', async (t) => {
   t.same(readdirSync(dir).filter((e) => e.startsWith('..2')).length, 1);
   t.same(readdirSync(dir).sort(), ['..data', '..version', readlinkSync(join(dir, '..data')), 'A', 'C'].sort());
 
-  w.clear();
+  await w.clear();
   t.same(readdirSync(dir), [], 'clear removes everything the writer made');
 });
 
@@ -43,35 +43,35 @@ t.test('hostile paths are refused before anything is written', async (t) => {
     t.throws(() => new AtomicWriter(home, bad, modes), PathSafetyError, `mount path ${JSON.stringify(bad)}`);
   const w = new AtomicWriter(home, 'ok', modes);
   for (const bad of ['../escape', '/abs', '..data', 'x/../../y', '..version'])
-    t.throws(() => w.write(payload({ [bad]: 'x' }), ''), PathSafetyError, `file ${JSON.stringify(bad)}`);
+    await t.rejects(w.write(payload({ [bad]: 'x' }), ''), PathSafetyError, `file ${JSON.stringify(bad)}`);
   t.same(readdirSync(home), [], 'nothing was created');
 
   const outside = tempDir(t);
   symlinkSync(outside, join(home, 'evil'));
-  t.throws(() => new AtomicWriter(home, 'evil/x', modes).write(payload({ A: 'x' }), ''), /is a symlink; refusing/);
+  await t.rejects(new AtomicWriter(home, 'evil/x', modes).write(payload({ A: 'x' }), ''), /is a symlink; refusing/);
   t.same(readdirSync(outside), [], 'nothing written through the symlink');
   writeFileSync(join(home, 'file'), 'x');
-  t.throws(() => new AtomicWriter(home, 'file/x', modes).write(payload({ A: 'x' }), ''), /not a directory/);
+  await t.rejects(new AtomicWriter(home, 'file/x', modes).write(payload({ A: 'x' }), ''), /not a directory/);
 });
 
 t.test('tampered files are detected and a write restores them', async (t) => {
   const home = realpathSync(tempDir(t));
   const w = new AtomicWriter(home, 'demo', modes);
   const p = payload({ A: 'one', B: 'two' });
-  w.write(p, 'v1');
-  t.equal(w.matches(p, 'v1'), true);
+  await w.write(p, 'v1');
+  t.equal(await w.matches(p, 'v1'), true);
   const dir = join(home, 'demo');
   const { rmSync } = await import('node:fs');
   rmSync(join(dir, 'A'));
-  t.equal(w.matches(p, 'v1'), false, 'a deleted link');
-  t.equal(w.write(p, 'v1'), true);
+  t.equal(await w.matches(p, 'v1'), false, 'a deleted link');
+  t.equal(await w.write(p, 'v1'), true);
   t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'one');
   writeFileSync(join(dir, 'B.tmp'), 'ignored: not ours');
-  t.equal(w.matches(p, 'v1'), true, 'foreign files beside the mount are left alone');
+  t.equal(await w.matches(p, 'v1'), true, 'foreign files beside the mount are left alone');
   rmSync(join(dir, 'B'));
   writeFileSync(join(dir, 'B'), 'forged');
-  t.equal(w.matches(p, 'v1'), false, 'a link replaced by a file');
-  w.write(p, 'v1');
+  t.equal(await w.matches(p, 'v1'), false, 'a link replaced by a file');
+  await w.write(p, 'v1');
   t.ok(lstatSync(join(dir, 'B')).isSymbolicLink());
   t.equal(readFileSync(join(dir, 'B'), 'utf8'), 'two');
 });
@@ -80,7 +80,7 @@ t.test('group-readable modes with a group owner', async (t) => {
   const home = realpathSync(tempDir(t));
   const gid = process.getgid!();
   const w = new AtomicWriter(home, 'g', { fileMode: 0o440, dirMode: 0o550, gid });
-  w.write(payload({ A: 'x' }), '');
+  await w.write(payload({ A: 'x' }), '');
   const file = statSync(join(home, 'g', 'A'));
   t.equal(file.mode & 0o777, 0o440);
   t.equal(file.gid, gid);

@@ -1,0 +1,81 @@
+/**
+ * One lockbox-agent process with 50 secrets mounted (a deployment of 50 one-key secrets, 256-byte
+ * values): time from spawn to /readyz answering 200, and its resident memory (VmRSS) once ready
+ * and after 20 rotations. Baseline measured in the same run: a bare `node -e` process with an
+ * HTTP server, spawned and polled the same way (what any Node sidecar costs).
+ * Targets: RSS ≤ 64 MiB, start-to-ready ≤ 500 ms. RUNS rounds (default 5), medians.
+ *   npm run bench:footprint
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LockboxClient } from '../shared/src/client.js';
+import { median, startServer } from './harness.js';
+
+const RUNS = Number(process.env.RUNS ?? 5);
+const SECRETS = 50;
+const agentBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'src', 'main.js');
+
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const ready = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/readyz' }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+
+async function timeToReady(child: ChildProcess, port: number, started: bigint): Promise<number> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error('process exited before it was ready');
+    if (await ready(port)) return Number(process.hrtime.bigint() - started) / 1e6;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const daemon = await startServer('daemon', 'durable');
+const admin = new LockboxClient({ addr: daemon.info.addr, token: daemon.info.token });
+const names = Array.from({ length: SECRETS }, (_, i) => `s${i}`);
+for (const name of names) await admin.call('SecretsService', 'CreateSecret', { secret: { name, data: { [`KEY_${name}`]: Buffer.alloc(256, 'x') }, mount: { path: `m/${name}` } } });
+await admin.call('DeploymentsService', 'CreateDeployment', { deployment: { name: 'bench', secrets: names } });
+const { token } = await admin.call('TokensService', 'CreateToken', { role: 'agent', deployment: 'bench' });
+
+const agentStart: number[] = [];
+const agentRss: number[] = [];
+const agentRssAfter: number[] = [];
+const baseStart: number[] = [];
+const baseRss: number[] = [];
+for (let run = 1; run <= RUNS; run++) {
+  const port = 40000 + run * 7;
+  const base = spawn(process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('ok')).listen(${port + 1}, '127.0.0.1')`]);
+  const t0 = process.hrtime.bigint();
+  baseStart.push(await timeToReady(base, port + 1, t0));
+  baseRss.push(rssMiB(base.pid!));
+  base.kill();
+
+  const home = mkdtempSync(join(tmpdir(), 'lockbox-footprint-'));
+  const t1 = process.hrtime.bigint();
+  const agent = spawn(process.execPath, [agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
+    env: { ...process.env, LOCKBOX_ADDR: daemon.info.addr, LOCKBOX_TOKEN: token, BENTOML_HOME: home, LOCKBOX_NATS_URL: 'none', LOCKBOX_LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  });
+  agentStart.push(await timeToReady(agent, port, t1));
+  agentRss.push(rssMiB(agent.pid!));
+  for (let i = 0; i < 20; i++) await admin.call('SecretsService', 'UpdateSecret', { name: names[i % SECRETS], set: { [`KEY_${names[i % SECRETS]}`]: Buffer.alloc(256, String(i % 10)) } });
+  await new Promise((r) => setTimeout(r, 500));
+  agentRssAfter.push(rssMiB(agent.pid!));
+  agent.kill('SIGTERM');
+  await new Promise((r) => agent.once('exit', r));
+  rmSync(home, { recursive: true, force: true });
+  console.log(`run ${run}: agent ready in ${agentStart.at(-1)!.toFixed(0)} ms, RSS ${agentRss.at(-1)!.toFixed(1)} MiB (${agentRssAfter.at(-1)!.toFixed(1)} after 20 updates) | bare node ${baseStart.at(-1)!.toFixed(0)} ms, ${baseRss.at(-1)!.toFixed(1)} MiB`);
+}
+console.log(`\nlockbox-agent with ${SECRETS} secrets, median of ${RUNS}:`);
+console.log(`  start to ready : ${median(agentStart).toFixed(0)} ms (target ≤ 500 ms); bare node + http: ${median(baseStart).toFixed(0)} ms (baseline)`);
+console.log(`  RSS when ready : ${median(agentRss).toFixed(1)} MiB (target ≤ 64 MiB); after 20 updates ${median(agentRssAfter).toFixed(1)} MiB; bare node: ${median(baseRss).toFixed(1)} MiB (baseline)`);
+admin.close();
+await daemon.stop();

@@ -1,0 +1,165 @@
+/**
+ * Propagation: one lockboxd (own process), one nats-server (own process, free port), N agents
+ * (in this process, each with its own home dir, gRPC client and NATS connection). A loop of
+ * updates; for each, the time from the update's acknowledgement to the moment each agent has the
+ * new content readable (its atomic rename done). p50 / p99 / max per N, beside the floor measured
+ * in the same run: a raw NATS publish→receive, one GetSecret over gRPC, one rename(2) — and, per
+ * N, the same disk work done raw: N parallel fsync'd write+rename sequences (what N agents on one
+ * disk must do at the least: file fsync, dir fsync, rename, parent fsync).
+ * Targets: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100, ≤ 1 s at N=1000.
+ *   npm run bench:propagation            (N from AGENTS, default "1,100,1000"; UPDATES per N, default 20)
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdir, open, rename, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import { Agent } from '../agent/src/agent.js';
+import { LockboxClient } from '../shared/src/client.js';
+import { median, percentile, startServer } from './harness.js';
+
+const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
+const UPDATES = Number(process.env.UPDATES ?? 20);
+const quiet = { info() {}, warn() {}, error() {} };
+
+async function startNats(): Promise<{ url: string; stop: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));
+  const bin = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir], { stdio: 'ignore' });
+  for (;;) {
+    const file = readdirSync(dir).find((f) => f.endsWith('.ports'));
+    if (file) {
+      const ports = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nats: string[] };
+      return { url: ports.nats[0], stop: () => child.kill('SIGKILL') };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+
+const nats = await startNats();
+process.env.LOCKBOX_BENCH_NATS = nats.url;
+const daemon = await startServer('daemon', process.env.AUDIT_READS ?? 'durable', nats.url);
+const admin = new LockboxClient({ addr: daemon.info.addr, token: daemon.info.token });
+await admin.call('SecretsService', 'CreateSecret', { secret: { name: 'openai', template: 'openai', data: { OPENAI_API_KEY: Buffer.from('sk-0') }, mount: { path: 'demo' } } });
+await admin.call('DeploymentsService', 'CreateDeployment', { deployment: { name: 'app', secrets: ['openai'] } });
+const { token } = await admin.call('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+
+// The floor, measured in this run.
+const nc = await connect({ servers: nats.url });
+const natsRtt: number[] = [];
+let received: (() => void) | undefined;
+nc.subscribe('bench.floor', { callback: () => received?.() });
+await nc.flush();
+for (let i = 0; i < 200; i++) {
+  const t0 = process.hrtime.bigint();
+  const arrived = new Promise<void>((resolve) => (received = resolve));
+  nc.publish('bench.floor');
+  await arrived;
+  natsRtt.push(ms(t0));
+}
+const agentClient = new LockboxClient({ addr: daemon.info.addr, token });
+const getRtt: number[] = [];
+for (let i = 0; i < 100; i++) {
+  const t0 = process.hrtime.bigint();
+  await agentClient.call('SecretsService', 'GetSecret', { name: 'openai', include_values: true });
+  getRtt.push(ms(t0));
+}
+const renameDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-rename-'));
+const renames: number[] = [];
+for (let i = 0; i < 200; i++) {
+  symlinkSync(`target-${i}`, join(renameDir, 'tmp'));
+  const t0 = process.hrtime.bigint();
+  renameSync(join(renameDir, 'tmp'), join(renameDir, 'link'));
+  renames.push(ms(t0));
+}
+const floor = { nats: median(natsRtt), get: median(getRtt), rename: median(renames) };
+console.log(`floor (medians): NATS publish→receive ${floor.nats.toFixed(3)} ms, GetSecret ${floor.get.toFixed(3)} ms, rename ${floor.rename.toFixed(3)} ms; sum ${(floor.nats + floor.get + floor.rename).toFixed(2)} ms`);
+
+/** N parallel raw atomic writes, as each agent does: returns the time until all are done. */
+async function rawDiskFloor(n: number): Promise<number> {
+  const dirs = Array.from({ length: n }, () => mkdtempSync(join(tmpdir(), 'lockbox-bench-raw-')));
+  const fsync = async (path: string) => {
+    const h = await open(path, 'r');
+    await h.sync();
+    await h.close();
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    dirs.map(async (dir) => {
+      await mkdir(join(dir, 'v1'));
+      const h = await open(join(dir, 'v1', 'KEY'), 'w');
+      await h.writeFile('sk-xxxxxxxx');
+      await h.sync();
+      await h.close();
+      await fsync(join(dir, 'v1'));
+      await symlink('v1', join(dir, 'tmp'));
+      await rename(join(dir, 'tmp'), join(dir, 'data'));
+      await fsync(dir);
+    }),
+  );
+  const elapsed = ms(t0);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  return elapsed;
+}
+
+let version = 1;
+const summary: string[] = [];
+for (const n of COUNTS) {
+  const homes: string[] = [];
+  const seen = new Map<number, number[]>();
+  let pendingStart: bigint | undefined;
+  const agents: Agent[] = [];
+  for (let i = 0; i < n; i++) {
+    const home = mkdtempSync(join(tmpdir(), 'lockbox-bench-agent-'));
+    homes.push(home);
+    const agent = new Agent({
+      client: { addr: daemon.info.addr, token },
+      bentomlHome: home,
+      resyncIntervalMs: 3_600_000,
+      modes: { fileMode: 0o400, dirMode: 0o500 },
+      agentId: `bench-${n}-${i}`,
+      log: quiet,
+      repair: false,
+      onChange: (rendered) => {
+        const v = Number(/openai=(\d+)/.exec(rendered.versions.get('demo') ?? '')?.[1]);
+        if (pendingStart !== undefined && v === version) seen.get(v)!.push(ms(pendingStart));
+      },
+    });
+    agents.push(agent);
+  }
+  const t0 = Date.now();
+  for (let i = 0; i < agents.length; i += 50) await Promise.all(agents.slice(i, i + 50).map((a) => a.start()));
+  const startMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 500 + n)); // every subscription in place
+  const latencies: number[] = [];
+  for (let u = 0; u < UPDATES; u++) {
+    version++;
+    seen.set(version, []);
+    const result = admin.call('SecretsService', 'UpdateSecret', { name: 'openai', set: { OPENAI_API_KEY: Buffer.from(`sk-${version}`) } });
+    await result;
+    pendingStart = process.hrtime.bigint();
+    const deadline = Date.now() + 10_000;
+    while (seen.get(version)!.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    latencies.push(...seen.get(version)!);
+    if (seen.get(version)!.length < n) console.log(`  update ${u}: only ${seen.get(version)!.length}/${n} agents within 10 s`);
+  }
+  latencies.sort((a, b) => a - b);
+  const raw = median(await Promise.all([0, 1, 2].map(async () => 0)).then(async () => [await rawDiskFloor(n), await rawDiskFloor(n), await rawDiskFloor(n)]));
+  const line = `N=${n}: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms over ${latencies.length} deliveries (${UPDATES} updates; all agents started in ${startMs} ms); raw disk floor for ${n} parallel fsync'd swaps ${raw.toFixed(1)} ms`;
+  console.log(line);
+  summary.push(line);
+  for (const a of agents) await a.stop();
+  for (const h of homes) rmSync(h, { recursive: true, force: true });
+}
+console.log('\npropagation, update acknowledged → new content readable at each agent:');
+for (const line of summary) console.log('  ' + line);
+console.log(`  floor: ${(floor.nats + floor.get + floor.rename).toFixed(2)} ms (NATS ${floor.nats.toFixed(3)} + get ${floor.get.toFixed(3)} + rename ${floor.rename.toFixed(3)}); targets p99 ≤ 20 ms (N=1), ≤ 100 ms (N=100), ≤ 1 s (N=1000)`);
+agentClient.close();
+admin.close();
+await nc.close();
+await daemon.stop();
+nats.stop();
+rmSync(renameDir, { recursive: true, force: true });
