@@ -229,22 +229,25 @@ export class Agent {
   private async apply(repairing = false): Promise<void> {
     const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
     let changed = false;
-    for (const [path, payload] of rendered.dirs) {
-      let writer = this.writers.get(path);
-      if (!writer) {
-        writer = new AtomicWriter(this.home, path, this.options.modes);
-        this.writers.set(path, writer);
-      }
-      try {
-        if (await writer.write(payload, rendered.versions.get(path)!)) {
-          if (!repairing) changed = true;
-          if (repairing) this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
-          else this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
+    // Dirs are independent: write them side by side so their fsyncs overlap.
+    await Promise.all(
+      [...rendered.dirs].map(async ([path, payload]) => {
+        let writer = this.writers.get(path);
+        if (!writer) {
+          writer = new AtomicWriter(this.home, path, this.options.modes);
+          this.writers.set(path, writer);
         }
-      } catch (error) {
-        rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
-      }
-    }
+        try {
+          if (await writer.write(payload, rendered.versions.get(path)!)) {
+            if (!repairing) changed = true;
+            if (repairing) this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
+            else this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
+          }
+        } catch (error) {
+          rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
+        }
+      }),
+    );
     for (const [path, writer] of this.writers) {
       if (rendered.dirs.has(path)) continue;
       await writer.clear(); // (5)

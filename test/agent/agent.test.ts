@@ -145,8 +145,8 @@ t.test('daemon restart, deletes, removal from the deployment', async (t) => {
   await until('after the daemon restart', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-after-restart', 10_000);
 
   await d.call('DeleteSecret', { scope, name: 'pair', force: true });
-  await until('deleted secret files go', () => !existsSync(join(home, 'pair/A')));
-  t.notOk(existsSync(join(home, 'pair/..data')));
+  await until('deleted secret files go', () => !existsSync(join(home, 'pair/A')) && !existsSync(join(home, 'pair/..data')));
+  t.notOk(existsSync(join(home, 'pair/..version')));
 
   await d.rpc('DeploymentsService', 'UpdateDeployment', { scope, deployment: { name: 'app', secrets: ['openai'] } });
   await until('unmounted secret files go (next resync)', () => !existsSync(join(home, 'env/hf.env')), 5000);
