@@ -76,6 +76,7 @@ function timestampName(): string {
 
 export class AtomicWriter {
   readonly dir: string;
+  private swept = false;
 
   /** `root` is $BENTOML_HOME (already resolved); `relDir` the mount path under it. */
   constructor(
@@ -201,7 +202,8 @@ export class AtomicWriter {
 
     for (const name of oldTop) if (!newTop.has(name)) await rm(join(this.dir, name), { force: true }); // (6)
     if (old && old !== fresh && (await exists(old))) await this.removeVersionDir(old);
-    await this.removeStrayVersionDirs(fresh);
+    if (!this.swept) await this.removeStrayVersionDirs(fresh); // leftovers of a crash: once per writer
+    this.swept = true;
     return true;
   }
 
