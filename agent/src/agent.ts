@@ -84,6 +84,7 @@ export class Agent {
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
   private repairInterval: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
   ready = false;
   lastRendered: Rendered | undefined;
   /** Problems of the last render (reported to the daemon, never values). */
@@ -99,6 +100,7 @@ export class Agent {
   async syncOnce(): Promise<void> {
     await this.refreshDeployment();
     await this.sync({ all: true, names: new Set() });
+    await this.report();
   }
 
   /** Steps (1)-(3). */
@@ -222,7 +224,7 @@ export class Agent {
     }
     if (batch.all) for (const name of [...this.held.keys()]) if (!this.deploymentSecrets.includes(name)) changed = this.held.delete(name) || changed;
     await this.apply();
-    if (changed || batch.all) await this.report();
+    if (changed || batch.all) this.scheduleReport();
   }
 
   /** Renders what is held and writes every dir (a no-op where nothing changed). */
@@ -267,6 +269,15 @@ export class Agent {
     if (changed) this.options.onChange?.(rendered);
   }
 
+  /** Reports at most every 250 ms: a burst of updates costs the daemon one write per agent. */
+  private scheduleReport(): void {
+    if (this.reportTimer || this.stopped) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      void this.report();
+    }, 250);
+  }
+
   private async report(): Promise<void> {
     const applied = [...this.held.values()].map((s) => ({
       name: s.name,
@@ -303,6 +314,7 @@ export class Agent {
     clearTimeout(this.resyncTimer);
     clearTimeout(this.repairTimer);
     clearInterval(this.repairInterval);
+    clearTimeout(this.reportTimer);
     await this.watcher?.close();
     await this.syncing;
     for (const sub of this.subscriptions) sub.unsubscribe();
