@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
+import { withTimeout } from '../../shared/src/timeout.js';
 import { Agent } from './agent.js';
 import type { Rendered } from './render.js';
 
@@ -89,15 +90,6 @@ function serveHealth(addr: string, agent: Agent): Server {
     res.writeHead(req.url === '/healthz' || req.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
     res.end(ok ? 'ok\n' : 'not ready\n');
   }).listen(Number(match[2]), match[1]);
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Retries the first sync until it works or `ms` passes. */

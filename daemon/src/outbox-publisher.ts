@@ -12,6 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
 import type { ChangeNotice } from '../../shared/src/subject.js';
+import { withTimeout } from '../../shared/src/timeout.js';
 import type { Logger } from './log.js';
 import type { Store, StoredNotice } from './store.js';
 
@@ -181,14 +182,4 @@ export class OutboxPublisher {
     }
     await this.nc?.close().catch(() => {});
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -1,4 +1,10 @@
+import type { ScopeMessage } from './messages.js';
 import type { ScopeKey } from './store.js';
+
+/** A request's scope, unvalidated: an empty tenant means "default", an absent group "". */
+export function scopeOf(message: ScopeMessage | undefined): ScopeKey {
+  return { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
+}
 
 /** How a scope reads in messages: `tenant "acme", resource group "team-a"`. */
 export function describeScope(scope: ScopeKey): string {

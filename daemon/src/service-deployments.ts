@@ -12,7 +12,7 @@ import { auditDraft, outcomeOf } from './audit.js';
 import { authorizeDeployment } from './auth.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type DeploymentInputMessage, type ScopeMessage } from './messages.js';
-import { describeScope } from './scope.js';
+import { describeScope, scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
 import type { DeploymentRecord, Quotas, ScopeKey, Store } from './store.js';
 
@@ -26,7 +26,7 @@ export class DeploymentsService {
   ) {}
 
   private scope(message: ScopeMessage | undefined): ScopeKey {
-    const scope = { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
+    const scope = scopeOf(message);
     checkTenant(scope.tenant);
     checkResourceGroup(scope.resourceGroup);
     if (scope.resourceGroup === '*') throw new InvalidArgumentError('scope.resource_group', 'a deployment lives in a resource group or the main-tenant scope, not "*"');
@@ -95,7 +95,7 @@ export class DeploymentsService {
       );
       return deploymentMessage(record, resolved);
     } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, action, { tenant: request.scope?.tenant || 'default', resourceGroup: request.scope?.resource_group ?? '' }, request.deployment?.name ?? '', 0, outcomeOf(error))]);
+      await this.store.appendAudit([auditDraft(ctx, action, scopeOf(request.scope), request.deployment?.name ?? '', 0, outcomeOf(error))]);
       throw error;
     }
   }
@@ -139,7 +139,7 @@ export class DeploymentsService {
       await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')]);
       return { name };
     } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, 'deployment.delete', { tenant: request.scope?.tenant || 'default', resourceGroup: request.scope?.resource_group ?? '' }, name, 0, outcomeOf(error))]);
+      await this.store.appendAudit([auditDraft(ctx, 'deployment.delete', scopeOf(request.scope), name, 0, outcomeOf(error))]);
       throw error;
     }
   }

@@ -57,7 +57,7 @@ import {
   type SecretMessage,
   type UpdateSecretRequest,
 } from './messages.js';
-import { describeScope } from './scope.js';
+import { describeScope, scopeOf } from './scope.js';
 import { mountCollisions } from '../../shared/src/layout.js';
 import {
   IdempotencyReplayError,
@@ -671,10 +671,6 @@ export class SecretsService {
       return build(outcomes);
     }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
   }
-}
-
-function scopeOf(message: ScopeMessage | undefined): ScopeKey {
-  return { tenant: message?.tenant || 'default', resourceGroup: message?.resource_group ?? '' };
 }
 
 function encodeCursor(afterName: string, filterKey: string): string {
