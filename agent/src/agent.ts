@@ -20,7 +20,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { connect, type NatsConnection, type Subscription } from 'nats';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
 import type { ChangeNotice } from '../../shared/src/subject.js';
-import type { MountSpec } from '../../shared/src/validate.js';
+import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { AtomicWriter, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
 
@@ -51,17 +51,12 @@ interface SecretMessage {
   type: string;
   version: number;
   scope: { resource_group: string };
-  mount: { kind?: string; path?: string; sub_paths?: Record<string, string>; format?: string };
+  mount: MountMessage;
   data?: Record<string, Uint8Array>;
 }
 
 function toHeld(secret: SecretMessage): HeldSecret {
-  const mount: MountSpec = {
-    kind: (secret.mount?.kind || 'file') as MountSpec['kind'],
-    path: secret.mount?.path || secret.name,
-    subPaths: secret.mount?.sub_paths ?? {},
-    format: (secret.mount?.format || (secret.mount?.kind === 'env' ? 'dotenv' : '')) as MountSpec['format'],
-  };
+  const mount = mountFromMessage(secret.mount, secret.name);
   const data: Record<string, Buffer> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v);
   return { name: secret.name, resourceGroup: secret.scope?.resource_group ?? '', uid: secret.uid, version: secret.version, type: secret.type || 'opaque', mount, data };
@@ -73,7 +68,8 @@ export class Agent {
   readonly agentId: string;
   private deploymentSecrets: string[] = [];
   private held = new Map<string, HeldSecret>();
-  private applied = new Map<string, string>();
+  /** When each held version was first written here. */
+  private applied = new Map<string, { uid: string; version: number; time: string }>();
   private writers = new Map<string, AtomicWriter>();
   private nc: NatsConnection | undefined;
   private subscriptions: Subscription[] = [];
@@ -259,8 +255,8 @@ export class Agent {
     }
     const now = new Date().toISOString();
     for (const secret of this.held.values()) {
-      const key = `${secret.uid}:${secret.version}`;
-      if (!this.applied.has(secret.name) || !this.applied.get(secret.name)!.startsWith(key)) this.applied.set(secret.name, `${key}|${now}`);
+      const seen = this.applied.get(secret.name);
+      if (seen?.uid !== secret.uid || seen.version !== secret.version) this.applied.set(secret.name, { uid: secret.uid, version: secret.version, time: now });
     }
     for (const name of [...this.applied.keys()]) if (!this.held.has(name)) this.applied.delete(name);
     for (const problem of rendered.problems) if (!this.problems.includes(problem)) this.options.log.warn({ problem }, 'problem with a mounted secret');
@@ -284,7 +280,7 @@ export class Agent {
       resource_group: s.resourceGroup,
       uid: s.uid,
       version: s.version,
-      applied_time: this.applied.get(s.name)?.split('|')[1] ?? new Date().toISOString(),
+      applied_time: this.applied.get(s.name)?.time ?? new Date().toISOString(),
     }));
     await this.client
       .call('AgentService', 'ReportStatus', { agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })

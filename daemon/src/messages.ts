@@ -11,12 +11,8 @@ export interface ScopeMessage {
   resource_group?: string;
 }
 
-export interface MountMessage {
-  kind?: string;
-  path?: string;
-  sub_paths?: Record<string, string>;
-  format?: string;
-}
+export type { MountMessage } from '../../shared/src/layout.js';
+import type { MountMessage } from '../../shared/src/layout.js';
 
 export interface SecretInputMessage {
   name?: string;

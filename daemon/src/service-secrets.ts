@@ -50,7 +50,6 @@ import {
   type DeleteSecretRequest,
   type GetSecretRequest,
   type ListSecretsRequest,
-  type MountMessage,
   type RestoreVersionRequest,
   type ScopeMessage,
   type SecretInputMessage,
@@ -58,7 +57,7 @@ import {
   type UpdateSecretRequest,
 } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
-import { mountCollisions } from '../../shared/src/layout.js';
+import { mountCollisions, mountFromMessage } from '../../shared/src/layout.js';
 import {
   IdempotencyReplayError,
   type AuditDraft,
@@ -217,12 +216,6 @@ export class SecretsService {
     return this.store.getHead({ tenant: scope.tenant, resourceGroup: '*' }, name);
   }
 
-  private normaliseMount(message: MountMessage | undefined, name: string, field: string): MountSpec {
-    const kind = message?.kind || 'file';
-    const format = message?.format || (kind === 'env' ? 'dotenv' : '');
-    return { kind: kind as MountSpec['kind'], path: message?.path || name, subPaths: { ...(message?.sub_paths ?? {}) }, format: format as MountSpec['format'] };
-  }
-
   private checkRecord(type: SecretType, template: string, data: Record<string, Uint8Array>, mount: MountSpec, fieldPrefix: string): void {
     checkData(data, `${fieldPrefix}data`);
     const keys = Object.keys(data);
@@ -281,7 +274,7 @@ export class SecretsService {
     const data: Record<string, Uint8Array> = {};
     for (const [key, value] of Object.entries(input?.data ?? {})) data[key] = utf8(value);
     if (Object.keys(data).length === 0) throw new InvalidArgumentError(`${field}data`, 'a secret needs at least one key');
-    const mount = this.normaliseMount(input?.mount, name, `${field}mount`);
+    const mount = mountFromMessage(input?.mount, name);
     this.checkRecord(type, template, data, mount, field);
     await this.guardShadowing(ctx, scope, name);
     const record = this.newRecord(scope, { name, uid: randomUUID(), version: 1, operation: 'create', restoredFrom: 0, type, template, description, labels, mount }, data, now);
@@ -331,7 +324,7 @@ export class SecretsService {
     const labels = { ...head.labels, ...setLabels };
     for (const key of removeLabels) delete labels[key];
     checkLabels(labels);
-    const mount = request.mount !== undefined ? this.normaliseMount(request.mount, name, 'mount') : { ...head.mount, subPaths: { ...head.mount.subPaths } };
+    const mount = request.mount !== undefined ? mountFromMessage(request.mount, name) : { ...head.mount, subPaths: { ...head.mount.subPaths } };
     if (request.mount === undefined)
       for (const key of Object.keys(mount.subPaths)) if (!(key in data)) delete mount.subPaths[key]; // a removed key's sub-path goes with it
     this.checkRecord(head.type, template, data, mount, '');

@@ -7,6 +7,21 @@
  */
 import type { MountSpec } from './validate.js';
 
+/** A mount as the API carries it (fields may be absent). */
+export interface MountMessage {
+  kind?: string;
+  path?: string;
+  sub_paths?: Record<string, string>;
+  format?: string;
+}
+
+/** The defaults, in one place for daemon and agent: kind "file", path = the secret's name, env format "dotenv". */
+export function mountFromMessage(message: MountMessage | undefined, name: string): MountSpec {
+  const kind = message?.kind || 'file';
+  const format = message?.format || (kind === 'env' ? 'dotenv' : '');
+  return { kind: kind as MountSpec['kind'], path: message?.path || name, subPaths: { ...(message?.sub_paths ?? {}) }, format: format as MountSpec['format'] };
+}
+
 export const envFileExtensions = { dotenv: 'env', sh: 'sh', json: 'json' } as const;
 
 export interface MountedSecret {
