@@ -8,7 +8,7 @@
 import { deriveKey, keyedHash } from '../../shared/src/crypto.js';
 import { LockboxError } from '../../shared/src/errors.js';
 import type { CallContext } from './context.js';
-import type { AuditDraft, AuditHasher, AuditRecord, ScopeKey } from './store.js';
+import type { AuditDraft, AuditHasher, AuditRecord, ScopeKey, Store } from './store.js';
 
 export function auditHasher(rootKey: Uint8Array): AuditHasher {
   const key = deriveKey(rootKey, 2, 'lbxaudit');
@@ -51,6 +51,19 @@ export function auditDraft(ctx: CallContext, action: string, scope: ScopeKey, ta
     outcome,
     requestId: ctx.requestId,
   };
+}
+
+/**
+ * Runs a write call; when it fails (a denial included), its failure goes into the audit log
+ * before the error is returned. A call that succeeds writes its own entry with its change.
+ */
+export async function auditFailures<T>(store: Pick<Store, 'appendAudit'>, ctx: CallContext, action: string, scope: ScopeKey, target: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    await store.appendAudit([auditDraft(ctx, action, scope, target, 0, outcomeOf(error))]);
+    throw error;
+  }
 }
 
 /** Walks entries in order and reports the first whose hash or link does not hold. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
 import { mountCollisions } from '../../shared/src/layout.js';
 import { checkDescription, checkLabels, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
-import { auditDraft, outcomeOf } from './audit.js';
+import { auditDraft, auditFailures } from './audit.js';
 import { authorizeDeployment } from './auth.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type DeploymentInputMessage, type ScopeMessage } from './messages.js';
@@ -72,7 +72,7 @@ export class DeploymentsService {
 
   private async write(operation: 'create' | 'update', request: { scope?: ScopeMessage; deployment?: DeploymentInputMessage; expected_version?: number }, ctx: CallContext) {
     const action = `deployment.${operation}`;
-    try {
+    return auditFailures(this.store, ctx, action, scopeOf(request.scope), request.deployment?.name ?? '', async () => {
       const scope = this.scope(request.scope);
       authorizeDeployment(ctx.principal, 'write', scope);
       const input = this.checkInput(request.deployment);
@@ -94,10 +94,7 @@ export class DeploymentsService {
         [auditDraft(ctx, action, scope, input.name, record.version, 'ok')],
       );
       return deploymentMessage(record, resolved);
-    } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, action, scopeOf(request.scope), request.deployment?.name ?? '', 0, outcomeOf(error))]);
-      throw error;
-    }
+    });
   }
 
   create(request: { scope?: ScopeMessage; deployment?: DeploymentInputMessage }, ctx: CallContext) {
@@ -130,7 +127,7 @@ export class DeploymentsService {
 
   async delete(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
     const name = request.name ?? '';
-    try {
+    return auditFailures(this.store, ctx, 'deployment.delete', scopeOf(request.scope), name, async () => {
       const scope = this.scope(request.scope);
       checkSecretName(name, 'name');
       authorizeDeployment(ctx.principal, 'write', scope);
@@ -138,9 +135,6 @@ export class DeploymentsService {
       if (!record) throw new NotFoundError(`deployment "${name}" not found in ${describeScope(scope)}`, 'DEPLOYMENT_NOT_FOUND');
       await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')]);
       return { name };
-    } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, 'deployment.delete', scopeOf(request.scope), name, 0, outcomeOf(error))]);
-      throw error;
-    }
+    });
   }
 }

@@ -36,7 +36,7 @@ import {
   type MountSpec,
   type SecretType,
 } from '../../shared/src/validate.js';
-import { auditDraft, outcomeOf } from './audit.js';
+import { auditDraft, auditFailures, outcomeOf } from './audit.js';
 import { authorizeSecret, type SecretAction } from './auth.js';
 import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -161,13 +161,8 @@ export class SecretsService {
    * Writes through a call that failed still leave an audit entry (denials included); a call
    * that succeeded wrote its entries in the same transaction as its change.
    */
-  private async audited<T>(ctx: CallContext, action: string, scope: ScopeMessage | undefined, target: string | undefined, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, action, scopeOf(scope), target ?? '', 0, outcomeOf(error))]);
-      throw error;
-    }
+  private audited<T>(ctx: CallContext, action: string, scope: ScopeMessage | undefined, target: string | undefined, run: () => Promise<T>): Promise<T> {
+    return auditFailures(this.store, ctx, action, scopeOf(scope), target ?? '', run);
   }
 
   /**

@@ -10,7 +10,7 @@
  */
 import { checkDescription, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { auditDraft, outcomeOf } from './audit.js';
+import { auditDraft, auditFailures } from './audit.js';
 import { isOperator, roles, type Principal, type Role, type TokenAuthority } from './auth.js';
 import type { CallContext } from './context.js';
 import { tokenInfo } from './messages.js';
@@ -44,7 +44,7 @@ export class TokensService {
   async create(request: CreateTokenRequest, ctx: CallContext) {
     const { principal } = ctx;
     const tenant = request.tenant || principal.tenant;
-    try {
+    return auditFailures(this.store, ctx, 'token.create', { tenant, resourceGroup: '' }, '', async () => {
       checkTenant(tenant, 'tenant');
       const role = request.role ?? '';
       if (!(roles as readonly string[]).includes(role)) throw new InvalidArgumentError('role', `"${role}" must be one of ${roles.join(', ')}`);
@@ -72,10 +72,7 @@ export class TokensService {
       });
       await this.store.insertToken(record, [auditDraft(ctx, 'token.create', { tenant, resourceGroup: deploymentGroup }, record.id, 0, 'ok')]);
       return { token, info: tokenInfo(record) };
-    } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, 'token.create', { tenant, resourceGroup: '' }, '', 0, outcomeOf(error))]);
-      throw error;
-    }
+    });
   }
 
   private checkShape(role: Role, groups: string[], deployment: string, deploymentGroup: string): void {
@@ -122,16 +119,13 @@ export class TokensService {
   async revoke(request: { id?: string }, ctx: CallContext) {
     const id = request.id ?? '';
     const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
-    try {
+    return auditFailures(this.store, ctx, 'token.revoke', scope, id, async () => {
       if (!/^[0-9a-f]{16}$/.test(id)) throw new InvalidArgumentError('id', 'must be a token id: 16 hex characters (the part after lbx_)');
       const existing = await this.store.getToken(id);
       if (!existing || !this.mayManage(ctx.principal, existing)) throw new NotFoundError(`token ${id} not found`, 'TOKEN_NOT_FOUND');
       const revoked = await this.store.revokeToken(id, new Date().toISOString(), [auditDraft(ctx, 'token.revoke', { tenant: existing.tenant, resourceGroup: '' }, id, 0, 'ok')]);
       this.authority.forget(id);
       return tokenInfo(revoked!);
-    } catch (error) {
-      await this.store.appendAudit([auditDraft(ctx, 'token.revoke', scope, id, 0, outcomeOf(error))]);
-      throw error;
-    }
+    });
   }
 }
