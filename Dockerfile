@@ -15,7 +15,8 @@ RUN npm ci && npm prune --omit=dev
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     LOCKBOX_DATA_DIR=/data \
-    LOCKBOX_GRPC_ADDR=0.0.0.0:7700
+    LOCKBOX_GRPC_ADDR=0.0.0.0:7700 \
+    LOCKBOX_HTTP_ADDR=0.0.0.0:7701
 RUN groupadd --system --gid 10001 lockbox && useradd --system --uid 10001 --gid lockbox --home-dir /data --shell /usr/sbin/nologin lockbox \
     && mkdir -p /data && chown lockbox:lockbox /data && chmod 0700 /data
 WORKDIR /app
@@ -25,6 +26,6 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto ./proto
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 7700
+EXPOSE 7700 7701
 # Set LOCKBOX_MASTER_KEY_FILE to a mounted key (mode 0600) and --tls-cert/--tls-key in production.
 ENTRYPOINT ["node", "/app/dist/daemon/src/main.js"]

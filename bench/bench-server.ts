@@ -48,7 +48,7 @@ if (kind === 'echo') {
   const dataDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-'));
   const auditReads = process.argv[3] ?? 'durable';
   const natsUrl = process.argv[4] ?? 'none';
-  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', natsUrl, maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
+  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', httpAddr: 'none', natsUrl, maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
   const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: 2 }));
   process.stdout.write(JSON.stringify({ addr: daemon.address, token: readFileSync(daemon.adminTokenPath, 'utf8').trim(), dataDir }) + '\n');
   process.on('SIGTERM', () => {

@@ -7,6 +7,10 @@ import { Command, Option } from 'commander';
 export interface DaemonConfig {
   dataDir: string;
   grpcAddr: string;
+  /** The REST gateway's address; empty: no REST gateway. */
+  httpAddr: string;
+  /** Largest REST request body, in bytes. */
+  httpBodyLimit: number;
   /** Empty: run without NATS. */
   natsUrl: string;
   /** The NATS URL agents are told to use (default: natsUrl). */
@@ -30,6 +34,8 @@ export class ConfigError extends Error {
 export const defaults = {
   dataDir: './.lockbox',
   grpcAddr: '127.0.0.1:7700',
+  httpAddr: '127.0.0.1:7701',
+  httpBodyLimit: '8MiB',
   natsUrl: 'nats://127.0.0.1:4222',
   maxVersions: 10,
   logLevel: 'info',
@@ -54,6 +60,14 @@ export function parseHostPort(text: string, setting: string): { host: string; po
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
+/** "8MiB", "512KiB", "1048576" (bytes). */
+export function parseSize(text: string, setting: string): number {
+  const match = /^(\d+)\s*(B|KiB|MiB|GiB)?$/i.exec(text.trim());
+  if (!match) throw new ConfigError(`${setting}: "${text}" is not a size (e.g. 8MiB, 512KiB, 1048576)`);
+  const unit = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }[(match[2] ?? 'b').toLowerCase() as 'b']!;
+  return Number(match[1]) * unit;
+}
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
@@ -61,9 +75,11 @@ export function isLoopback(host: string): boolean {
 export function daemonCommand(): Command {
   const env = (name: string) => `LOCKBOX_${name}`;
   return new Command('lockboxd')
-    .description('lockbox daemon: stores secrets encrypted, serves the gRPC admin API, publishes change notices over NATS')
+    .description('lockbox daemon: stores secrets encrypted, serves the gRPC admin API and a REST gateway, publishes change notices over NATS')
     .addOption(new Option('--data-dir <dir>', 'where the database, master key and admin token live').env(env('DATA_DIR')).default(defaults.dataDir))
     .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
+    .addOption(new Option('--http-addr <host:port>', 'REST gateway listen address; "none" turns it off').env(env('HTTP_ADDR')).default(defaults.httpAddr))
+    .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
     .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
     .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated on first start)').env(env('MASTER_KEY_FILE')))
@@ -85,6 +101,8 @@ export function daemonCommand(): Command {
 interface RawOptions {
   dataDir: string;
   grpcAddr: string;
+  httpAddr?: string;
+  httpBodyLimit?: string;
   natsUrl: string;
   natsAdvertiseUrl?: string;
   masterKeyFile?: string;
@@ -109,6 +127,10 @@ function wholeNumber(text: string, min: number, max: number, setting: string): n
 export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (!raw.dataDir) throw new ConfigError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
   parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
+  const httpAddr = raw.httpAddr === undefined ? defaults.httpAddr : raw.httpAddr === 'none' ? '' : raw.httpAddr;
+  if (httpAddr) parseHostPort(httpAddr, '--http-addr (LOCKBOX_HTTP_ADDR)');
+  const httpBodyLimit = parseSize(raw.httpBodyLimit ?? defaults.httpBodyLimit, '--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT)');
+  if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new ConfigError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
   const natsUrl = raw.natsUrl === 'none' ? '' : raw.natsUrl;
   if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new ConfigError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
   const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
@@ -123,6 +145,8 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   return {
     dataDir: raw.dataDir,
     grpcAddr: raw.grpcAddr,
+    httpAddr,
+    httpBodyLimit,
     natsUrl,
     natsAdvertiseUrl: raw.natsAdvertiseUrl || undefined,
     masterKeyFile: raw.masterKeyFile || undefined,

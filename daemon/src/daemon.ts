@@ -1,13 +1,16 @@
 /**
  * Assembles lockboxd from its parts and owns its life cycle. Start-up: (1) crypto, data dir and
  * keyring, (2) the store (migrations run), (3) the bootstrap admin token, (4) the publisher,
- * (5) the gRPC server, (6) resume an interrupted key rotation in the background.
+ * (5) the gRPC server and the REST gateway, (6) resume an interrupted key rotation in the background.
  * Stop (SIGTERM): (a) stop taking calls and drain those in flight (bounded), (b) flush the outbox
  * to NATS (bounded), (c) write buffered read records, wait for queued commits, close the store.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import { withTimeout } from '../../shared/src/timeout.js';
 import { initCrypto } from '../../shared/src/crypto.js';
 import { TokenAuthority } from './auth.js';
 import { isLoopback, parseHostPort, type DaemonConfig } from './config.js';
@@ -15,6 +18,7 @@ import { buildGrpcServer } from './grpc-server.js';
 import { Keyring } from './keyring.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './outbox-publisher.js';
+import { buildRestServer } from './rest-server.js';
 import { auditHasher } from './audit.js';
 import { AgentService } from './service-agent.js';
 import { AuditService } from './service-audit.js';
@@ -28,6 +32,9 @@ export interface Daemon {
   /** The bound gRPC address, e.g. 127.0.0.1:40123. */
   address: string;
   port: number;
+  /** The bound REST gateway address (http(s)://host:port), when it runs. */
+  httpUrl?: string;
+  httpPort?: number;
   adminTokenPath: string;
   store: SqliteStore;
   publisher: OutboxPublisher;
@@ -37,8 +44,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function serverCredentials(config: DaemonConfig): grpc.ServerCredentials {
-  if (!config.tls) return grpc.ServerCredentials.createInsecure();
+/** The TLS files, read once for the gRPC server and the REST gateway. */
+function readTls(config: DaemonConfig): { cert: Buffer; key: Buffer; ca?: Buffer } | undefined {
+  if (!config.tls) return undefined;
   const read = (path: string, setting: string) => {
     try {
       return readFileSync(path);
@@ -46,12 +54,16 @@ function serverCredentials(config: DaemonConfig): grpc.ServerCredentials {
       throw new Error(`${setting}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   };
-  const ca = config.tls.clientCa ? read(config.tls.clientCa, '--tls-client-ca') : null;
-  return grpc.ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: read(config.tls.cert, '--tls-cert'), private_key: read(config.tls.key, '--tls-key') }],
-    Boolean(ca),
-  );
+  return {
+    cert: read(config.tls.cert, '--tls-cert'),
+    key: read(config.tls.key, '--tls-key'),
+    ca: config.tls.clientCa ? read(config.tls.clientCa, '--tls-client-ca') : undefined,
+  };
+}
+
+function serverCredentials(tls: ReturnType<typeof readTls>): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], Boolean(tls.ca));
 }
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
@@ -88,18 +100,42 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
+  let stopping: Promise<void> | undefined;
   let port: number;
+  let rest: FastifyInstance | undefined;
+  let httpUrl: string | undefined;
+  let httpPort: number | undefined;
   try {
+    const tls = readTls(config);
     port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.grpcAddr, serverCredentials(config), (error, bound) => (error ? reject(error) : resolve(bound))),
+      server.bindAsync(config.grpcAddr, serverCredentials(tls), (error, bound) => (error ? reject(error) : resolve(bound))),
     );
+    if (config.httpAddr) { // (5)
+      const http = parseHostPort(config.httpAddr, '--http-addr');
+      if (!tls && !isLoopback(http.host))
+        log.warn({ addr: config.httpAddr }, 'REST gateway listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
+      rest = await buildRestServer({
+        auth,
+        secrets,
+        agents,
+        log,
+        bodyLimit: config.httpBodyLimit,
+        tls,
+        readiness: () => ({ ready: !stopping, nats: !config.natsUrl ? 'disabled' : publisher.isConnected ? 'connected' : 'disconnected' }),
+      });
+      await rest.listen({ host: http.host, port: http.port });
+      httpPort = (rest.server.address() as AddressInfo).port;
+      httpUrl = `${tls ? 'https' : 'http'}://${http.host.includes(':') ? `[${http.host}]` : http.host}:${httpPort}`;
+    }
   } catch (error) {
+    server.forceShutdown();
+    await rest?.close();
     await publisher.stop(0);
     await store.close();
     throw error;
   }
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ addr: address, tls: Boolean(config.tls), mtls: Boolean(config.tls?.clientCa), data_dir: config.dataDir }, 'lockboxd serving');
+  log.info({ addr: address, http: httpUrl ?? 'off', tls: Boolean(config.tls), mtls: Boolean(config.tls?.clientCa), data_dir: config.dataDir }, 'lockboxd serving');
 
   const pruneTimer = setInterval(() => {
     void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString()).catch((error: Error) => log.warn({ err: error.message }, 'pruning idempotency keys failed'));
@@ -112,11 +148,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     (error: Error) => log.error({ err: error.message }, 'resuming master key rotation failed'),
   );
 
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(pruneTimer);
       health.setStatus('', 'NOT_SERVING');
+      const drainRest = rest ? withTimeout(rest.close(), config.drainTimeoutMs, 'REST drain').catch(() => rest!.server.closeAllConnections()) : undefined;
       await new Promise<void>((resolve) => { // (a)
         const timer = setTimeout(() => {
           log.warn({ drain_timeout_ms: config.drainTimeoutMs }, 'calls still running after the drain timeout; cancelling them');
@@ -128,11 +164,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
           resolve();
         });
       });
+      await drainRest;
       await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
       await secrets.flushReads(); // (c)
       await store.close();
       log.info('lockboxd stopped');
     })());
 
-  return { address, port, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, stop };
+  return { address, port, httpUrl, httpPort, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, stop };
 }

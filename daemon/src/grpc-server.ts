@@ -3,13 +3,12 @@
  * line per call (method, code, duration, request id, token id; never a request body), health and
  * reflection.
  */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { LockboxError } from '../../shared/src/errors.js';
 import { loadPackageDefinition, loadServices } from '../../shared/src/proto.js';
 import type { Principal, TokenAuthority } from './auth.js';
+import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from './log.js';
 import type { AgentService } from './service-agent.js';
 import type { AuditService } from './service-audit.js';
@@ -19,25 +18,9 @@ import type { TokensService } from './service-tokens.js';
 import type { CallContext } from './context.js';
 import type { SecretsService } from './service-secrets.js';
 
-/** Turns any error into what a caller may see. Unknown errors become INTERNAL, detail logged. */
-export function toServiceError(error: unknown, requestId: string, log: Logger): Partial<grpc.StatusObject> {
-  if (error instanceof LockboxError && error.kind !== 'INTERNAL') return { code: error.grpcCode, details: error.message };
-  log.error({ request_id: requestId, err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'internal error');
-  return { code: grpc.status.INTERNAL, details: `internal error (request id ${requestId})` };
-}
-
 function firstValue(metadata: grpc.Metadata, key: string): string | undefined {
   const value = metadata.get(key)[0];
   return value === undefined ? undefined : value.toString();
-}
-
-export function tokenFromMetadata(metadata: grpc.Metadata): string | undefined {
-  const authorization = firstValue(metadata, 'authorization');
-  if (authorization !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    return match ? match[1] : authorization; // a malformed header then fails as a malformed token
-  }
-  return firstValue(metadata, 'x-api-key');
 }
 
 export interface GrpcServerParts {
@@ -60,29 +43,23 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const started = process.hrtime.bigint();
-      const requestId = firstValue(call.metadata, 'x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomUUID();
+      const requestId = requestIdFrom(firstValue(call.metadata, 'x-request-id'));
       let principal: Principal | undefined;
       void (async () => {
-        principal = await auth.authenticate(tokenFromMetadata(call.metadata));
+        principal = await auth.authenticate(tokenFromHeaders((name) => firstValue(call.metadata, name)));
         const ctx: CallContext = { principal, requestId, idempotencyKey: firstValue(call.metadata, 'idempotency-key') };
         return handler(call.request, ctx);
       })().then(
         (response) => {
           callback(null, response);
-          logCall(grpc.status.OK);
+          logCall(log, { method, started, requestId, principal, status: 'OK' });
         },
-        (error: unknown) => {
-          const status = toServiceError(error, requestId, log);
-          callback(status as grpc.ServiceError);
-          logCall(status.code!, status.details);
+        (caught: unknown) => {
+          const error = publicError(caught, requestId, log);
+          callback({ code: error.grpcCode, details: error.message } as grpc.ServiceError);
+          logCall(log, { method, started, requestId, principal, status: grpc.status[error.grpcCode], error });
         },
       );
-      function logCall(code: grpc.status, message?: string) {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const entry = { method, code: grpc.status[code], ms: Math.round(ms * 100) / 100, request_id: requestId, token_id: principal?.tokenId, ...(message ? { message } : {}) };
-        if (code === grpc.status.OK) log.debug(entry, 'call');
-        else log.info(entry, 'call failed');
-      }
     };
   }
 

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   // For scripts and tests that start lockboxd on port 0.
-  process.stdout.write(JSON.stringify({ msg: 'lockboxd ready', addr: daemon.address, admin_token_file: daemon.adminTokenPath }) + '\n');
+  process.stdout.write(JSON.stringify({ msg: 'lockboxd ready', addr: daemon.address, http: daemon.httpUrl ?? '', admin_token_file: daemon.adminTokenPath }) + '\n');
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       log.info({ signal }, 'stopping: draining calls and flushing the outbox');

@@ -65,6 +65,7 @@ export interface UpdateSecretRequest {
   remove_labels?: string[];
   mount?: MountMessage;
   template?: string;
+  type?: string;
 }
 
 export interface DeleteSecretRequest {
@@ -72,6 +73,7 @@ export interface DeleteSecretRequest {
   name?: string;
   expected_version?: number;
   force?: boolean;
+  type?: string;
 }
 
 export interface ListSecretsRequest {
@@ -102,6 +104,8 @@ export interface BatchResultMessage {
   code: number;
   status: string;
   message: string;
+  /** The stable code (docs/errors.md); "" when applied. */
+  error_code: string;
   secret?: SecretMessage;
 }
 

@@ -7,6 +7,7 @@ import { CHANGES_PREFIX, encodeSubjectToken } from '../../shared/src/subject.js'
 import { checkSecretName } from '../../shared/src/validate.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type ScopeMessage } from './messages.js';
+import { scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
 import type { DeploymentRecord, Store } from './store.js';
 
@@ -130,5 +131,22 @@ export class AgentService {
       total: live.length,
       summary: `${current}/${live.length} agents on v${head.version}${stale ? ` (${stale} stale)` : ''}`,
     };
+  }
+
+  /**
+   * For a tenant-wide secret: each resource group with a deployment that mounts it (and has no
+   * secret of its own by that name), and whether every live agent there holds the current
+   * version. A group whose agents have not reported yet is false.
+   */
+  async replicationByResourceGroup(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext): Promise<Record<string, boolean>> {
+    const status = await this.status(request, ctx);
+    const scope = scopeOf(request.scope);
+    const groups = new Set((await this.secrets.deploymentsMounting(scope, status.name)).map((d) => d.resourceGroup));
+    const result: Record<string, boolean> = {};
+    for (const group of [...groups].sort()) {
+      const live = status.agents.filter((a) => a.deployment_resource_group === group && !a.stale);
+      result[group] = live.length > 0 && live.every((a) => a.version === status.current_version);
+    }
+    return result;
   }
 }

@@ -243,9 +243,12 @@ export class SecretsService {
     };
   }
 
-  private async requireHead(scope: ScopeKey, name: string): Promise<SecretHead> {
+  /** The current head of `name`, which must exist (and, when the caller states a type, be of that type). */
+  private async requireHead(scope: ScopeKey, name: string, statedType?: string): Promise<SecretHead> {
     const head = await this.store.getHead(scope, name);
     if (!head) throw new NotFoundError(`secret "${name}" not found in ${describeScope(scope)}`, 'SECRET_NOT_FOUND');
+    if (statedType !== undefined && statedType !== head.type)
+      throw new InvalidArgumentError('type', `secret "${name}" is of type ${head.type}, not ${JSON.stringify(statedType.slice(0, 64))}; a secret's type never changes`);
     return head;
   }
 
@@ -301,7 +304,7 @@ export class SecretsService {
     }
     if (request.replace && remove.length > 0) throw new InvalidArgumentError('remove', 'replace already removes every key not in set');
     await this.guardShadowing(ctx, scope, name);
-    const head = await this.requireHead(scope, name); // (3)
+    const head = await this.requireHead(scope, name, request.type); // (3)
     if (request.expected_version && head.version !== request.expected_version)
       throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
     for (const key of remove)
@@ -337,7 +340,7 @@ export class SecretsService {
   private async prepareDelete(scope: ScopeKey, request: DeleteSecretRequest, now: string): Promise<Prepared & { change: Change }> {
     const name = request.name ?? '';
     checkSecretName(name);
-    const head = await this.requireHead(scope, name);
+    const head = await this.requireHead(scope, name, request.type);
     if (request.expected_version && head.version !== request.expected_version)
       throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
     if (!request.force) {
@@ -637,10 +640,10 @@ export class SecretsService {
         const outcome: CommitOutcome = p.change ? outcomes[next++] : { ok: false, error: p.error! };
         if (!outcome.ok) {
           const code = errorKinds[outcome.error.kind].grpc;
-          return { index: p.index, name: p.name, operation: p.operation, code, status: statusNames[code], message: outcome.error.message };
+          return { index: p.index, name: p.name, operation: p.operation, code, status: statusNames[code], message: outcome.error.message, error_code: outcome.error.code };
         }
         const secret = p.describe?.(outcome.seq);
-        return { index: p.index, name: p.name, operation: p.operation, code: 0, status: 'OK', message: '', ...(secret ? { secret } : {}) };
+        return { index: p.index, name: p.name, operation: p.operation, code: 0, status: 'OK', message: '', error_code: '', ...(secret ? { secret } : {}) };
       });
       const failed = results.filter((r) => r.code !== 0).length;
       return { results, succeeded: results.length - failed, failed };

@@ -17,6 +17,12 @@ export const errorKinds = {
   ABORTED: { grpc: GrpcStatus.ABORTED, http: 409 },
   FAILED_PRECONDITION: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
   RESOURCE_EXHAUSTED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 429 },
+  /** A request larger than the server takes (gRPC says RESOURCE_EXHAUSTED for an oversized message). */
+  PAYLOAD_TOO_LARGE: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413 },
+  /** REST only: a path that takes other methods. */
+  METHOD_NOT_ALLOWED: { grpc: GrpcStatus.UNIMPLEMENTED, http: 405 },
+  /** REST only: a body that is not JSON. */
+  UNSUPPORTED_MEDIA_TYPE: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 415 },
   UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
   INTERNAL: { grpc: GrpcStatus.INTERNAL, http: 500 },
 } as const;
@@ -124,6 +130,13 @@ export const errorCodes: Record<string, ErrorKind> = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   TEMPLATE_KEYS_MISSING: 'INVALID_ARGUMENT',
   IDEMPOTENCY_KEY_REUSED: 'INVALID_ARGUMENT',
+  MALFORMED_JSON: 'INVALID_ARGUMENT',
+  UNKNOWN_FIELD: 'INVALID_ARGUMENT',
+  INVALID_BASE64: 'INVALID_ARGUMENT',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  ROUTE_NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   NOT_FOUND: 'NOT_FOUND',

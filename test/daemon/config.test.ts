@@ -20,6 +20,11 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
   t.equal(base.maxVersions, 10);
   t.equal(base.idempotencyTtlMs, 24 * 3600 * 1000);
   t.equal(base.masterKeyFile, undefined);
+  t.equal(base.httpAddr, '127.0.0.1:7701', 'the REST gateway is on by default, on loopback');
+  t.equal(base.httpBodyLimit, 8 * 1024 * 1024);
+  t.equal(parseDaemonConfig(['--http-addr', 'none']).httpAddr, '', '"none" turns the gateway off');
+  t.equal(parseDaemonConfig(['--http-body-limit', '512KiB']).httpBodyLimit, 512 * 1024);
+  t.equal(parseDaemonConfig(['--http-body-limit', '2048']).httpBodyLimit, 2048);
   process.env.LOCKBOX_MAX_VERSIONS = '3';
   process.env.LOCKBOX_NATS_URL = 'none';
   t.equal(parseDaemonConfig([]).maxVersions, 3, 'env applies');
@@ -39,6 +44,9 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
     [['--data-dir', ''], /--data-dir/],
     [['--max-tenant-wide-secrets', '-1'], /--max-tenant-wide-secrets .* must be a whole number from 0/],
     [['--max-resource-groups', 'many'], /--max-resource-groups/],
+    [['--http-addr', 'localhost'], /--http-addr \(LOCKBOX_HTTP_ADDR\): "localhost" must be host:port/],
+    [['--http-body-limit', 'big'], /--http-body-limit \(LOCKBOX_HTTP_BODY_LIMIT\): "big" is not a size/],
+    [['--http-body-limit', '10'], /--http-body-limit .*must be from 1KiB to 1GiB/],
   ];
   for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'ConfigError', message }, args.join(' '));
   t.throws(() => parseDaemonConfig(['--audit-reads', 'maybe']), { code: 'commander.invalidArgument' });

@@ -46,6 +46,7 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
     ...configFromOptions({
       dataDir,
       grpcAddr: '127.0.0.1:0',
+      httpAddr: '127.0.0.1:0',
       natsUrl: 'none',
       maxVersions: String(defaults.maxVersions),
       logLevel: 'debug',
@@ -105,7 +106,7 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
       closeClients();
       await daemon.stop();
       // Same port, so clients that hold the address (agents) find it again.
-      config = { ...config, grpcAddr: `127.0.0.1:${daemon.port}`, ...more };
+      config = { ...config, grpcAddr: `127.0.0.1:${daemon.port}`, httpAddr: daemon.httpPort ? `127.0.0.1:${daemon.httpPort}` : config.httpAddr, ...more };
       daemon = await startDaemon(config, log);
       stopped = false;
       clients = makeClients(daemon.address);

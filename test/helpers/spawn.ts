@@ -18,7 +18,9 @@ export interface SpawnedDaemon {
 
 /** Starts lockboxd and waits for its "lockboxd ready" line. */
 export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}, cwd = repoRoot): Promise<SpawnedDaemon> {
-  const child = spawn(process.execPath, [daemonBin, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Tests run side by side: the REST gateway takes a free port too unless the test names one.
+  const httpArgs = args.includes('--http-addr') ? [] : ['--http-addr', '127.0.0.1:0'];
+  const child = spawn(process.execPath, [daemonBin, ...args, ...httpArgs], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return new Promise((resolve, reject) => {

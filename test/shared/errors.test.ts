@@ -5,7 +5,7 @@ import * as errors from '../../shared/src/errors.js';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'errors.md'), 'utf8');
 const rows = new Map(
-  [...doc.matchAll(/^\| `([A-Z_]+)` \| ([A-Z_]+) \| (\d{3}) \|/gm)].map(([, code, grpc, http]) => [code, { grpc, http: Number(http) }]),
+  [...doc.matchAll(/^\| `([A-Z0-9_]+)` \| ([A-Z_]+) \| (\d{3}) \|/gm)].map(([, code, grpc, http]) => [code, { grpc, http: Number(http) }]),
 );
 
 t.test('every error code is documented with its gRPC and HTTP status', async (t) => {
