@@ -77,8 +77,9 @@ t.test('the lockboxd binary: --help, a bad setting is one line and exit 2, a bad
 });
 
 t.test('listening beyond loopback without TLS warns', async (t) => {
-  const d = await startTestDaemon(t, { grpcAddr: '0.0.0.0:0' });
+  const d = await startTestDaemon(t, { grpcAddr: '0.0.0.0:0', httpAddr: '0.0.0.0:0' });
   t.ok(d.logs.some((l) => l.includes('listening beyond loopback without TLS')));
+  t.ok(d.logs.some((l) => l.includes('REST gateway listening beyond loopback without TLS')));
 });
 
 t.test('TLS and mTLS', async (t) => {
@@ -111,5 +112,20 @@ t.test('TLS and mTLS', async (t) => {
   await t.rejects(call(grpc.credentials.createSsl(readFileSync(p('ca.pem')))), { code: grpc.status.UNAVAILABLE }, 'no client certificate: refused');
   await t.rejects(call(grpc.credentials.createInsecure()), { code: grpc.status.UNAVAILABLE }, 'plaintext: refused');
   t.notOk(d.logs.some((l) => l.includes('without TLS')));
+
+  // The REST gateway serves the same certificate and asks for the same client certificates.
+  t.match(d.daemon.httpUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const { request } = await import('node:https');
+  const get = (tls: { cert?: Buffer; key?: Buffer }) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(`${d.daemon.httpUrl}/v1/admin/secrets`, { ca: readFileSync(p('ca.pem')), ...tls, headers: { 'x-api-key': d.adminToken }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.equal(await get({ cert: readFileSync(p('client.pem')), key: readFileSync(p('client.key')) }), 200, 'REST over mTLS');
+  await t.rejects(get({}), 'REST without a client certificate: refused');
   await t.rejects(startTestDaemon(t, { tls: { cert: p('missing.pem'), key: p('server.key') } }), /--tls-cert: cannot read .*ENOENT/);
 });
