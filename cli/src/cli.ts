@@ -475,8 +475,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       const r = await rpc('AuditService', 'ListAudit', { tenant: o.tenant, action: o.action, target: o.target, after_seq: positiveInt(o.after, '--after'), limit: positiveInt(o.limit, '--limit') });
       print(r, () =>
         renderTable(
-          ['SEQ', 'TIME', 'TOKEN', 'ROLE', 'SCOPE', 'ACTION', 'TARGET', 'VERSION', 'OUTCOME'],
-          (r.entries ?? []).map((e: any) => [String(e.seq), e.time, e.token_id, e.role, `${e.tenant}/${e.resource_group === '' ? '(main)' : e.resource_group}`, e.action, e.target, String(e.version ?? 0), e.outcome]),
+          ['SEQ', 'TIME', 'TOKEN', 'ROLE', 'SCOPE', 'ACTION', 'TARGET', 'VERSION', 'OUTCOME', 'COUNT'],
+          (r.entries ?? []).map((e: any) => [String(e.seq), e.time, e.token_id, e.role, `${e.tenant}/${e.resource_group === '' ? '(main)' : e.resource_group}`, e.action, e.target, String(e.version ?? 0), e.outcome, String(e.count ?? 1)]),
         ) + (r.next_after_seq ? `(more: --after ${r.next_after_seq})\n` : ''),
       );
     });

@@ -15,8 +15,9 @@ export function auditHasher(rootKey: Uint8Array): AuditHasher {
   return (entry) => keyedHash(canonicalEntry(entry), key);
 }
 
+/** The hashed form of an entry. A count of 1 is left out, so entries written before counts existed still verify. */
 function canonicalEntry(entry: Omit<AuditRecord, 'hash'>): string {
-  return JSON.stringify([
+  const fields: unknown[] = [
     entry.seq,
     entry.time,
     entry.tokenId,
@@ -29,7 +30,9 @@ function canonicalEntry(entry: Omit<AuditRecord, 'hash'>): string {
     entry.outcome,
     entry.requestId,
     entry.prevHash,
-  ]);
+  ];
+  if (entry.count !== undefined && entry.count !== 1) fields.push(entry.count);
+  return JSON.stringify(fields);
 }
 
 /** "ok", or the gRPC status name of what went wrong. */

@@ -209,6 +209,7 @@ export function auditMessage(entry: AuditRecord) {
     version: entry.version,
     outcome: entry.outcome,
     request_id: entry.requestId,
+    count: entry.count ?? 1,
     prev_hash: entry.prevHash,
     hash: entry.hash,
   };

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { keyedHash, openSecret, sealSecret } from '../../shared/src/crypto.js';
+import { DataKeyCache, keyedHash, openSecret, sealSecret } from '../../shared/src/crypto.js';
 import {
   ConflictError,
   FailedPreconditionError,
@@ -40,6 +40,7 @@ import { auditDraft, auditFailures, outcomeOf } from './audit.js';
 import { authorizeSecret, type SecretAction } from './auth.js';
 import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { ReadAuditLog } from './read-audit.js';
 import type { Keyring } from './keyring.js';
 import {
   headMessage,
@@ -85,8 +86,8 @@ export interface SecretsServiceOptions {
   maxConflictRetries?: number;
   /**
    * true (default): a value is released only once its read is durably in the audit log.
-   * false: the read is buffered, written with the others every `asyncAuditIntervalMs` (20 ms) in
-   * one commit, and the value released at once (a crash can lose that window of read records).
+   * false: the read is collected, written with the others every 100 ms in one commit, and the
+   * value released at once (a crash can lose that window of read records). See read-audit.ts.
    */
   durableReadAudit?: boolean;
   /** Told about a background audit write that failed (async read audit). */
@@ -130,18 +131,15 @@ export class SecretsService {
   private readonly onCommitted: () => void;
   private readonly maxConflictRetries: number;
   private readonly quotas: Quotas;
-  private readonly durableReadAudit: boolean;
-  private readonly onBackgroundError: (error: Error) => void;
+  private readonly reads: ReadAuditLog;
+  private readonly dataKeys = new DataKeyCache();
   private readonly writers = new KeyedMutex();
-  private pendingReads: AuditDraft[] = [];
-  private pendingReadsTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
     this.keyring = options.keyring;
     this.quotas = options.quotas;
-    this.durableReadAudit = options.durableReadAudit ?? true;
-    this.onBackgroundError = options.onBackgroundError ?? (() => {});
+    this.reads = new ReadAuditLog(options.store, options.durableReadAudit ?? true, options.onBackgroundError ?? (() => {}));
     this.onCommitted = options.onCommitted ?? (() => {});
     this.maxConflictRetries = options.maxConflictRetries ?? 8;
   }
@@ -255,7 +253,7 @@ export class SecretsService {
   private openRecord(record: VersionRecord): Record<string, Uint8Array> {
     const master = this.keyring.get(record.envelope.masterKeyId);
     if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${record.envelope.masterKeyId} is not in the keyring`);
-    return openSecret(record.envelope, master, record);
+    return openSecret(record.envelope, master, record, this.dataKeys);
   }
 
   // ---- preparation: validate, read, seal; no writes -----------------------------------------
@@ -458,24 +456,14 @@ export class SecretsService {
     return this.audited(ctx, 'secret.read', request.scope, request.name, async () => {
       const secret = await this.getAuthorized(request, ctx);
       const entry = auditDraft(ctx, 'secret.read', { tenant: secret.scope.tenant, resourceGroup: secret.scope.resource_group }, secret.name, secret.version, 'ok');
-      if (this.durableReadAudit) await this.store.appendAudit([entry]); // the read is on record before the value leaves
-      else this.bufferRead(entry);
+      await this.reads.record(entry); // durable: the read is on record before the value leaves
       return secret;
     });
   }
 
-  private bufferRead(entry: AuditDraft): void {
-    this.pendingReads.push(entry);
-    this.pendingReadsTimer ??= setTimeout(() => void this.flushReads().catch(this.onBackgroundError), 100);
-  }
-
-  /** Writes buffered read records (async read audit); the daemon calls it before it stops. */
-  async flushReads(): Promise<void> {
-    clearTimeout(this.pendingReadsTimer);
-    this.pendingReadsTimer = undefined;
-    const entries = this.pendingReads;
-    this.pendingReads = [];
-    if (entries.length) await this.store.appendAudit(entries);
+  /** Writes collected read records; the daemon calls it before it stops. */
+  flushReads(): Promise<void> {
+    return this.reads.flush();
   }
 
   /**

@@ -181,6 +181,7 @@ const migrations: string[] = [
      PRIMARY KEY (tenant, resource_group, name, agent_id)
    ) WITHOUT ROWID;
    CREATE INDEX agent_applied_agent ON agent_applied (agent_id);`,
+  `ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;`,
 ];
 
 interface VersionRow {
@@ -438,8 +439,8 @@ export class SqliteStore implements Store {
       ),
       lastAudit: this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
       insertAudit: this.db.prepare(
-        `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, prev_hash, hash)
-         VALUES (@seq, @time, @tokenId, @role, @tenant, @resourceGroup, @action, @target, @version, @outcome, @requestId, @prevHash, @hash)`,
+        `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, count, prev_hash, hash)
+         VALUES (@seq, @time, @tokenId, @role, @tenant, @resourceGroup, @action, @target, @version, @outcome, @requestId, @count, @prevHash, @hash)`,
       ),
       listAudit: this.db.prepare<[number, string, string, string, string, string, string, number], Record<string, string | number>>(
         `SELECT * FROM audit WHERE seq > ? AND (? = '' OR tenant = ?) AND (? = '' OR action = ?) AND (? = '' OR target = ?)
@@ -581,7 +582,7 @@ export class SqliteStore implements Store {
   private insertAudit(entries: AuditDraft[]): void {
     let last = this.stmt.lastAudit.get() ?? { seq: 0, hash: '' };
     for (const draft of entries) {
-      const entry = { ...draft, seq: last.seq + 1, prevHash: last.hash };
+      const entry = { ...draft, count: draft.count ?? 1, seq: last.seq + 1, prevHash: last.hash };
       const hash = this.auditHasher(entry);
       this.stmt.insertAudit.run({ ...entry, hash });
       last = { seq: entry.seq, hash };
@@ -819,6 +820,7 @@ export class SqliteStore implements Store {
       version: Number(r.version),
       outcome: String(r.outcome),
       requestId: String(r.request_id),
+      count: Number(r.count),
       prevHash: String(r.prev_hash),
       hash: String(r.hash),
     }));

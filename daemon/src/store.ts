@@ -87,7 +87,13 @@ export interface AuditDraft {
   target: string;
   version: number;
   outcome: string;
+  /** The first call's request id when several reads share the entry. */
   requestId: string;
+  /**
+   * Identical value reads (same token, secret, version and outcome) written in one commit share
+   * one entry that counts them; 1 (or absent) for everything else.
+   */
+  count?: number;
 }
 
 export interface AuditRecord extends AuditDraft {

@@ -56,15 +56,18 @@ export function randomKey(): Uint8Array {
 }
 
 /** Unambiguous: fields are NUL-separated and none of them may contain NUL. */
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
 export function recordAssociatedData(record: RecordIdentity): Uint8Array {
-  return new TextEncoder().encode(
+  return utf8Encoder.encode(
     ['lockbox/v1/secret', record.tenant, record.resourceGroup, record.name, record.uid, String(record.version)].join('\0'),
   );
 }
 
 function wrapAssociatedData(masterKeyId: string, record: RecordIdentity): Uint8Array {
   const recordAd = recordAssociatedData(record);
-  const prefix = new TextEncoder().encode(`lockbox/v1/data-key\0${masterKeyId}\0`);
+  const prefix = utf8Encoder.encode(`lockbox/v1/data-key\0${masterKeyId}\0`);
   const ad = new Uint8Array(prefix.length + recordAd.length);
   ad.set(prefix, 0);
   ad.set(recordAd, prefix.length);
@@ -101,11 +104,11 @@ export function unwrapDataKey(wrapped: Uint8Array, master: MasterKey, record: Re
 export function encodePayload(data: Record<string, Uint8Array>): Uint8Array {
   const json: Record<string, string> = {};
   for (const key of Object.keys(data).sort()) json[key] = Buffer.from(data[key]).toString('base64');
-  return new TextEncoder().encode(JSON.stringify(json));
+  return utf8Encoder.encode(JSON.stringify(json));
 }
 
 export function decodePayload(bytes: Uint8Array): Record<string, Buffer> {
-  const json = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string>;
+  const json = JSON.parse(utf8Decoder.decode(bytes)) as Record<string, string>;
   const data: Record<string, Buffer> = {};
   for (const [key, value] of Object.entries(json)) data[key] = Buffer.from(value, 'base64');
   return data;
@@ -122,12 +125,39 @@ export function sealSecret(data: Record<string, Uint8Array>, master: MasterKey, 
   }
 }
 
-export function openSecret(envelope: Envelope, master: MasterKey, record: RecordIdentity): Record<string, Buffer> {
-  const dataKey = unwrapDataKey(envelope.wrappedKey, master, record);
+/**
+ * Unwrapped data keys, so the reads of a hot secret skip the unwrap of (3). An entry is found by
+ * record (uid, version) and master key id, and used only when the stored wrapped key is byte for
+ * byte the one presented; the payload's own associated data still binds it to its record.
+ * Bounded; a key pushed out is wiped.
+ */
+export class DataKeyCache {
+  private readonly entries = new Map<string, { wrapped: Buffer; dataKey: Uint8Array }>();
+
+  constructor(private readonly limit = 10_000) {}
+
+  unwrap(wrapped: Uint8Array, master: MasterKey, record: RecordIdentity): Uint8Array {
+    const id = `${record.uid}\0${record.version}\0${master.id}`;
+    const found = this.entries.get(id);
+    if (found && found.wrapped.equals(wrapped)) return found.dataKey;
+    const dataKey = unwrapDataKey(wrapped, master, record);
+    if (found) sodium.memzero(found.dataKey);
+    else if (this.entries.size >= this.limit) {
+      const [oldest, entry] = this.entries.entries().next().value!;
+      sodium.memzero(entry.dataKey);
+      this.entries.delete(oldest);
+    }
+    this.entries.set(id, { wrapped: Buffer.from(wrapped), dataKey });
+    return dataKey;
+  }
+}
+
+export function openSecret(envelope: Envelope, master: MasterKey, record: RecordIdentity, cache?: DataKeyCache): Record<string, Buffer> {
+  const dataKey = cache ? cache.unwrap(envelope.wrappedKey, master, record) : unwrapDataKey(envelope.wrappedKey, master, record);
   try {
     return decodePayload(open(envelope.ciphertext, recordAssociatedData(record), dataKey, 'secret payload'));
   } finally {
-    sodium.memzero(dataKey);
+    if (!cache) sodium.memzero(dataKey);
   }
 }
 

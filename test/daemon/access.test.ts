@@ -255,15 +255,43 @@ t.test('tokens: shown once, listed without the secret, expiry, revocation, who m
 t.test('async read audit: reads are buffered, written within the window and on stop', async (t) => {
   const d = await startTestDaemon(t, { auditReads: 'async' });
   await d.call('CreateSecret', createRequest('s', { K: 'v' }));
-  for (let i = 0; i < 5; i++) await d.call('GetSecret', { name: 's', include_values: true });
+  for (let i = 0; i < 5; i++) await d.call('GetSecret', { name: 's', include_values: true }, { metadata: { 'x-request-id': `read-${i}` } });
   await sleep(250);
   let reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
-  t.equal(reads.entries.length, 5, 'written within the window');
+  t.equal(reads.entries.length, 1, 'written within the window, five identical reads in one entry');
+  t.match(reads.entries[0], { count: 5, request_id: 'read-0', version: 1, outcome: 'ok' });
   await d.call('GetSecret', { name: 's', include_values: true });
   await d.restart();
   reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
-  t.equal(reads.entries.length, 6, 'a stop writes what is buffered');
+  t.equal(reads.entries.reduce((n: number, e: { count: number }) => n + e.count, 0), 6, 'a stop writes what is buffered');
   t.equal((await d.rpc('AuditService', 'VerifyAudit', {})).ok, true);
+});
+
+t.test('durable read audit: reads that arrive together share one entry per token and version', async (t) => {
+  const d = await startTestDaemon(t);
+  await d.call('CreateSecret', createRequest('s', { K: 'v' }));
+  await d.call('UpdateSecret', { name: 's', set: { K: Buffer.from('v2') } });
+  const reader = await token(d, { role: 'reader' });
+  await Promise.all([
+    ...Array.from({ length: 20 }, () => d.call('GetSecret', { name: 's', include_values: true })),
+    ...Array.from({ length: 7 }, () => d.call('GetSecret', { name: 's', include_values: true }, { token: reader })),
+    ...Array.from({ length: 3 }, () => d.call('GetSecret', { name: 's', version: 1, include_values: true })),
+  ]);
+  const { entries } = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
+  const counted = (filter: (e: { role: string; version: number }) => boolean) =>
+    entries.filter(filter).reduce((n: number, e: { count: number }) => n + e.count, 0);
+  t.equal(counted((e) => e.role === 'tenant-admin' && e.version === 2), 20, 'every read is counted');
+  t.equal(counted((e) => e.role === 'reader'), 7, 'per token');
+  t.equal(counted((e) => e.version === 1), 3, 'per version');
+  t.ok(entries.length < 30, `coalesced into ${entries.length} entries`);
+  t.ok(entries.every((e: { count: number }) => e.count >= 1));
+  t.equal((await d.rpc('AuditService', 'VerifyAudit', {})).ok, true, 'counts are covered by the hash chain');
+  const db = new Database(join(d.dataDir, 'lockbox.db'));
+  t.teardown(() => db.close());
+  const counted2 = entries.find((e: { count: number }) => e.count > 1);
+  db.prepare('UPDATE audit SET count = count + 1 WHERE seq = ?').run(counted2.seq);
+  const edited = await d.rpc('AuditService', 'VerifyAudit', {});
+  t.equal(edited.first_broken_seq, counted2.seq, 'an edited count breaks the chain');
 });
 
 t.test('audit: changes and value reads recorded, never values, tampering detected', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  DataKeyCache,
   decodePayload,
   encodePayload,
   initCrypto,
@@ -52,4 +53,29 @@ t.test('re-wrapping keeps the payload and moves the data key to the new master k
   t.same(openSecret({ masterKeyId: other.id, wrappedKey: rewrapped, ciphertext: envelope.ciphertext }, other, record), data);
   t.throws(() => unwrapDataKey(rewrapped, master, record), DecryptionError, 'the old master key no longer opens it');
   t.throws(() => unwrapDataKey(rewrapped, { ...other, id: 'mk-renamed' }, record), DecryptionError, 'the key id is bound');
+});
+
+t.test('the data key cache opens what the envelope opens, and nothing else', async (t) => {
+  const cache = new DataKeyCache(2);
+  const envelope = sealSecret(data, master, record);
+  t.same(openSecret(envelope, master, record, cache), data);
+  t.same(openSecret(envelope, master, record, cache), data, 'a cached key opens it again');
+  // Every check of the uncached path still holds with a warm cache.
+  t.throws(() => openSecret(envelope, master, { ...record, name: 'other' }, cache), DecryptionError, 'moved to another name');
+  t.throws(() => openSecret(envelope, master, { ...record, uid: 'u-2' }, cache), DecryptionError, 'moved to another uid');
+  const flipped = { ...envelope, ciphertext: Uint8Array.from(envelope.ciphertext) };
+  flipped.ciphertext[30] ^= 1;
+  t.throws(() => openSecret(flipped, master, record, cache), DecryptionError, 'a flipped bit in the payload');
+  const wrappedFlip = { ...envelope, wrappedKey: Uint8Array.from(envelope.wrappedKey) };
+  wrappedFlip.wrappedKey[30] ^= 1;
+  t.throws(() => openSecret(wrappedFlip, master, record, cache), DecryptionError, 'a wrapped key that differs is unwrapped anew (and fails)');
+  const second = sealSecret(data, master, { ...record, name: 'other' });
+  t.throws(() => openSecret({ ...envelope, wrappedKey: second.wrappedKey }, master, record, cache), DecryptionError, 'a swapped data key');
+  const rewrapped = { masterKeyId: other.id, wrappedKey: rewrapDataKey(envelope.wrappedKey, master, other, record), ciphertext: envelope.ciphertext };
+  t.same(openSecret(rewrapped, other, record, cache), data, 'after a master key rotation');
+  for (let v = 2; v <= 4; v++) {
+    const r = { ...record, version: v };
+    t.same(openSecret(sealSecret(data, master, r), master, r, cache), data, `version ${v} (the cache holds 2)`);
+  }
+  t.same(openSecret(envelope, master, record, cache), data, 'an evicted key is unwrapped again');
 });
