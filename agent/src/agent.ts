@@ -3,7 +3,8 @@
  * 1. Start: ask the daemon for the deployment (GetAgentConfig), fetch every secret, write them,
  *    report, then count as ready.
  * 2. Follow notices on NATS (the deployment's resource group and the tenant-wide scope). A notice
- *    for a mounted secret, newer than what is held, fetches that secret and rewrites its dir.
+ *    for a mounted secret, newer than what is held, fetches that secret and rewrites its dir. A
+ *    notice for the deployment itself (secrets attached or detached) re-reads it and syncs all.
  * 3. Resync everything on each (re)connect to NATS and every resync interval, so a lost notice
  *    costs at most one interval; the deployment itself is re-read then too.
  * 4. Never go back: a fetched version older than the one held (same uid) is ignored.
@@ -19,7 +20,7 @@ import { hostname } from 'node:os';
 import { watch, type FSWatcher } from 'chokidar';
 import { connect, type NatsConnection, type Subscription } from 'nats';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
-import type { ChangeNotice } from '../../shared/src/subject.js';
+import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { AtomicWriter, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
@@ -150,7 +151,8 @@ export class Agent {
         for await (const message of sub) {
           try {
             const notice = JSON.parse(message.string()) as ChangeNotice;
-            this.onNotice(notice);
+            if (message.subject.startsWith(`${DEPLOYMENTS_PREFIX}.`)) this.onDeploymentNotice(notice);
+            else this.onNotice(notice);
           } catch {
             log.warn({ subject: message.subject }, 'ignored a malformed notice');
           }
@@ -175,6 +177,15 @@ export class Agent {
     const held = this.held.get(notice.name);
     if (held && held.uid === notice.uid && notice.version <= held.version && notice.operation !== 'delete') return; // (4)
     this.request({ names: [notice.name] });
+  }
+
+  /** The deployment changed (secrets attached or detached): re-read it and sync everything. */
+  private onDeploymentNotice(notice: ChangeNotice): void {
+    this.options.log.info({ deployment: notice.name, version: notice.version, operation: notice.operation }, 'deployment changed: re-reading it');
+    void this.refreshDeployment().then(
+      () => this.request({ all: true }),
+      (error: Error) => this.options.log.warn({ err: error.message }, 'could not re-read the deployment; keeping the files as they are until the next resync'),
+    );
   }
 
   /** Queues a sync; syncs never overlap. */

@@ -92,7 +92,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   });
   const keys = new KeysService(store, keyring);
   const tokens = new TokensService(store, auth);
-  const deployments = new DeploymentsService(store, secrets, config.quotas);
+  const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
   const audit = new AuditService(store, hasher);
   const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl);
 

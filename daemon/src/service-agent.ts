@@ -3,7 +3,7 @@
  * status reports), and the rollout status that `lockbox status NAME` reads.
  */
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { CHANGES_PREFIX, encodeSubjectToken } from '../../shared/src/subject.js';
+import { CHANGES_PREFIX, deploymentSubject, encodeSubjectToken } from '../../shared/src/subject.js';
 import { checkSecretName } from '../../shared/src/validate.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type ScopeMessage } from './messages.js';
@@ -43,7 +43,11 @@ export class AgentService {
     return {
       deployment: deploymentMessage(deployment, resolved),
       nats_url: this.natsUrl,
-      subjects: [`${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken(deployment.resourceGroup)}.>`, `${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken('*')}.>`],
+      subjects: [
+        `${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken(deployment.resourceGroup)}.>`,
+        `${CHANGES_PREFIX}.${tenant}.${encodeSubjectToken('*')}.>`,
+        deploymentSubject(deployment.tenant, deployment.resourceGroup, deployment.name),
+      ],
     };
   }
 

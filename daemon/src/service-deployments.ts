@@ -23,6 +23,8 @@ export class DeploymentsService {
     private readonly store: Store,
     private readonly secrets: SecretsService,
     private readonly quotas: Quotas,
+    /** Called after every committed change (its notice waits in the outbox). */
+    private readonly onCommitted: () => void = () => {},
   ) {}
 
   private scope(message: ScopeMessage | undefined): ScopeKey {
@@ -93,6 +95,7 @@ export class DeploymentsService {
         { operation, record, expectVersion: request.expected_version || existing?.version, quotas: this.quotas },
         [auditDraft(ctx, action, scope, input.name, record.version, 'ok')],
       );
+      this.onCommitted();
       return deploymentMessage(record, resolved);
     });
   }
@@ -134,6 +137,7 @@ export class DeploymentsService {
       const record = await this.store.getDeployment(scope, name);
       if (!record) throw new NotFoundError(`deployment "${name}" not found in ${describeScope(scope)}`, 'DEPLOYMENT_NOT_FOUND');
       await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')]);
+      this.onCommitted();
       return { name };
     });
   }

@@ -54,6 +54,7 @@ import {
   type WrappedKeyRow,
 } from './store.js';
 import { describeScope } from './scope.js';
+import { deploymentSubject } from '../../shared/src/subject.js';
 
 /** Ordered; each runs once, in a transaction, and is recorded in schema_migrations. */
 const migrations: string[] = [
@@ -759,6 +760,16 @@ export class SqliteStore implements Store {
       else this.stmt.updateDeployment.run(row);
       if (change.operation !== 'delete')
         for (const secret of record.secrets) this.stmt.insertDeploymentRef.run(record.tenant, secret, record.resourceGroup, record.name);
+      this.stmt.insertNotice.run({ // agents of the deployment re-read it at once
+        subject: deploymentSubject(record.tenant, record.resourceGroup, record.name),
+        tenant: record.tenant,
+        resourceGroup: record.resourceGroup,
+        name: record.name,
+        uid: record.uid,
+        version: record.version,
+        operation: change.operation,
+        time: change.operation === 'delete' ? new Date().toISOString() : record.updateTime,
+      });
       this.insertAudit(audit);
     });
   }

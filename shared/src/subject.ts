@@ -5,6 +5,12 @@
  * "%2A", "." → "%2E"). Valid names never start with "_", so "_" cannot collide.
  */
 export const CHANGES_PREFIX = 'lockbox.v1.changes';
+/**
+ * Deployment notices: `lockbox.v1.deployments.<tenant>.<resource group>.<deployment>`, same
+ * encoding and payload shape (name is the deployment's), so an agent re-reads its deployment at
+ * once when secrets are attached or detached.
+ */
+export const DEPLOYMENTS_PREFIX = 'lockbox.v1.deployments';
 
 export function encodeSubjectToken(text: string): string {
   if (text === '') return '_';
@@ -23,6 +29,10 @@ export function decodeSubjectToken(token: string): string {
 
 export function changeSubject(tenant: string, resourceGroup: string, name: string): string {
   return [CHANGES_PREFIX, encodeSubjectToken(tenant), encodeSubjectToken(resourceGroup), encodeSubjectToken(name)].join('.');
+}
+
+export function deploymentSubject(tenant: string, resourceGroup: string, name: string): string {
+  return [DEPLOYMENTS_PREFIX, encodeSubjectToken(tenant), encodeSubjectToken(resourceGroup), encodeSubjectToken(name)].join('.');
 }
 
 /** What a notice carries: never a value. */

@@ -153,6 +153,23 @@ t.test('daemon restart, deletes, removal from the deployment', async (t) => {
   t.equal(read(join(home, 'demo/OPENAI_API_KEY')), 'sk-after-restart');
 });
 
+t.test('attaching and detaching secrets reaches the agent at once, not at the next resync', async (t) => {
+  const { d, agent, home, logs } = await setup(t); // resync every 60 s: only the notice can do it
+  await agent.start();
+  await d.call('CreateSecret', { scope, ...createRequest('extra', { EXTRA: 'x-1' }, { mount: { path: 'extra' } }) });
+  await until('the agent follows notices', () => logs.some((l) => l.startsWith('following change notices')));
+  await d.rpc('DeploymentsService', 'UpdateDeployment', { scope, deployment: { name: 'app', secrets: ['openai', 'pair', 'hf', 'extra'] } });
+  const attached = await until('an attached secret is written', () => read(join(home, 'extra/EXTRA')) === 'x-1', 5000);
+  t.ok(attached < 5000, `attached in ${attached} ms`);
+  await d.rpc('DeploymentsService', 'UpdateDeployment', { scope, deployment: { name: 'app', secrets: ['openai', 'extra'] } });
+  await until('detached secrets go', () => !existsSync(join(home, 'pair/A')) && !existsSync(join(home, 'env/hf.env')), 5000);
+  t.equal(read(join(home, 'demo/OPENAI_API_KEY')), 'sk-0', 'what stays attached stays');
+  t.ok(logs.some((l) => l.startsWith('deployment changed: re-reading it')));
+  await d.rpc('DeploymentsService', 'DeleteDeployment', { scope, name: 'app' });
+  await until('a deleted deployment is noticed', () => logs.some((l) => l.startsWith('could not re-read the deployment')), 5000);
+  t.equal(read(join(home, 'extra/EXTRA')), 'x-1', 'files stay until someone decides otherwise');
+});
+
 t.test('tamper repair: deleted or changed files come back within a second', async (t) => {
   const { agent, home, logs } = await setup(t);
   await agent.start();
