@@ -1,27 +1,28 @@
 /**
  * Propagation: one lockboxd (own process), one nats-server (own process, free port), N agents
- * (in this process, each with its own home dir, gRPC client and NATS connection). A loop of
+ * spread over PROCESSES (default 4) processes (bench/propagation-agents.ts), each agent with its
+ * own home dir, gRPC client and NATS connection. A loop of
  * updates; for each, the time from the update's acknowledgement to the moment each agent has the
  * new content readable (its atomic rename done). p50 / p99 / max per N, beside the floor measured
  * in the same run: a raw NATS publish→receive, one GetSecret over gRPC, one rename(2) — and, per
  * N, the same disk work done raw: N parallel fsync'd write+rename sequences (what N agents on one
  * disk must do at the least: file fsync, dir fsync, rename, parent fsync).
  * Targets: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100, ≤ 1 s at N=1000.
- *   npm run bench:propagation            (N from AGENTS, default "1,100,1000"; UPDATES per N, default 20)
+ *   npm run bench:propagation            (N from AGENTS, default "1,100,1000"; UPDATES per N, default 20;
+ *                                         PROCESSES=1 puts every agent in one process)
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
-import { Agent } from '../agent/src/agent.js';
 import { LockboxClient } from '../shared/src/client.js';
 import { median, percentile, startServer } from './harness.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
 const UPDATES = Number(process.env.UPDATES ?? 20);
-const quiet = { info() {}, warn() {}, error() {} };
 
 async function startNats(): Promise<{ url: string; stop: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));
@@ -108,51 +109,59 @@ async function rawDiskFloor(n: number): Promise<number> {
 let version = 1;
 const summary: string[] = [];
 for (const n of COUNTS) {
-  const homes: string[] = [];
-  const seen = new Map<number, number[]>();
-  let pendingStart: bigint | undefined;
-  const agents: Agent[] = [];
-  for (let i = 0; i < n; i++) {
-    const home = mkdtempSync(join(tmpdir(), 'lockbox-bench-agent-'));
-    homes.push(home);
-    const agent = new Agent({
-      client: { addr: daemon.info.addr, token },
-      bentomlHome: home,
-      resyncIntervalMs: 3_600_000,
-      modes: { fileMode: 0o400, dirMode: 0o500 },
-      agentId: `bench-${n}-${i}`,
-      log: quiet,
-      repair: false,
-      onChange: (rendered) => {
-        const v = Number(/openai=(\d+)/.exec(rendered.versions.get('demo') ?? '')?.[1]);
-        if (pendingStart !== undefined && v === version) seen.get(v)!.push(ms(pendingStart));
-      },
-    });
-    agents.push(agent);
-  }
-  const t0 = Date.now();
-  for (let i = 0; i < agents.length; i += 50) await Promise.all(agents.slice(i, i + 50).map((a) => a.start()));
-  const startMs = Date.now() - t0;
+  // Agents live in up to PROCESSES processes (default 4), as they would in separate pods.
+  const processes = Math.min(n, Number(process.env.PROCESSES ?? 4));
+  const hosts = Array.from({ length: processes }, (_, i) => ({
+    child: fork(join(dirname(fileURLToPath(import.meta.url)), 'propagation-agents.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    count: Math.floor(n / processes) + (i < n % processes ? 1 : 0),
+  }));
+  const reports = new Map<number, bigint[][]>();
+  let onReport: (() => void) | undefined;
+  const startTimes: number[] = [];
+  await Promise.all(
+    hosts.map(
+      (host, i) =>
+        new Promise<void>((resolve) => {
+          host.child.on('message', (m: { ready?: number; version?: number; seen?: string[] }) => {
+            if (m.ready !== undefined) {
+              startTimes.push(m.ready);
+              resolve();
+            } else if (m.version !== undefined) {
+              if (!reports.has(m.version)) reports.set(m.version, []);
+              reports.get(m.version)!.push(m.seen!.map(BigInt));
+              onReport?.();
+            }
+          });
+          host.child.send({ start: { addr: daemon.info.addr, token, count: host.count, id: `${n}-${i}` } });
+        }),
+    ),
+  );
+  const startMs = Math.max(...startTimes);
   await new Promise((r) => setTimeout(r, 500 + n)); // every subscription in place
   const latencies: number[] = [];
   for (let u = 0; u < UPDATES; u++) {
     version++;
-    seen.set(version, []);
-    const result = admin.call('SecretsService', 'UpdateSecret', { name: 'openai', set: { OPENAI_API_KEY: Buffer.from(`sk-${version}`) } });
-    await result;
-    pendingStart = process.hrtime.bigint();
-    const deadline = Date.now() + 10_000;
-    while (seen.get(version)!.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
-    latencies.push(...seen.get(version)!);
-    if (seen.get(version)!.length < n) console.log(`  update ${u}: only ${seen.get(version)!.length}/${n} agents within 10 s`);
+    await admin.call('SecretsService', 'UpdateSecret', { name: 'openai', set: { OPENAI_API_KEY: Buffer.from(`sk-${version}`) } });
+    const acknowledged = process.hrtime.bigint();
+    const all = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      onReport = () => {
+        if ((reports.get(version)?.length ?? 0) === processes) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      };
+    });
+    for (const host of hosts) host.child.send({ expect: version });
+    if (!(await all)) console.log(`  update ${u}: only ${reports.get(version)?.length ?? 0}/${processes} processes reported all their agents within 10 s`);
+    for (const times of reports.get(version) ?? []) for (const t of times) latencies.push(Number(t - acknowledged) / 1e6);
   }
   latencies.sort((a, b) => a - b);
-  const raw = median(await Promise.all([0, 1, 2].map(async () => 0)).then(async () => [await rawDiskFloor(n), await rawDiskFloor(n), await rawDiskFloor(n)]));
-  const line = `N=${n}: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms over ${latencies.length} deliveries (${UPDATES} updates; all agents started in ${startMs} ms); raw disk floor for ${n} parallel fsync'd swaps ${raw.toFixed(1)} ms`;
+  const raw = median([await rawDiskFloor(n), await rawDiskFloor(n), await rawDiskFloor(n)]);
+  const line = `N=${n}: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms over ${latencies.length} deliveries (${UPDATES} updates, agents in ${processes} process${processes > 1 ? 'es' : ''}; all started in ${startMs} ms); raw disk floor for ${n} parallel fsync'd swaps ${raw.toFixed(1)} ms`;
   console.log(line);
   summary.push(line);
-  for (const a of agents) await a.stop();
-  for (const h of homes) rmSync(h, { recursive: true, force: true });
+  await Promise.all(hosts.map((h) => new Promise((resolve) => { h.child.once('exit', resolve); h.child.send('stop'); })));
 }
 console.log('\npropagation, update acknowledged → new content readable at each agent:');
 for (const line of summary) console.log('  ' + line);

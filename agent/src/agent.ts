@@ -97,7 +97,13 @@ export class Agent {
   async syncOnce(): Promise<void> {
     await this.refreshDeployment();
     await this.sync({ all: true, names: new Set() });
+    await this.settle(); // an init container exits next: every swap must be on disk
     await this.report();
+  }
+
+  /** Waits for the writers' background steps (the durable swap, old versions removed). */
+  private async settle(): Promise<void> {
+    await Promise.all([...this.writers.values()].map((w) => w.settle()));
   }
 
   /** Steps (1)-(3). */
@@ -324,6 +330,7 @@ export class Agent {
     clearTimeout(this.reportTimer);
     await this.watcher?.close();
     await this.syncing;
+    await this.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.nc?.close().catch(() => {});
     this.client.close();

@@ -16,10 +16,14 @@
  * 3. Write the payload into a new ..<timestamp> dir: each file written and fsynced, then modes
  *    set, then the dirs fsynced and made read-only.
  * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once.
- * 5. Create the visible links of new top-level entries.
- * 6. Remove visible links the payload no longer has, and the old ..<timestamp> dir.
+ * 5. Create the visible links of new top-level entries. write() returns here: the new files are
+ *    readable under their names.
+ * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
+ *    swap itself is durable, remove visible links the payload no longer has, the old
+ *    ..<timestamp> dir, and any version dir a crash left behind.
  * One writer per dir: the agent groups every file of a dir into one payload. All I/O is async, so
- * many writers (many agents in one process, or many dirs) overlap their fsyncs.
+ * many writers (many agents in one process, or many dirs) overlap their fsyncs; keeping (6) off
+ * the path to (5) keeps a rotation's visible latency to the writes readers need.
  */
 import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -74,9 +78,15 @@ function timestampName(): string {
   return `..${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.`;
 }
 
+/** The process umask: files are created with their final mode unless it would strip bits. */
+const umask = process.umask();
+
 export class AtomicWriter {
   readonly dir: string;
-  private swept = false;
+  /** Step (6) of the last write, still running. */
+  private tail: Promise<void> = Promise.resolve();
+  /** What this writer last put in place: its version text, version dir and visible names. */
+  private written: { version: string; dir: string; top: Set<string> } | undefined;
 
   /** `root` is $BENTOML_HOME (already resolved); `relDir` the mount path under it. */
   constructor(
@@ -143,48 +153,64 @@ export class AtomicWriter {
     }
   }
 
-  /** Steps (1)-(6). Returns false when nothing had to change. */
+  /** Steps (1)-(5), with (6) left running. Returns false when nothing had to change. */
   async write(payload: Map<string, Buffer>, version: string): Promise<boolean> {
     for (const rel of payload.keys()) {
       const problem = relativePathProblem(rel); // (1)
       if (problem) throw new PathSafetyError(`file ${JSON.stringify(rel)} ${problem}`);
     }
+    await this.settle();
     await this.ensureDir();
-    if (await this.matches(payload, version)) return false; // (2)
-    const old = await this.currentVersionDir();
-    const oldTop = old && (await exists(old)) ? this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE)) : new Set<string>();
+    // (2) A version other than the one this writer put there last is new: nothing to read back.
+    // The same version is checked on disk in full (that is how tampering is found and repaired).
+    const last = this.written;
+    const fresher = last !== undefined && last.version !== version;
+    if (!fresher && (await this.matches(payload, version))) return false;
+    const old = fresher ? last.dir : await this.currentVersionDir();
 
     const fresh = await mkdtemp(join(this.dir, timestampName())); // (3)
     const dirs = new Set<string>([fresh]);
+    const { fileMode, dirMode, gid } = this.modes;
     const put = async (rel: string, content: Buffer) => {
       const path = join(fresh, rel);
-      for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      const handle = await open(path, 'wx', 0o600);
+      if (dirname(path) !== fresh) {
+        for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
+        await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      }
+      // Created with its final mode (an fd opened for writing stays writable); set again only
+      // when the umask would have stripped bits.
+      const handle = await open(path, 'wx', fileMode);
       try {
         await handle.writeFile(content);
         await handle.sync();
+        if (gid !== undefined) await handle.chown(process.getuid?.() ?? 0, gid);
+        if ((fileMode & ~umask) !== fileMode || gid !== undefined) await handle.chmod(fileMode);
       } finally {
         await handle.close();
       }
-      if (this.modes.gid !== undefined) await chown(path, process.getuid?.() ?? 0, this.modes.gid);
-      await chmod(path, this.modes.fileMode);
     };
     await Promise.all([...payload].map(([rel, content]) => put(rel, content)).concat(put(VERSION_FILE, Buffer.from(version))));
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
       await fsyncPath(d);
-      if (this.modes.gid !== undefined) await chown(d, process.getuid?.() ?? 0, this.modes.gid);
-      await chmod(d, this.modes.dirMode);
+      if (gid !== undefined) await chown(d, process.getuid?.() ?? 0, gid);
+      await chmod(d, dirMode);
     }
 
     const tmpLink = join(this.dir, `${DATA_LINK}_tmp`); // (4)
-    await rm(tmpLink, { force: true });
-    await symlink(fresh.slice(this.dir.length + 1), tmpLink);
+    const target = fresh.slice(this.dir.length + 1);
+    await symlink(target, tmpLink).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+      await rm(tmpLink, { force: true }); // left by a crash between symlink and rename
+      await symlink(target, tmpLink);
+    });
     await rename(tmpLink, join(this.dir, DATA_LINK));
-    await fsyncPath(this.dir);
 
     const newTop = this.topLevel(payload.keys()); // (5)
-    for (const name of [...newTop, VERSION_FILE]) {
+    // After a clean write of other names, or none before, every link is checked; when only the
+    // version changed, the links this writer made still stand (a removed one is tampering, which
+    // the agent's repair pass finds through matches()).
+    const sameNames = fresher && newTop.size === last.top.size && [...newTop].every((n) => last.top.has(n));
+    for (const name of sameNames ? [] : [...newTop, VERSION_FILE]) {
       const link = join(this.dir, name);
       const wanted = `${DATA_LINK}/${name}`;
       let stat;
@@ -199,12 +225,27 @@ export class AtomicWriter {
       await rm(link, { recursive: true, force: true });
       await symlink(wanted, link);
     }
-
-    for (const name of oldTop) if (!newTop.has(name)) await rm(join(this.dir, name), { force: true }); // (6)
-    if (old && old !== fresh && (await exists(old))) await this.removeVersionDir(old);
-    if (!this.swept) await this.removeStrayVersionDirs(fresh); // leftovers of a crash: once per writer
-    this.swept = true;
+    this.written = { version, dir: fresh, top: newTop };
+    this.tail = this.finish(old, fresh, newTop).catch(() => {
+      // What (6) could not remove now, the next write's sweep removes.
+    });
     return true;
+  }
+
+  /** Waits for the background part (6) of the last write. */
+  settle(): Promise<void> {
+    return this.tail;
+  }
+
+  /** Step (6). */
+  private async finish(old: string | undefined, fresh: string, newTop: Set<string>): Promise<void> {
+    await fsyncPath(this.dir);
+    if (old && old !== fresh && (await exists(old))) {
+      const oldTop = this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE));
+      for (const name of oldTop) if (!newTop.has(name)) await rm(join(this.dir, name), { force: true });
+      await this.removeVersionDir(old);
+    }
+    await this.removeStrayVersionDirs(fresh);
   }
 
   private async removeVersionDir(path: string): Promise<void> {
@@ -227,6 +268,8 @@ export class AtomicWriter {
 
   /** Removes every file this writer made (the secret was deleted or unmounted). */
   async clear(): Promise<void> {
+    await this.settle();
+    this.written = undefined;
     if (!(await exists(this.dir))) return;
     const current = await this.currentVersionDir();
     if (current && (await exists(current))) {

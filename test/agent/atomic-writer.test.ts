@@ -27,8 +27,11 @@ t.test('writes the Kubernetes layout and swaps it atomically', async (t) => {
 
   t.equal(await w.write(payload({ A: 'uno', C: 'three' }), 'a=2\n'), true);
   t.not(readlinkSync(join(dir, '..data')), data, 'a new version dir');
-  t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'uno');
-  t.notOk(existsSync(join(dir, 'sub')), 'entries the payload dropped are removed');
+  t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'uno', 'readable when write() returns');
+  t.equal(readFileSync(join(dir, 'C'), 'utf8'), 'three', 'new names too');
+  t.notOk(existsSync(join(dir, 'sub/dir/B')), 'a dropped entry no longer resolves');
+  await w.settle(); // step (6) runs in the background
+  t.notOk(existsSync(join(dir, 'sub')) || readdirSync(dir).includes('sub'), 'entries the payload dropped are removed');
   t.notOk(existsSync(join(dir, data)), 'the old version dir is gone');
   t.same(readdirSync(dir).filter((e) => e.startsWith('..2')).length, 1);
   t.same(readdirSync(dir).sort(), ['..data', '..version', readlinkSync(join(dir, '..data')), 'A', 'C'].sort());
