@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LockboxClient } from '../shared/src/client.js';
-import { median, startServer } from './harness.js';
+import { agentNodeFlags, median, startServer } from './harness.js';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECRETS = 50;
@@ -60,7 +60,7 @@ for (let run = 1; run <= RUNS; run++) {
 
   const home = mkdtempSync(join(tmpdir(), 'lockbox-footprint-'));
   const t1 = process.hrtime.bigint();
-  const agent = spawn(process.execPath, [agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
+  const agent = spawn(process.execPath, [...agentNodeFlags(), agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
     env: { ...process.env, LOCKBOX_ADDR: daemon.info.addr, LOCKBOX_TOKEN: token, BENTOML_HOME: home, LOCKBOX_NATS_URL: 'none', LOCKBOX_LOG_LEVEL: 'warn' },
     stdio: 'ignore',
   });

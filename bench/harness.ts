@@ -1,5 +1,6 @@
 /** Shared benchmark plumbing: child servers, a closed-loop load generator, percentiles, medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -84,4 +85,15 @@ export async function closedLoop(call: (i: number) => Promise<unknown>, inFlight
 
 export function fmt(r: LoadResult): string {
   return `${Math.round(r.perSecond)} calls/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms`;
+}
+
+/**
+ * The node flags lockbox-agent runs with: those of its shebang (`#!/usr/bin/env -S node …`), so a
+ * benchmark starts agents exactly as the installed `lockbox-agent` command does.
+ */
+export function agentNodeFlags(): string[] {
+  const first = readFileSync(join(here, '..', 'agent', 'src', 'main.js'), 'utf8').split('\n', 1)[0];
+  const match = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!match) throw new Error(`unexpected shebang in agent/src/main.js: ${first}`);
+  return match[1].trim().split(/\s+/).filter(Boolean);
 }

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { LockboxClient } from '../shared/src/client.js';
-import { median, percentile, startServer } from './harness.js';
+import { agentNodeFlags, median, percentile, startServer } from './harness.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
 const UPDATES = Number(process.env.UPDATES ?? 20);
@@ -112,7 +112,7 @@ for (const n of COUNTS) {
   // Agents live in up to PROCESSES processes (default 4), as they would in separate pods.
   const processes = Math.min(n, Number(process.env.PROCESSES ?? 4));
   const hosts = Array.from({ length: processes }, (_, i) => ({
-    child: fork(join(dirname(fileURLToPath(import.meta.url)), 'propagation-agents.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    child: fork(join(dirname(fileURLToPath(import.meta.url)), 'propagation-agents.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: agentNodeFlags() }),
     count: Math.floor(n / processes) + (i < n % processes ? 1 : 0),
   }));
   const reports = new Map<number, bigint[][]>();

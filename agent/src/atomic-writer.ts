@@ -25,7 +25,7 @@
  * many writers (many agents in one process, or many dirs) overlap their fsyncs; keeping (6) off
  * the path to (5) keeps a rotation's visible latency to the writes readers need.
  */
-import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
 
@@ -85,6 +85,8 @@ export class AtomicWriter {
   readonly dir: string;
   /** Step (6) of the last write, still running. */
   private tail: Promise<void> = Promise.resolve();
+  /** Whether leftovers of a crash were looked for. */
+  private swept = false;
   /** What this writer last put in place: its version text, version dir and visible names. */
   private written: { version: string; dir: string; top: Set<string> } | undefined;
 
@@ -226,8 +228,8 @@ export class AtomicWriter {
       await symlink(wanted, link);
     }
     this.written = { version, dir: fresh, top: newTop };
-    this.tail = this.finish(old, fresh, newTop).catch(() => {
-      // What (6) could not remove now, the next write's sweep removes.
+    this.tail = this.finish(old, fresh, newTop, fresher ? last.top : undefined).catch(() => {
+      this.swept = false; // what (6) could not remove now, the next write's sweep removes
     });
     return true;
   }
@@ -237,32 +239,36 @@ export class AtomicWriter {
     return this.tail;
   }
 
-  /** Step (6). */
-  private async finish(old: string | undefined, fresh: string, newTop: Set<string>): Promise<void> {
+  /** Step (6). `oldTop`: the old version's visible names, when this writer knows them. */
+  private async finish(old: string | undefined, fresh: string, newTop: Set<string>, oldTop: Set<string> | undefined): Promise<void> {
     await fsyncPath(this.dir);
-    if (old && old !== fresh && (await exists(old))) {
-      const oldTop = this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE));
-      for (const name of oldTop) if (!newTop.has(name)) await rm(join(this.dir, name), { force: true });
+    if (old && old !== fresh) {
+      const previous = oldTop ?? ((await exists(old)) ? this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE)) : new Set<string>());
+      await Promise.all([...previous].filter((name) => !newTop.has(name)).map((name) => rm(join(this.dir, name), { force: true })));
       await this.removeVersionDir(old);
     }
-    await this.removeStrayVersionDirs(fresh);
+    if (!this.swept) await this.removeStrayVersionDirs(fresh);
+    this.swept = true;
   }
 
+  /** Removes a version dir this writer made: read-only dirs are opened up, files unlinked. */
   private async removeVersionDir(path: string): Promise<void> {
-    // Read-only dirs must be made writable before their contents can go.
-    const openUp = async (p: string) => {
-      await chmod(p, 0o700);
-      for (const e of await readdir(p, { withFileTypes: true })) if (e.isDirectory()) await openUp(join(p, e.name));
-    };
-    await openUp(path);
-    await rm(path, { recursive: true, force: true });
+    try {
+      await chmod(path, 0o700);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    const entries = await readdir(path, { withFileTypes: true });
+    await Promise.all(entries.map((e) => (e.isDirectory() ? this.removeVersionDir(join(path, e.name)) : unlink(join(path, e.name)))));
+    await rmdir(path);
   }
 
-  /** Version dirs left by a crash between (3) and (6). */
+  /** Version dirs left by a crash between (3) and (6): swept by a writer's first write, and after a failed (6). */
   private async removeStrayVersionDirs(keep: string): Promise<void> {
-    for (const entry of await readdir(this.dir)) {
-      const path = join(this.dir, entry);
-      if (/^\.\.\d{4}_/.test(entry) && path !== keep && (await lstat(path)).isDirectory()) await this.removeVersionDir(path);
+    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+      const path = join(this.dir, entry.name);
+      if (/^\.\.\d{4}_/.test(entry.name) && path !== keep && entry.isDirectory()) await this.removeVersionDir(path);
     }
   }
 

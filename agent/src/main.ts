@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --lite-mode
 /**
  * lockbox-agent: `run` keeps the deployment's secrets current under $BENTOML_HOME; `once` writes
  * them and exits (init containers); `exec -- CMD` runs CMD with the env secrets and restarts or
