@@ -1,0 +1,62 @@
+/**
+ * The Kubernetes manifests and the Dockerfile name settings, flags and paths of the programs;
+ * this keeps them true as the programs change: every LOCKBOX_* variable and every flag they use
+ * must be one the program's --help lists, and the paths must exist in the build.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { agentBin, daemonBin, repoRoot } from '../helpers/spawn.js';
+
+// Commander wraps long lines; one space per gap makes "env: NAME" findable.
+const help = (bin: string, ...args: string[]) => execFileSync(process.execPath, [bin, ...args, '--help'], { encoding: 'utf8' }).replace(/\s+/g, ' ');
+const daemonHelp = help(daemonBin);
+const agentHelp = { run: help(agentBin, 'run'), once: help(agentBin, 'once') };
+const agentFlags = readFileSync(agentBin, 'utf8').split('\n', 1)[0].replace(/^#!\/usr\/bin\/env\s+-S\s+node\s*/, '').split(/\s+/).filter(Boolean);
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: Array<{ name: string; value?: string }>;
+}
+
+function containers(file: string): Container[] {
+  const found: Container[] = [];
+  for (const doc of parseAllDocuments(readFileSync(join(repoRoot, 'deploy', 'kubernetes', file), 'utf8'))) {
+    t.same(doc.errors, [], `${file} parses`);
+    const spec = (doc.toJS() as { spec?: { template?: { spec?: { containers?: Container[]; initContainers?: Container[] } } } }).spec?.template?.spec;
+    found.push(...(spec?.initContainers ?? []), ...(spec?.containers ?? []));
+  }
+  return found;
+}
+
+t.test('manifests use only settings and flags the programs have', async (t) => {
+  t.same(readdirSync(join(repoRoot, 'deploy', 'kubernetes')).sort(), ['lockboxd.yaml', 'model-server-with-agent.yaml']);
+  const all = [...containers('lockboxd.yaml'), ...containers('model-server-with-agent.yaml')].filter((c) => c.name.startsWith('lockbox'));
+  t.equal(all.length, 3, 'the daemon, the init agent and the sidecar agent');
+  for (const c of all) {
+    const isAgent = c.name.startsWith('lockbox-agent');
+    const subcommand = c.args?.[0] as 'run' | 'once' | undefined;
+    const text = isAgent ? agentHelp[subcommand!] : daemonHelp;
+    t.ok(text, `${c.name}: a known subcommand (${subcommand ?? 'daemon'})`);
+    for (const { name } of c.env ?? []) if (name.startsWith('LOCKBOX_') || name === 'BENTOML_HOME') t.match(text, `env: ${name}`, `${c.name}: ${name} is a setting`);
+    for (const arg of c.args ?? []) if (arg.startsWith('--')) t.match(text, arg, `${c.name}: ${arg} is a flag`);
+    if (isAgent) {
+      t.same(c.command, ['node', ...agentFlags, '/app/dist/agent/src/main.js'], `${c.name}: started as the lockbox-agent command starts (${agentFlags.join(' ')})`);
+      t.ok(existsSync(join(repoRoot, 'dist', 'agent', 'src', 'main.js')));
+    }
+  }
+});
+
+t.test('the Dockerfile sets only real settings and runs the built daemon', async (t) => {
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const settings = [...dockerfile.matchAll(/\b(LOCKBOX_[A-Z_]+)=/g)].map((m) => m[1]);
+  t.ok(settings.length >= 3);
+  for (const name of settings) t.match(daemonHelp, `env: ${name}`, `${name} is a lockboxd setting`);
+  const entry = /ENTRYPOINT \["node", "\/app\/(dist\/daemon\/src\/main\.js)"\]/.exec(dockerfile);
+  t.ok(entry && existsSync(join(repoRoot, entry[1])), 'the entrypoint is the built daemon');
+  t.match(dockerfile, /USER 10001/, 'not root');
+});
