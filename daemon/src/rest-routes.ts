@@ -223,7 +223,7 @@ function statusOfKind(kind: string): number {
 
 async function batch(services: RestServices, request: RestRequest, ctx: CallContext): Promise<RestReply> {
   const scope = scopeFromHeaders(request, ctx, true);
-  services.secrets.resolveScope(scope, ctx, 'write'); // refuse a caller who may not write before looking at any item
+  await services.secrets.authorizeBatch(scope, ctx); // refuse a caller who may not write before looking at any item
   const items = (Array.isArray(request.body) ? request.body : (request.body as { items: BatchItemBody[] }).items) as BatchItemBody[];
   type Result = { index: number; name: string; mode: string; status: number; ok: boolean; error?: { code: string; message: string }; secret?: unknown };
   const results: Array<Result | undefined> = [];

@@ -103,6 +103,8 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     logger: false,
     bodyLimit,
     routerOptions: { maxParamLength: 1024 }, // names may be 253 characters; past this fastify would answer a bare 404
+    requestTimeout: 30_000, // a client that trickles its request in is cut off
+    connectionTimeout: 60_000,
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
   }) as unknown as FastifyInstance;
   const routes = restRoutes(options);

@@ -588,6 +588,14 @@ export class SecretsService {
     return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? encodeCursor(page[page.length - 1].name, filterKey) : '' };
   }
 
+  /**
+   * The check a batch starts with (the scope, and write access to it), on its own: for callers
+   * that must refuse a caller before reading the items (the REST batch). A refusal is audited.
+   */
+  authorizeBatch(scope: ScopeMessage | undefined, ctx: CallContext): Promise<ScopeKey> {
+    return this.audited(ctx, 'secret.batch', scope, '', async () => this.resolveScope(scope, ctx, 'write'));
+  }
+
   async batch(request: BatchRequest, ctx: CallContext) {
     return this.audited(ctx, 'secret.batch', request.scope, '', () => this.batchAudited(request, ctx));
   }

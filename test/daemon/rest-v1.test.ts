@@ -187,6 +187,8 @@ t.test('batch: a status per item, the rest applied', async (t) => {
   const reader = (await d.rpc('TokensService', 'CreateToken', { role: 'reader' })).token;
   const denied = await rest('POST', '/v1/admin/secrets:batch', { body: { items: [{ mode: 'delete', name: 'b1' }] }, token: reader });
   t.equal(denied.status, 403, 'a reader may not write by batch');
+  const refusals = await d.rpc('AuditService', 'ListAudit', { action: 'secret.batch' });
+  t.match(refusals.entries[refusals.entries.length - 1], { role: 'reader', outcome: 'PERMISSION_DENIED' }, 'and the refusal is in the audit log');
   t.equal((await rest('POST', '/v1/admin/secrets:batch', { body: { items: [] } })).status, 400);
   const badMode = await rest('POST', '/v1/admin/secrets:batch', { body: { items: [{ mode: 'upsert', name: 'x' }] } });
   t.equal(badMode.status, 400);
