@@ -9,7 +9,8 @@
  * disk must do at the least: file fsync, dir fsync, rename, parent fsync).
  * Targets: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100, ≤ 1 s at N=1000.
  *   npm run bench:propagation            (N from AGENTS, default "1,100,1000"; UPDATES per N, default 20;
- *                                         PROCESSES=1 puts every agent in one process)
+ *                                         PROCESSES=1 puts every agent in one process; AGENT_NODE_FLAGS overrides
+ *                                         the node flags of the agents' processes, default: lockbox-agent's own)
  */
 import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
@@ -106,13 +107,17 @@ async function rawDiskFloor(n: number): Promise<number> {
   return elapsed;
 }
 
+// The agents' processes start with lockbox-agent's own node flags (its shebang), unless
+// AGENT_NODE_FLAGS says otherwise (e.g. "" for V8's defaults, to see what lite mode costs here).
+const hostFlags = process.env.AGENT_NODE_FLAGS !== undefined ? process.env.AGENT_NODE_FLAGS.split(/\s+/).filter(Boolean) : agentNodeFlags();
+console.log(`agent processes start with node flags: ${hostFlags.join(' ') || '(none)'}`);
 let version = 1;
 const summary: string[] = [];
 for (const n of COUNTS) {
   // Agents live in up to PROCESSES processes (default 4), as they would in separate pods.
   const processes = Math.min(n, Number(process.env.PROCESSES ?? 4));
   const hosts = Array.from({ length: processes }, (_, i) => ({
-    child: fork(join(dirname(fileURLToPath(import.meta.url)), 'propagation-agents.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: agentNodeFlags() }),
+    child: fork(join(dirname(fileURLToPath(import.meta.url)), 'propagation-agents.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: hostFlags }),
     count: Math.floor(n / processes) + (i < n % processes ? 1 : 0),
   }));
   const reports = new Map<number, bigint[][]>();

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --lite-mode
+#!/usr/bin/env -S node --lite-mode --no-expose-wasm
 /**
  * lockbox-agent: `run` keeps the deployment's secrets current under $BENTOML_HOME; `once` writes
  * them and exits (init containers); `exec -- CMD` runs CMD with the env secrets and restarts or

@@ -8,13 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { agentBin, daemonBin, repoRoot } from '../helpers/spawn.js';
+import { agentBin, agentNodeFlags as agentFlags, daemonBin, repoRoot } from '../helpers/spawn.js';
 
 // Commander wraps long lines; one space per gap makes "env: NAME" findable.
 const help = (bin: string, ...args: string[]) => execFileSync(process.execPath, [bin, ...args, '--help'], { encoding: 'utf8' }).replace(/\s+/g, ' ');
 const daemonHelp = help(daemonBin);
 const agentHelp = { run: help(agentBin, 'run'), once: help(agentBin, 'once') };
-const agentFlags = readFileSync(agentBin, 'utf8').split('\n', 1)[0].replace(/^#!\/usr\/bin\/env\s+-S\s+node\s*/, '').split(/\s+/).filter(Boolean);
 
 interface Container {
   name: string;
