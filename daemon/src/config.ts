@@ -6,6 +6,8 @@ import { Command, Option } from 'commander';
 
 export interface DaemonConfig {
   dataDir: string;
+  /** postgres://… to keep the data in PostgreSQL (several replicas may share it); empty: SQLite in the data dir. */
+  databaseUrl: string;
   grpcAddr: string;
   /** The REST gateway's address; empty: no REST gateway. */
   httpAddr: string;
@@ -77,6 +79,7 @@ export function daemonCommand(): Command {
   return new Command('lockboxd')
     .description('lockbox daemon: stores secrets encrypted, serves the gRPC admin API and a REST gateway, publishes change notices over NATS')
     .addOption(new Option('--data-dir <dir>', 'where the database, master key and admin token live').env(env('DATA_DIR')).default(defaults.dataDir))
+    .addOption(new Option('--database-url <url>', 'postgres://user@host:5432/db to keep data in PostgreSQL (replicas may share it); default: SQLite in the data dir').env(env('DATABASE_URL')))
     .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
     .addOption(new Option('--http-addr <host:port>', 'REST gateway listen address; "none" turns it off').env(env('HTTP_ADDR')).default(defaults.httpAddr))
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
@@ -100,6 +103,7 @@ export function daemonCommand(): Command {
 
 interface RawOptions {
   dataDir: string;
+  databaseUrl?: string;
   grpcAddr: string;
   httpAddr?: string;
   httpBodyLimit?: string;
@@ -127,6 +131,9 @@ function wholeNumber(text: string, min: number, max: number, setting: string): n
 export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (!raw.dataDir) throw new ConfigError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
   parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
+  const databaseUrl = raw.databaseUrl ?? '';
+  if (databaseUrl && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl))
+    throw new ConfigError('--database-url (LOCKBOX_DATABASE_URL): must be a postgres:// URL (or empty for SQLite in the data dir)');
   const httpAddr = raw.httpAddr === undefined ? defaults.httpAddr : raw.httpAddr === 'none' ? '' : raw.httpAddr;
   if (httpAddr) parseHostPort(httpAddr, '--http-addr (LOCKBOX_HTTP_ADDR)');
   const httpBodyLimit = parseSize(raw.httpBodyLimit ?? defaults.httpBodyLimit, '--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT)');
@@ -144,6 +151,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (raw.tlsClientCa && !raw.tlsCert) throw new ConfigError('--tls-client-ca (LOCKBOX_TLS_CLIENT_CA) needs --tls-cert and --tls-key');
   return {
     dataDir: raw.dataDir,
+    databaseUrl,
     grpcAddr: raw.grpcAddr,
     httpAddr,
     httpBodyLimit,

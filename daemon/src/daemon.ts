@@ -27,6 +27,8 @@ import { KeysService } from './service-keys.js';
 import { TokensService } from './service-tokens.js';
 import { SecretsService } from './service-secrets.js';
 import { SqliteStore } from './store-sqlite.js';
+import { PostgresStore } from './store-postgres.js';
+import type { Store } from './store.js';
 
 export interface Daemon {
   /** The bound gRPC address, e.g. 127.0.0.1:40123. */
@@ -36,7 +38,7 @@ export interface Daemon {
   httpUrl?: string;
   httpPort?: number;
   adminTokenPath: string;
-  store: SqliteStore;
+  store: Store;
   publisher: OutboxPublisher;
   secrets: SecretsService;
   keys: KeysService;
@@ -75,7 +77,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
   });
   const hasher = auditHasher(keyring.tokenKey);
-  const store = new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher }); // (2)
+  const store: Store = config.databaseUrl // (2)
+    ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher })
+    : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher });
   const auth = new TokenAuthority(store, keyring.tokenKey);
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
@@ -135,7 +139,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     throw error;
   }
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ addr: address, http: httpUrl ?? 'off', tls: Boolean(config.tls), mtls: Boolean(config.tls?.clientCa), data_dir: config.dataDir }, 'lockboxd serving');
+  log.info({ addr: address, http: httpUrl ?? 'off', store: config.databaseUrl ? 'postgres' : 'sqlite', tls: Boolean(config.tls), mtls: Boolean(config.tls?.clientCa), data_dir: config.dataDir }, 'lockboxd serving');
 
   const pruneTimer = setInterval(() => {
     void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString()).catch((error: Error) => log.warn({ err: error.message }, 'pruning idempotency keys failed'));

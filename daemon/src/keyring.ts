@@ -104,6 +104,21 @@ export class Keyring {
     return new Keyring(path, keys, file.active, tokenKey);
   }
 
+  /**
+   * Re-reads the file and takes keys this process does not know yet, with the file's active key:
+   * how a replica sharing the keyring file with one that rotated learns the new key. Returns
+   * whether anything changed. A file whose token key differs is another keyring and is refused.
+   */
+  refresh(): boolean {
+    const fresh = Keyring.open(this.path, { generate: false });
+    if (!Buffer.from(fresh.tokenKey).equals(Buffer.from(this.tokenKey))) throw new KeyringError(`master key file ${this.path} now holds a different keyring; restart to use it`);
+    const added = fresh.keys.filter((k) => !this.get(k.id));
+    if (added.length === 0 && fresh.activeId === this.activeId) return false;
+    this.keys = [...this.keys, ...added];
+    this.activeId = fresh.activeId;
+    return true;
+  }
+
   get active(): MasterKeyEntry {
     return this.keys.find((k) => k.id === this.activeId)!;
   }

@@ -44,13 +44,14 @@ export class KeysService {
 
   /** Step (3); also run at start-up to finish an interrupted rotation. */
   async rewrapAll(): Promise<number> {
+    this.keyring.refresh(); // replicas sharing the keyring file agree on the active key first
     let total = 0;
     for (;;) {
       const active = this.keyring.active;
       const rows = await this.store.listWrappedKeys(active.id, this.batchSize);
       if (rows.length === 0) return total;
       const wrapped = rows.map((row) => {
-        const from = this.keyring.get(row.masterKeyId);
+        const from = this.keyring.get(row.masterKeyId) ?? (this.keyring.refresh() ? this.keyring.get(row.masterKeyId) : undefined);
         if (!from) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${row.masterKeyId} is missing from the keyring`);
         return rewrapDataKey(row.wrappedKey, from, active, { ...row });
       });

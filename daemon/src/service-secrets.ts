@@ -251,7 +251,8 @@ export class SecretsService {
   }
 
   private openRecord(record: VersionRecord): Record<string, Uint8Array> {
-    const master = this.keyring.get(record.envelope.masterKeyId);
+    // A key id this replica does not know: another replica sharing the keyring file rotated.
+    const master = this.keyring.get(record.envelope.masterKeyId) ?? (this.keyring.refresh() ? this.keyring.get(record.envelope.masterKeyId) : undefined);
     if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${record.envelope.masterKeyId} is not in the keyring`);
     return openSecret(record.envelope, master, record, this.dataKeys);
   }

@@ -29,7 +29,6 @@ import {
   NotFoundError,
   ResourceExhaustedError,
 } from '../../shared/src/errors.js';
-import type { MountSpec, SecretType } from '../../shared/src/validate.js';
 import {
   IdempotencyReplayError,
   type AgentReport,
@@ -54,6 +53,7 @@ import {
   type WrappedKeyRow,
 } from './store.js';
 import { describeScope } from './scope.js';
+import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import { deploymentSubject } from '../../shared/src/subject.js';
 
 /** Ordered; each runs once, in a transaction, and is recorded in schema_migrations. */
@@ -185,106 +185,14 @@ const migrations: string[] = [
   `ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;`,
 ];
 
-interface VersionRow {
-  uid: string;
-  version: number;
-  tenant: string;
-  resource_group: string;
-  name: string;
-  operation: string;
-  restored_from: number;
-  type: string;
-  template: string;
-  description: string;
-  labels: string;
-  mount: string;
-  keys: string;
-  create_time: string;
-  change_seq: number;
-  master_key_id: string;
-  wrapped_key: Buffer;
-  ciphertext: Buffer;
-  secret_create_time?: string;
-}
-
-function toVersionRecord(row: VersionRow): VersionRecord {
-  return {
-    tenant: row.tenant,
-    resourceGroup: row.resource_group,
-    name: row.name,
-    uid: row.uid,
-    version: row.version,
-    operation: row.operation as VersionRecord['operation'],
-    restoredFrom: row.restored_from,
-    type: row.type as SecretType,
-    template: row.template,
-    description: row.description,
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    mount: JSON.parse(row.mount) as MountSpec,
-    keys: JSON.parse(row.keys) as string[],
-    createTime: row.create_time,
-    changeSeq: row.change_seq,
-    envelope: { masterKeyId: row.master_key_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext },
-  };
-}
-
 function headKey(scope: ScopeKey, name: string): string {
   return `${scope.tenant}\0${scope.resourceGroup}\0${name}`;
-}
-
-function toHead(row: VersionRow): SecretHead {
-  return { ...toVersionRecord(row), secretCreateTime: row.secret_create_time ?? row.create_time };
 }
 
 interface Job {
   run: () => unknown;
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
-}
-
-interface DeploymentRow {
-  tenant: string;
-  resource_group: string;
-  name: string;
-  uid: string;
-  version: number;
-  secrets: string;
-  description: string;
-  labels: string;
-  create_time: string;
-  update_time: string;
-}
-
-function toDeployment(row: DeploymentRow): DeploymentRecord {
-  return {
-    tenant: row.tenant,
-    resourceGroup: row.resource_group,
-    name: row.name,
-    uid: row.uid,
-    version: row.version,
-    secrets: JSON.parse(row.secrets) as string[],
-    description: row.description,
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    createTime: row.create_time,
-    updateTime: row.update_time,
-  };
-}
-
-function toToken(row: Record<string, string>): TokenRecord {
-  return {
-    id: row.id,
-    hash: row.hash,
-    role: row.role,
-    tenant: row.tenant,
-    resourceGroups: JSON.parse(row.resource_groups) as string[],
-    deployment: row.deployment,
-    deploymentResourceGroup: row.deployment_resource_group,
-    description: row.description,
-    createTime: row.create_time,
-    expireTime: row.expire_time,
-    revokeTime: row.revoke_time,
-    createdBy: row.created_by,
-  };
 }
 
 export interface SqliteStoreOptions {
@@ -321,11 +229,8 @@ export class SqliteStore implements Store {
     this.maxGroup = options.maxGroup ?? 1024;
     this.auditHasher = options.auditHasher ?? ((entry) => createHash('sha256').update(JSON.stringify(entry)).digest('hex'));
     this.migrate();
-    const versionColumns = `v.uid, v.version, v.tenant, v.resource_group, v.name, v.operation, v.restored_from, v.type,
-      v.template, v.description, v.labels, v.mount, v.keys, v.create_time, v.change_seq, v.master_key_id,
-      v.wrapped_key, v.ciphertext`;
     this.stmt = {
-      head: this.db.prepare<[string, string, string], VersionRow>(
+      head: this.db.prepare<[string, string, string], Row>(
         `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
          JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
          WHERE s.tenant = ? AND s.resource_group = ? AND s.name = ?`,
@@ -333,15 +238,15 @@ export class SqliteStore implements Store {
       headRow: this.db.prepare<[string, string, string], { uid: string; version: number }>(
         'SELECT uid, version FROM secrets WHERE tenant = ? AND resource_group = ? AND name = ?',
       ),
-      listHeads: this.db.prepare<[string, string, string, number], VersionRow>(
+      listHeads: this.db.prepare<[string, string, string, number], Row>(
         `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
          JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
          WHERE s.tenant = ? AND s.resource_group = ? AND s.name > ? ORDER BY s.name LIMIT ?`,
       ),
-      version: this.db.prepare<[string, number], VersionRow>(
+      version: this.db.prepare<[string, number], Row>(
         `SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = ? AND v.version = ?`,
       ),
-      versions: this.db.prepare<[string], VersionRow>(
+      versions: this.db.prepare<[string], Row>(
         `SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = ? ORDER BY v.version DESC`,
       ),
       insertSecret: this.db.prepare(
@@ -403,9 +308,9 @@ export class SqliteStore implements Store {
            SELECT resource_group FROM secrets WHERE tenant = ? AND resource_group NOT IN ('', '*')
            UNION SELECT resource_group FROM deployments WHERE tenant = ? AND resource_group NOT IN ('', '*'))`,
       ),
-      getDeployment: this.db.prepare<[string, string, string], DeploymentRow>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? AND name = ?'),
-      listDeployments: this.db.prepare<[string, string], DeploymentRow>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? ORDER BY name'),
-      deploymentsListing: this.db.prepare<[string, string], DeploymentRow>(
+      getDeployment: this.db.prepare<[string, string, string], Row>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? AND name = ?'),
+      listDeployments: this.db.prepare<[string, string], Row>('SELECT * FROM deployments WHERE tenant = ? AND resource_group = ? ORDER BY name'),
+      deploymentsListing: this.db.prepare<[string, string], Row>(
         `SELECT d.* FROM deployment_secrets r JOIN deployments d
            ON d.tenant = r.tenant AND d.resource_group = r.resource_group AND d.name = r.deployment
          WHERE r.tenant = ? AND r.secret = ? ORDER BY d.resource_group, d.name`,
@@ -783,25 +688,7 @@ export class SqliteStore implements Store {
   }
 
   async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
-    return this.stmt.agentsHolding.all(tenant, resourceGroup, name).map((r) => ({
-      agentId: String(r.agent_id),
-      tenant: String(r.tenant),
-      resourceGroup: String(r.resource_group),
-      name: String(r.name),
-      uid: String(r.uid),
-      version: Number(r.version),
-      appliedTime: String(r.applied_time),
-      report: {
-        agentId: String(r.agent_id),
-        tenant: String(r.tenant),
-        deployment: String(r.deployment),
-        deploymentResourceGroup: String(r.deployment_resource_group),
-        tokenId: String(r.token_id),
-        lastSeenTime: String(r.last_seen_time),
-        resyncIntervalSeconds: Number(r.resync_interval_seconds),
-        problems: JSON.parse(String(r.problems)) as string[],
-      },
-    }));
+    return this.stmt.agentsHolding.all(tenant, resourceGroup, name).map(toAgentHolding);
   }
 
   appendAudit(entries: AuditDraft[]): Promise<void> {
@@ -819,22 +706,7 @@ export class SqliteStore implements Store {
       filter.target ?? '',
       filter.limit,
     );
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      time: String(r.time),
-      tokenId: String(r.token_id),
-      role: String(r.role),
-      tenant: String(r.tenant),
-      resourceGroup: String(r.resource_group),
-      action: String(r.action),
-      target: String(r.target),
-      version: Number(r.version),
-      outcome: String(r.outcome),
-      requestId: String(r.request_id),
-      count: Number(r.count),
-      prevHash: String(r.prev_hash),
-      hash: String(r.hash),
-    }));
+    return rows.map(toAuditRecord);
   }
 
   async countTokens(): Promise<number> {

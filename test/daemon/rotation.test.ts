@@ -1,8 +1,9 @@
 import t from 'tap';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { Keyring } from '../../daemon/src/keyring.js';
 
 t.test('key rotation under load: every data key re-wrapped, nothing unreadable, writes keep landing', async (t) => {
   const d = await startTestDaemon(t);
@@ -95,4 +96,20 @@ t.test('a second rotation while one runs is refused; only operator admins rotate
   t.ok(outcomes.includes('ok'), 'one rotation ran');
   t.ok(outcomes.every((o) => o === 'ok' || o === status.ABORTED), `the other ran after it or was refused (${outcomes})`);
   await t.rejects(d.keysCall('RotateMasterKey', {}, { token: 'lbx_0000000000000000_' + 'A'.repeat(43) }), { code: status.UNAUTHENTICATED });
+});
+
+t.test('a keyring shared by replicas: refresh takes keys added by another process, refuses another keyring', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'master.key');
+  const first = Keyring.open(path, { generate: true });
+  const second = Keyring.open(path, { generate: false });
+  t.equal(second.refresh(), false, 'nothing new yet');
+  const added = first.rotate();
+  t.equal(second.get(added.id), undefined);
+  t.equal(second.refresh(), true);
+  t.equal(second.active.id, added.id, 'the new key, active');
+  t.equal(second.list().length, 2, 'old keys kept');
+  rmSync(path);
+  Keyring.open(path, { generate: true });
+  t.throws(() => second.refresh(), /now holds a different keyring/);
 });

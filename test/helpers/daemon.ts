@@ -2,7 +2,7 @@
  * A real lockboxd for tests: in-process (for coverage and direct access to its parts) with a
  * temp data dir, port 0, and a logger that keeps every line so tests can search them.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -73,7 +73,8 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
     return { secrets: all.SecretsService, keys: all.KeysService, all };
   }
   const closeClients = () => Object.values(clients.all).forEach((c) => c.close());
-  const adminToken = readFileSync(daemon.adminTokenPath, 'utf8').trim();
+  // A replica that found tokens in a shared database wrote no bootstrap token of its own.
+  const adminToken = existsSync(daemon.adminTokenPath) ? readFileSync(daemon.adminTokenPath, 'utf8').trim() : '';
   let stopped = false;
 
   const invoke = (client: grpc.Client, method: string, request: object, options: { token?: string; idempotencyKey?: string; metadata?: Record<string, string> } = {}) => {
