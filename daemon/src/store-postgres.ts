@@ -205,7 +205,8 @@ export class PostgresStore implements Store {
       await store.migrate();
     } catch (error) {
       await pool.end();
-      throw error;
+      // The URL may hold a password: the message names the setting, never the URL.
+      throw new Error(`--database-url (LOCKBOX_DATABASE_URL): cannot use the database: ${(error as Error).message}`, { cause: error });
     }
     return store;
   }
