@@ -5,7 +5,7 @@
  *   they came) and lockbox's own SecretsService.GetSecret answering a fixed Secret built once
  *   (the same protobuf messages both ways as a real get): the floor under any gRPC call.
  * - `daemon [durable|async] [nats-url]`: lockboxd on a temp data dir with that --audit-reads mode
- *   (and NATS when a URL is given). Prints one JSON line with the address and, for
+ *   (and NATS when a URL is given; PostgreSQL when BENCH_DATABASE_URL is set). Prints one JSON line with the address and, for
  * the daemon, the admin token; exits on SIGTERM.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -48,7 +48,9 @@ if (kind === 'echo') {
   const dataDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-'));
   const auditReads = process.argv[3] ?? 'durable';
   const natsUrl = process.argv[4] ?? 'none';
-  const config = configFromOptions({ dataDir, grpcAddr: '127.0.0.1:0', httpAddr: 'none', natsUrl, maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
+  // BENCH_DATABASE_URL: the daemon keeps its data in that PostgreSQL database (schema) instead of SQLite.
+  const databaseUrl = process.env.BENCH_DATABASE_URL;
+  const config = configFromOptions({ dataDir, databaseUrl, grpcAddr: '127.0.0.1:0', httpAddr: 'none', natsUrl, maxVersions: '10', logLevel: 'warn', drainTimeout: '1s', idempotencyTtl: '24h', auditReads });
   const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: 2 }));
   process.stdout.write(JSON.stringify({ addr: daemon.address, token: readFileSync(daemon.adminTokenPath, 'utf8').trim(), dataDir }) + '\n');
   process.on('SIGTERM', () => {

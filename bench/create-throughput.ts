@@ -3,12 +3,15 @@
  * loop (better-sqlite3, WAL, synchronous=FULL, one small insert per transaction) measured in the
  * same run on the same disk. Target: ≥ 1,000 creates/s (group commit is what makes that
  * possible: the raw loop shows the one-commit-per-write ceiling).
- *   npm run bench:create
+ * STORE=postgres runs lockboxd on PostgreSQL (PG_URL, default postgres://<user>@127.0.0.1:5432/test,
+ * in a schema made for the run) against raw single-insert commits from 64 connections.
+ *   npm run bench:create            STORE=postgres npm run bench:create
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../shared/src/proto.js';
 import { closedLoop, fmt, median, startServer, type LoadResult } from './harness.js';
@@ -39,6 +42,33 @@ function rawCommitLoop(ms: number): number {
   return n / seconds;
 }
 
+/** PostgreSQL: a schema for this run; the raw baseline is 64 connections each committing one insert at a time. */
+async function postgresSetup(): Promise<{ url: string; raw: (ms: number) => Promise<number>; drop: () => Promise<void> }> {
+  const base = process.env.PG_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
+  const schema = `lbx_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.query(`CREATE TABLE ${schema}.raw (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, value BYTEA NOT NULL)`);
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  const pool = new pg.Pool({ connectionString: url.toString(), max: IN_FLIGHT });
+  const value = Buffer.alloc(256, 1);
+  let n = 0;
+  const raw = async (ms: number) => {
+    const result = await closedLoop(() => pool.query('INSERT INTO raw (name, value) VALUES ($1, $2)', [`row-${n++}`, value]), IN_FLIGHT, ms);
+    return result.perSecond;
+  };
+  const drop = async () => {
+    await pool.end();
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.end();
+  };
+  return { url: url.toString(), raw, drop };
+}
+
+const postgres = process.env.STORE === 'postgres' ? await postgresSetup() : undefined;
+if (postgres) process.env.BENCH_DATABASE_URL = postgres.url;
 const services = loadServices();
 const daemon = await startServer('daemon');
 const client = new services.SecretsService(daemon.info.addr, grpc.credentials.createInsecure());
@@ -54,7 +84,7 @@ const create = () =>
 const creates: LoadResult[] = [];
 const raws: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
-  const raw = rawCommitLoop(SECONDS * 1000);
+  const raw = postgres ? await postgres.raw(SECONDS * 1000) : rawCommitLoop(SECONDS * 1000);
   const c = await closedLoop(create, IN_FLIGHT, SECONDS * 1000, 300);
   raws.push(raw);
   creates.push(c);
@@ -62,9 +92,14 @@ for (let run = 1; run <= RUNS; run++) {
 }
 const c = median(creates.map((r) => r.perSecond));
 const raw = median(raws);
-console.log(`\nDurable CreateSecret, ${IN_FLIGHT} in flight, median of ${RUNS} × ${SECONDS}s:`);
+console.log(`\nDurable CreateSecret on ${postgres ? 'PostgreSQL' : 'SQLite'}, ${IN_FLIGHT} in flight, median of ${RUNS} × ${SECONDS}s:`);
 console.log(`  lockboxd create        : ${Math.round(c)} creates/s  p50 ${median(creates.map((r) => r.p50ms)).toFixed(2)} ms  p99 ${median(creates.map((r) => r.p99ms)).toFixed(2)} ms`);
-console.log(`  raw synced SQLite commit: ${Math.round(raw)} commits/s (baseline: one fsync'd transaction per write)`);
+console.log(
+  postgres
+    ? `  raw PostgreSQL commits : ${Math.round(raw)} commits/s (baseline: one-insert transactions from ${IN_FLIGHT} connections)`
+    : `  raw synced SQLite commit: ${Math.round(raw)} commits/s (baseline: one fsync'd transaction per write)`,
+);
 console.log(`  ratio                  : ${(c / raw).toFixed(2)}× the raw commit loop (target ≥ 1,000 creates/s)`);
 client.close();
 await daemon.stop();
+await postgres?.drop();

@@ -10,8 +10,10 @@
  *    becomes ALREADY_EXISTS.
  * 3. Quotas are counted under a per-tenant advisory lock, so two replicas cannot both take the
  *    last tenant-wide slot.
- * 4. Audit entries are appended under one advisory lock held to the commit, so the hash chain
- *    stays a single line across replicas.
+ * 4. Audit entries are written (a) with their change into audit_pending, without a lock, and
+ *    (b) moved into the hash chain in batches under one advisory lock, by whichever replica gets
+ *    there first, right after the commit (and before any list or verify): the chain stays a
+ *    single line across replicas and changes do not wait for each other's commits.
  * 5. An idempotency key is a primary key: the second replica to store it rolls back and replays
  *    the first answer.
  * 6. Notices: every replica's publisher sends what is in the outbox; two replicas may send the
@@ -22,7 +24,7 @@ import pg from 'pg';
 import { AlreadyExistsError, ConflictError, LockboxError, NotFoundError, ResourceExhaustedError } from '../../shared/src/errors.js';
 import { deploymentSubject } from '../../shared/src/subject.js';
 import { describeScope } from './scope.js';
-import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns } from './store-rows.js';
+import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,
   type AgentReport,
@@ -177,6 +179,7 @@ const migrations: string[] = [
      PRIMARY KEY (tenant, resource_group, name, agent_id)
    );
    CREATE INDEX agent_applied_agent ON agent_applied (agent_id);`,
+  `CREATE TABLE audit_pending (id BIGSERIAL PRIMARY KEY, entry TEXT NOT NULL);`,
 ];
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
@@ -190,6 +193,11 @@ export interface PostgresStoreOptions {
 }
 
 export class PostgresStore implements Store {
+  /** Connections whose open transaction left audit entries pending. */
+  private readonly chainWanted = new WeakSet<pg.PoolClient>();
+  private chaining: Promise<void> | undefined;
+  private chainAgain = false;
+
   private constructor(
     private readonly pool: pg.Pool,
     private readonly maxVersions: number,
@@ -198,7 +206,7 @@ export class PostgresStore implements Store {
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20 });
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
     const store = new PostgresStore(pool, options.maxVersions, options.auditHasher);
     try {
@@ -231,11 +239,13 @@ export class PostgresStore implements Store {
       await db.query('BEGIN');
       const result = await work(db);
       await db.query('COMMIT');
+      if (this.chainWanted.has(db)) this.scheduleChain(); // (4b) for the entries it left pending
       return result;
     } catch (error) {
       await db.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
+      this.chainWanted.delete(db);
       db.release();
     }
   }
@@ -339,85 +349,92 @@ export class PostgresStore implements Store {
         throw new ConflictError(`secret "${name}" is at version ${head.version}, not ${change.expectVersion}: it changed since it was read`);
     }
     const n = change.notice;
-    const seq = Number(
-      (
-        await db.query(
-          'INSERT INTO outbox (subject, tenant, resource_group, name, uid, version, operation, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq',
-          [n.subject, n.tenant, n.resourceGroup, n.name, n.uid, n.version, n.operation, n.time],
-        )
-      ).rows[0].seq,
-    );
+    const notice = [n.subject, n.tenant, n.resourceGroup, n.name, n.uid, n.version, n.operation, n.time];
+    const outbox = 'INSERT INTO outbox (subject, tenant, resource_group, name, uid, version, operation, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq';
     const record = change.record;
     if (change.operation === 'delete' || !record) {
-      await db.query('DELETE FROM secrets WHERE uid = $1', [head!.uid]);
-      await db.query('DELETE FROM secret_versions WHERE uid = $1', [head!.uid]);
-      return seq;
+      const { rows } = await db.query(
+        `WITH n AS (${outbox}), s AS (DELETE FROM secrets WHERE uid = $9), v AS (DELETE FROM secret_versions WHERE uid = $9) SELECT seq FROM n`,
+        [...notice, head!.uid],
+      );
+      return Number(rows[0].seq);
     }
+    // One statement, one round trip: the notice (its seq is the version's change_seq), the head
+    // row, the version, and the versions past --max-versions pruned.
+    const head_ =
+      change.operation === 'create'
+        ? 'INSERT INTO secrets (tenant, resource_group, name, uid, version, create_time) VALUES ($9, $10, $11, $12, $13, $14)'
+        : 'UPDATE secrets SET version = $13 WHERE uid = $12';
+    let rows: Row[];
+    try {
+      rows = (
+        await db.query(
+          `WITH n AS (${outbox}),
+                h AS (${head_}),
+                v AS (INSERT INTO secret_versions (uid, version, tenant, resource_group, name, operation, restored_from, type, template, description,
+                        labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext)
+                      SELECT $12, $13, $9, $10, $11, $15, $16, $17, $18, $19, $20, $21, $22, $14, n.seq, $23, $24, $25 FROM n),
+                p AS (DELETE FROM secret_versions WHERE uid = $12 AND version <= $26)
+           SELECT seq FROM n`,
+          [
+            ...notice,
+            scope.tenant,
+            scope.resourceGroup,
+            name,
+            record.uid,
+            record.version,
+            record.createTime,
+            record.operation,
+            record.restoredFrom,
+            record.type,
+            record.template,
+            record.description,
+            JSON.stringify(record.labels),
+            JSON.stringify(record.mount),
+            JSON.stringify(record.keys),
+            record.envelope.masterKeyId,
+            Buffer.from(record.envelope.wrappedKey),
+            Buffer.from(record.envelope.ciphertext),
+            record.version - this.maxVersions,
+          ],
+        )
+      ).rows;
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new AlreadyExistsError(`secret "${name}" already exists in ${where}`, 'SECRET_EXISTS'); // (2)
+      throw error;
+    }
+    const seq = Number(rows[0].seq);
     record.changeSeq = seq;
-    if (change.operation === 'create') {
-      try {
-        await db.query('INSERT INTO secrets (tenant, resource_group, name, uid, version, create_time) VALUES ($1, $2, $3, $4, $5, $6)', [
-          scope.tenant,
-          scope.resourceGroup,
-          name,
-          record.uid,
-          record.version,
-          record.createTime,
-        ]);
-      } catch (error) {
-        if (isUniqueViolation(error)) throw new AlreadyExistsError(`secret "${name}" already exists in ${where}`, 'SECRET_EXISTS'); // (2)
-        throw error;
-      }
-    } else {
-      await db.query('UPDATE secrets SET version = $1 WHERE uid = $2', [record.version, record.uid]);
-    }
-    await db.query(
-      `INSERT INTO secret_versions (uid, version, tenant, resource_group, name, operation, restored_from, type, template, description,
-         labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-      [
-        record.uid,
-        record.version,
-        record.tenant,
-        record.resourceGroup,
-        record.name,
-        record.operation,
-        record.restoredFrom,
-        record.type,
-        record.template,
-        record.description,
-        JSON.stringify(record.labels),
-        JSON.stringify(record.mount),
-        JSON.stringify(record.keys),
-        record.createTime,
-        seq,
-        record.envelope.masterKeyId,
-        Buffer.from(record.envelope.wrappedKey),
-        Buffer.from(record.envelope.ciphertext),
-      ],
-    );
-    await db.query('DELETE FROM secret_versions WHERE uid = $1 AND version <= $2', [record.uid, record.version - this.maxVersions]);
     return seq;
   }
 
-  /** (3) Quotas a create in `scope` must respect, counted under the tenant's lock. */
+  /**
+   * (3) Quotas a create in `scope` must respect, counted under the tenant's lock. The lock is
+   * taken only when the create could pass a limit (a tenant-wide secret, or a group not yet in
+   * use), so ordinary creates do not queue behind each other's commits.
+   */
   private async checkQuotas(db: pg.PoolClient, tenant: string, resourceGroup: string, quotas: Quotas | undefined, what: string): Promise<void> {
-    if (!quotas) return;
-    await db.query("SELECT pg_advisory_xact_lock(hashtext('lockbox quota ' || $1))", [tenant]);
-    if (what === 'secret' && resourceGroup === '*') {
+    if (!quotas || resourceGroup === '') return;
+    const lock = () => db.query("SELECT pg_advisory_xact_lock(hashtext('lockbox quota ' || $1))", [tenant]);
+    if (resourceGroup === '*') {
+      if (what !== 'secret') return;
+      await lock();
       const n = Number((await db.query("SELECT COUNT(*) AS n FROM secrets WHERE tenant = $1 AND resource_group = '*'", [tenant])).rows[0].n);
       if (n >= quotas.maxTenantWideSecrets)
         throw new ResourceExhaustedError(`tenant "${tenant}" has ${n} tenant-wide secrets; the limit is ${quotas.maxTenantWideSecrets}`);
+      return;
     }
-    if (resourceGroup === '' || resourceGroup === '*') return;
-    const inUse = (
-      await db.query(
-        `SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant = $1 AND resource_group = $2)
-             OR EXISTS (SELECT 1 FROM deployments WHERE tenant = $1 AND resource_group = $2) AS used`,
-        [tenant, resourceGroup],
-      )
-    ).rows[0].used as boolean;
-    if (inUse) return;
+    const inUse = async () =>
+      (
+        await db.query(
+          `SELECT EXISTS (SELECT 1 FROM secrets WHERE tenant = $1 AND resource_group = $2)
+               OR EXISTS (SELECT 1 FROM deployments WHERE tenant = $1 AND resource_group = $2) AS used`,
+          [tenant, resourceGroup],
+        )
+      ).rows[0].used as boolean;
+    if (await inUse()) return; // the group is counted already
+    await lock();
+    if (await inUse()) return; // another transaction took it into use meanwhile
     const n = Number(
       (
         await db.query(
@@ -615,20 +632,62 @@ export class PostgresStore implements Store {
 
   // ---- audit (4) and agents ------------------------------------------------------------------
 
+  /**
+   * (4a) Puts entries in audit_pending, inside the caller's transaction: they are durable with the
+   * change they describe, and the transaction takes no lock for them.
+   */
   private async insertAudit(db: pg.PoolClient, entries: AuditDraft[]): Promise<void> {
     if (entries.length === 0) return;
-    await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-    const last = (await db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1')).rows[0] as { seq: string; hash: string } | undefined;
-    let previous = { seq: Number(last?.seq ?? 0), hash: last?.hash ?? '' };
-    for (const draft of entries) {
-      const entry = { ...draft, count: draft.count ?? 1, seq: previous.seq + 1, prevHash: previous.hash };
-      const hash = this.auditHasher(entry);
-      await db.query(
-        `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, count, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-        [entry.seq, entry.time, entry.tokenId, entry.role, entry.tenant, entry.resourceGroup, entry.action, entry.target, entry.version, entry.outcome, entry.requestId, entry.count, entry.prevHash, hash],
-      );
-      previous = { seq: entry.seq, hash };
+    await db.query('INSERT INTO audit_pending (entry) SELECT unnest($1::text[])', [entries.map((e) => JSON.stringify(e))]);
+    this.chainWanted.add(db);
+  }
+
+  /** Chains pending entries soon (one run at a time per replica; a run started meanwhile repeats). */
+  private scheduleChain(): void {
+    if (this.chaining) {
+      this.chainAgain = true;
+      return;
+    }
+    this.chaining = (async () => {
+      do {
+        this.chainAgain = false;
+        await this.chainPending().catch(() => {}); // the next write, list or verify retries
+      } while (this.chainAgain);
+    })().finally(() => (this.chaining = undefined));
+  }
+
+  /**
+   * (4b) Moves pending entries into the chain, oldest first, under the one audit lock: each gets
+   * the next seq and a hash over its fields and the previous hash. One lock hold per batch,
+   * whichever replica runs it, so the chain stays a single line without serialising the changes.
+   */
+  private async chainPending(): Promise<void> {
+    for (;;) {
+      const moved = await this.transaction(async (db) => {
+        await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+        const pending = (await db.query('SELECT id, entry FROM audit_pending ORDER BY id LIMIT 1000')).rows as Array<{ id: string; entry: string }>;
+        if (pending.length === 0) return 0;
+        const last = (await db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1')).rows[0] as { seq: string; hash: string } | undefined;
+        let previous = { seq: Number(last?.seq ?? 0), hash: last?.hash ?? '' };
+        const columns: unknown[][] = Array.from({ length: 14 }, () => []);
+        for (const { entry: text } of pending) {
+          const draft = JSON.parse(text) as AuditDraft;
+          const entry = { ...draft, count: draft.count ?? 1, seq: previous.seq + 1, prevHash: previous.hash };
+          const hash = this.auditHasher(entry);
+          [entry.seq, entry.time, entry.tokenId, entry.role, entry.tenant, entry.resourceGroup, entry.action, entry.target, entry.version, entry.outcome, entry.requestId, entry.count, entry.prevHash, hash].forEach(
+            (value, i) => columns[i].push(value),
+          );
+          previous = { seq: entry.seq, hash };
+        }
+        await db.query(
+          `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, count, prev_hash, hash)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::int[], $13::text[], $14::text[])`,
+          columns,
+        );
+        await db.query('DELETE FROM audit_pending WHERE id = ANY($1::bigint[])', [pending.map((p) => p.id)]);
+        return pending.length;
+      });
+      if (moved < 1000) return;
     }
   }
 
@@ -637,6 +696,7 @@ export class PostgresStore implements Store {
   }
 
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
+    await this.chainPending(); // what is committed is listed, chained
     const { rows } = await this.pool.query(
       `SELECT * FROM audit WHERE seq > $1 AND ($2 = '' OR tenant = $2) AND ($3 = '' OR action = $3) AND ($4 = '' OR target = $4) ORDER BY seq LIMIT $5`,
       [filter.afterSeq, filter.tenant ?? '', filter.action ?? '', filter.target ?? '', filter.limit],
@@ -675,6 +735,8 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.chaining;
+    await this.chainPending().catch(() => {}); // whatever is left is chained by the next replica to run
     await this.pool.end();
   }
 }
