@@ -236,12 +236,17 @@ export class Agent {
       changed = true;
     }
     if (batch.all) for (const name of [...this.held.keys()]) if (!this.deploymentSecrets.includes(name)) changed = this.held.delete(name) || changed;
-    await this.apply();
+    // A notice touches a few secrets: dirs whose version text this agent wrote last are left
+    // alone. A full resync looks at every dir on disk too.
+    await this.apply(false, !batch.all);
     if (changed || batch.all) this.scheduleReport();
   }
 
-  /** Renders what is held and writes every dir (a no-op where nothing changed). */
-  private async apply(repairing = false): Promise<void> {
+  /**
+   * Renders what is held and writes every dir (a no-op where nothing changed). `trustWritten`:
+   * a dir whose version text equals what its writer last wrote is not read back from disk.
+   */
+  private async apply(repairing = false, trustWritten = false): Promise<void> {
     const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
     let changed = false;
     // Dirs are independent: write them side by side so their fsyncs overlap.
@@ -253,7 +258,7 @@ export class Agent {
           this.writers.set(path, writer);
         }
         try {
-          if (await writer.write(payload, rendered.versions.get(path)!)) {
+          if (await writer.write(payload, rendered.versions.get(path)!, { trustWritten })) {
             if (!repairing) changed = true;
             if (repairing) this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
             else this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');

@@ -156,14 +156,17 @@ export class AtomicWriter {
   }
 
   /** Steps (1)-(5), with (6) left running. Returns false when nothing had to change. */
-  async write(payload: Map<string, Buffer>, version: string): Promise<boolean> {
+  async write(payload: Map<string, Buffer>, version: string, options: { trustWritten?: boolean } = {}): Promise<boolean> {
     for (const rel of payload.keys()) {
       const problem = relativePathProblem(rel); // (1)
       if (problem) throw new PathSafetyError(`file ${JSON.stringify(rel)} ${problem}`);
     }
     await this.settle();
+    // (2) The caller may trust that what this writer wrote last is still in place (the agent does
+    // between full checks: tampering is found by its repair pass, which never trusts).
+    if (options.trustWritten && this.written?.version === version) return false;
     await this.ensureDir();
-    // (2) A version other than the one this writer put there last is new: nothing to read back.
+    // A version other than the one this writer put there last is new: nothing to read back.
     // The same version is checked on disk in full (that is how tampering is found and repaired).
     const last = this.written;
     const fresher = last !== undefined && last.version !== version;

@@ -89,3 +89,18 @@ t.test('group-readable modes with a group owner', async (t) => {
   t.equal(file.gid, gid);
   mkdirSync(join(home, 'other'));
 });
+
+t.test('trustWritten skips reading back only the version this writer wrote last', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const w = new AtomicWriter(home, 'trust', { fileMode: 0o400, dirMode: 0o500 });
+  t.equal(await w.write(payload({ K: 'one' }), 'k=1\n'), true);
+  await w.settle();
+  const dataDir = join(home, 'trust', readlinkSync(join(home, 'trust', '..data')));
+  const { chmodSync, unlinkSync } = await import('node:fs');
+  chmodSync(dataDir, 0o700);
+  unlinkSync(join(dataDir, 'K'));
+  t.equal(await w.write(payload({ K: 'one' }), 'k=1\n', { trustWritten: true }), false, 'trusted: not read back');
+  t.equal(await w.write(payload({ K: 'two' }), 'k=2\n', { trustWritten: true }), true, 'a new version is written whatever the trust');
+  t.equal(readFileSync(join(home, 'trust', 'K'), 'utf8'), 'two');
+  t.equal(await w.write(payload({ K: 'two' }), 'k=2\n'), false, 'untrusted and intact: nothing to do');
+});
