@@ -22,7 +22,7 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
-export async function startServer(kind: string, ...args: string[]): Promise<{ info: Record<string, string>; stop: () => Promise<void> }> {
+export async function startServer(kind: string, ...args: string[]): Promise<{ info: Record<string, string>; pid: number; stop: () => Promise<void> }> {
   const child: ChildProcess = spawn(process.execPath, [join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     let out = '';
@@ -35,6 +35,7 @@ export async function startServer(kind: string, ...args: string[]): Promise<{ in
   });
   return {
     info,
+    pid: child.pid!,
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => resolve());
@@ -96,4 +97,10 @@ export function agentNodeFlags(): string[] {
   const match = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
   if (!match) throw new Error(`unexpected shebang in agent/src/main.js: ${first}`);
   return match[1].trim().split(/\s+/).filter(Boolean);
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }

@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { LockboxClient } from '../shared/src/client.js';
-import { agentNodeFlags, median, percentile, startServer } from './harness.js';
+import { agentNodeFlags, cpuMs, median, percentile, startServer } from './harness.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
 const UPDATES = Number(process.env.UPDATES ?? 20);
@@ -144,6 +144,7 @@ for (const n of COUNTS) {
   const startMs = Math.max(...startTimes);
   await new Promise((r) => setTimeout(r, 500 + n)); // every subscription in place
   const latencies: number[] = [];
+  const cpuBefore = { daemon: cpuMs(daemon.pid), agents: hosts.reduce((sum, h) => sum + cpuMs(h.child.pid!), 0) };
   for (let u = 0; u < UPDATES; u++) {
     version++;
     await admin.call('SecretsService', 'UpdateSecret', { name: 'openai', set: { OPENAI_API_KEY: Buffer.from(`sk-${version}`) } });
@@ -161,9 +162,11 @@ for (const n of COUNTS) {
     if (!(await all)) console.log(`  update ${u}: only ${reports.get(version)?.length ?? 0}/${processes} processes reported all their agents within 10 s`);
     for (const times of reports.get(version) ?? []) for (const t of times) latencies.push(Number(t - acknowledged) / 1e6);
   }
+  const perRotation = (ms: number) => (ms / (n * UPDATES)).toFixed(2);
+  const cpu = `CPU per agent and rotation: agents ${perRotation(hosts.reduce((sum, h) => sum + cpuMs(h.child.pid!), 0) - cpuBefore.agents)} ms, daemon ${perRotation(cpuMs(daemon.pid) - cpuBefore.daemon)} ms`;
   latencies.sort((a, b) => a - b);
   const raw = median([await rawDiskFloor(n), await rawDiskFloor(n), await rawDiskFloor(n)]);
-  const line = `N=${n}: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms over ${latencies.length} deliveries (${UPDATES} updates, agents in ${processes} process${processes > 1 ? 'es' : ''}; all started in ${startMs} ms); raw disk floor for ${n} parallel fsync'd swaps ${raw.toFixed(1)} ms`;
+  const line = `N=${n}: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms over ${latencies.length} deliveries (${UPDATES} updates, agents in ${processes} process${processes > 1 ? 'es' : ''}; all started in ${startMs} ms); raw disk floor for ${n} parallel fsync'd swaps ${raw.toFixed(1)} ms; ${cpu}`;
   console.log(line);
   summary.push(line);
   await Promise.all(hosts.map((h) => new Promise((resolve) => { h.child.once('exit', resolve); h.child.send('stop'); })));
