@@ -155,7 +155,7 @@ export class OutboxPublisher {
     const { store, batchSize = 256, flushTimeoutMs = 2000 } = this.options;
     let sent = 0;
     while (this.connected && this.nc) {
-      const notices = await store.pendingNotices(batchSize); // (2)
+      const notices = await (store.claimNotices ? store.claimNotices(batchSize) : store.pendingNotices(batchSize)); // (2)
       if (notices.length === 0) break;
       const nc = this.nc;
       for (const notice of notices) nc.publish(notice.subject, this.encoder.encode(JSON.stringify(noticePayload(notice)))); // (3)

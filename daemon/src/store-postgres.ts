@@ -16,8 +16,9 @@
  *    single line across replicas and changes do not wait for each other's commits.
  * 5. An idempotency key is a primary key: the second replica to store it rolls back and replays
  *    the first answer.
- * 6. Notices: every replica's publisher sends what is in the outbox; two replicas may send the
- *    same notice (delivery is at least once anyway; agents ignore what is not newer).
+ * 6. Notices: replicas share the outbox; each publisher holds the notices it sends for a while
+ *    (claimNotices), so a notice goes out once, and again only if its replica died holding it
+ *    (delivery is at least once anyway; agents ignore what is not newer).
  * No head cache: another replica may change any secret at any time.
  */
 import pg from 'pg';
@@ -180,7 +181,22 @@ const migrations: string[] = [
    );
    CREATE INDEX agent_applied_agent ON agent_applied (agent_id);`,
   `CREATE TABLE audit_pending (id BIGSERIAL PRIMARY KEY, entry TEXT NOT NULL);`,
+  `ALTER TABLE outbox ADD COLUMN held_until TIMESTAMPTZ;`,
 ];
+
+function toNotice(r: Row): StoredNotice {
+  return {
+    seq: Number(r.seq),
+    subject: r.subject,
+    tenant: r.tenant,
+    resourceGroup: r.resource_group,
+    name: r.name,
+    uid: r.uid,
+    version: Number(r.version),
+    operation: r.operation,
+    time: r.time,
+  };
+}
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
@@ -190,6 +206,8 @@ export interface PostgresStoreOptions {
   maxVersions: number;
   auditHasher: AuditHasher;
   poolSize?: number;
+  /** How long a publisher holds the notices it claimed (default 10 s). */
+  noticeHoldMs?: number;
 }
 
 export class PostgresStore implements Store {
@@ -202,13 +220,14 @@ export class PostgresStore implements Store {
     private readonly pool: pg.Pool,
     private readonly maxVersions: number,
     private readonly auditHasher: AuditHasher,
+    private readonly noticeHoldMs: number,
   ) {}
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20 });
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
-    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher);
+    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000);
     try {
       await store.migrate();
     } catch (error) {
@@ -468,17 +487,22 @@ export class PostgresStore implements Store {
       'SELECT seq, subject, tenant, resource_group, name, uid, version, operation, time FROM outbox ORDER BY seq LIMIT $1',
       [limit],
     );
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      subject: r.subject,
-      tenant: r.tenant,
-      resourceGroup: r.resource_group,
-      name: r.name,
-      uid: r.uid,
-      version: Number(r.version),
-      operation: r.operation,
-      time: r.time,
-    }));
+    return rows.map(toNotice);
+  }
+
+  /**
+   * (6) The oldest notices no other replica holds, held by this one for a while (10 s): replicas share the
+   * outbox without sending each notice twice; if this replica dies before deleting them, another
+   * sends them when the hold runs out.
+   */
+  async claimNotices(limit: number): Promise<StoredNotice[]> {
+    const { rows } = await this.pool.query(
+      `UPDATE outbox SET held_until = clock_timestamp() + $2 * interval '1 millisecond'
+       WHERE seq IN (SELECT seq FROM outbox WHERE held_until IS NULL OR held_until < clock_timestamp() ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING seq, subject, tenant, resource_group, name, uid, version, operation, time`,
+      [limit, this.noticeHoldMs],
+    );
+    return rows.map(toNotice).sort((a, b) => a.seq - b.seq);
   }
 
   async deleteNotices(seqs: number[]): Promise<void> {

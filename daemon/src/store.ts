@@ -217,6 +217,12 @@ export interface Store {
   pruneIdempotency(before: string): Promise<number>;
 
   pendingNotices(limit: number): Promise<StoredNotice[]>;
+  /**
+   * For stores that several publishers share: the oldest notices no other publisher holds,
+   * held for this one for a while (a publisher that dies lets go when the hold runs out).
+   * Without it, publishers use pendingNotices.
+   */
+  claimNotices?(limit: number): Promise<StoredNotice[]>;
   deleteNotices(seqs: number[]): Promise<void>;
 
   countByMasterKey(): Promise<Map<string, number>>;

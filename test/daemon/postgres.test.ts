@@ -12,6 +12,7 @@ import { connect, StringCodec } from 'nats';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
+import { PostgresStore } from '../../daemon/src/store-postgres.js';
 
 function sharedKeyFile(t: { teardown(fn: () => unknown): void }): string {
   const path = join(tempDir(t), 'master.key');
@@ -146,13 +147,41 @@ t.test('notices from either replica reach NATS', async (t) => {
   await nc.flush();
   await a.call('CreateSecret', createRequest('n1', { K: '1' }));
   await b.call('UpdateSecret', { name: 'n1', set: { K: Buffer.from('2') } }, { token: a.adminToken });
+  // Changes on both replicas at once: both publishers drain the one outbox.
+  await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).call('CreateSecret', createRequest(`m${i}`, { K: 'x' }), { token: a.adminToken })));
   const deadline = Date.now() + 10_000;
-  while (!(seen.some((n) => n.version === 1) && seen.some((n) => n.version === 2)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (seen.length < 42 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive by now
   t.ok(seen.some((n) => n.name === 'n1' && n.version === 1), 'the create on A');
   t.ok(seen.some((n) => n.name === 'n1' && n.version === 2), 'the update on B');
+  t.equal(seen.length, 42, 'each notice sent once, though two publishers share the outbox');
+  t.equal(new Set(seen.map((n) => `${n.name}@${n.version}`)).size, 42);
   const drained = Date.now() + 5000;
   while ((await a.daemon.store.pendingNotices(10)).length && Date.now() < drained) await new Promise((r) => setTimeout(r, 20));
   t.same(await a.daemon.store.pendingNotices(10), [], 'the shared outbox empties');
+});
+
+t.test('notices a dead replica held are sent by another once the hold runs out', async (t) => {
+  const nats = await startNats(t);
+  const url = await freshSchema(t);
+  const masterKeyFile = sharedKeyFile(t);
+  const quiet = await startTestDaemon(t, { databaseUrl: url, masterKeyFile, natsUrl: '' }); // writes, never publishes
+  const dead = await PostgresStore.open({ url, maxVersions: 10, auditHasher: () => 'x', noticeHoldMs: 500 });
+  t.teardown(() => dead.close());
+  await quiet.call('CreateSecret', createRequest('held', { K: '1' }));
+  const claimed = await dead.claimNotices(10);
+  t.same(claimed.map((n) => n.name), ['held'], 'the "dead" replica holds the notice');
+  t.same(await dead.claimNotices(10), [], 'held: nobody else gets it');
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const arrived: number[] = [];
+  const started = Date.now();
+  nc.subscribe('lockbox.v1.changes.>', { callback: () => arrived.push(Date.now() - started) });
+  await nc.flush();
+  await startTestDaemon(t, { databaseUrl: url, masterKeyFile, natsUrl: nats.url });
+  const deadline = Date.now() + 10_000;
+  while (arrived.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(arrived.length, 1, 'sent by the live replica after the hold ran out');
 });
 
 t.test('an unreachable database stops the daemon with a clear error', async (t) => {
