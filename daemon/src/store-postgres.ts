@@ -22,7 +22,7 @@
  * No head cache: another replica may change any secret at any time.
  */
 import pg from 'pg';
-import { AlreadyExistsError, ConflictError, LockboxError, NotFoundError, ResourceExhaustedError } from '../../shared/src/errors.js';
+import { AlreadyExistsError, ConflictError, LockboxError, NotFoundError, ResourceExhaustedError, UnavailableError } from '../../shared/src/errors.js';
 import { deploymentSubject } from '../../shared/src/subject.js';
 import { describeScope } from './scope.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
@@ -198,6 +198,18 @@ function toNotice(r: Row): StoredNotice {
   };
 }
 
+/**
+ * A database that cannot be reached (refused, reset, timed out, shutting down, connection lost)
+ * is UNAVAILABLE, which tells a client to retry, perhaps on another replica. Other errors pass.
+ */
+export function unavailable(error: unknown): unknown {
+  const { code } = (error ?? {}) as { code?: string };
+  const lost =
+    (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code))) ||
+    /Connection terminated/.test((error as Error)?.message ?? '');
+  return lost ? new UnavailableError('the database is unreachable; retry (another replica may answer)', { cause: error }) : error;
+}
+
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 export interface PostgresStoreOptions {
@@ -233,7 +245,8 @@ export class PostgresStore implements Store {
     } catch (error) {
       await pool.end();
       // The URL may hold a password: the message names the setting, never the URL.
-      throw new Error(`--database-url (LOCKBOX_DATABASE_URL): cannot use the database: ${(error as Error).message}`, { cause: error });
+      const root = ((error as { cause?: unknown }).cause ?? error) as Error;
+      throw new Error(`--database-url (LOCKBOX_DATABASE_URL): cannot use the database: ${root.message}`, { cause: error });
     }
     return store;
   }
@@ -251,9 +264,18 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** A query outside a transaction; a lost database becomes UNAVAILABLE. */
+  private query(text: string, values?: unknown[]): Promise<pg.QueryResult> {
+    return this.pool.query(text, values).catch((error: unknown) => {
+      throw unavailable(error);
+    });
+  }
+
   /** (1) Runs `work` in one transaction; rolls back on any error. */
   private async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
-    const db = await this.pool.connect();
+    const db = await this.pool.connect().catch((error: unknown) => {
+      throw unavailable(error);
+    });
     try {
       await db.query('BEGIN');
       const result = await work(db);
@@ -262,7 +284,7 @@ export class PostgresStore implements Store {
       return result;
     } catch (error) {
       await db.query('ROLLBACK').catch(() => {});
-      throw error;
+      throw unavailable(error);
     } finally {
       this.chainWanted.delete(db);
       db.release();
@@ -286,7 +308,7 @@ export class PostgresStore implements Store {
   // ---- secrets -----------------------------------------------------------------------------
 
   async getHead(scope: ScopeKey, name: string): Promise<SecretHead | undefined> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
        JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
        WHERE s.tenant = $1 AND s.resource_group = $2 AND s.name = $3`,
@@ -296,12 +318,12 @@ export class PostgresStore implements Store {
   }
 
   async getVersion(uid: string, version: number): Promise<VersionRecord | undefined> {
-    const { rows } = await this.pool.query(`SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = $1 AND v.version = $2`, [uid, version]);
+    const { rows } = await this.query(`SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = $1 AND v.version = $2`, [uid, version]);
     return rows[0] && toVersionRecord(rows[0]);
   }
 
   async listHeads(scope: ScopeKey, afterName: string, limit: number): Promise<SecretHead[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
        JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
        WHERE s.tenant = $1 AND s.resource_group = $2 AND s.name COLLATE "C" > $3 ORDER BY s.name COLLATE "C" LIMIT $4`,
@@ -311,7 +333,7 @@ export class PostgresStore implements Store {
   }
 
   async listVersions(uid: string): Promise<VersionRecord[]> {
-    const { rows } = await this.pool.query(`SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = $1 ORDER BY v.version DESC`, [uid]);
+    const { rows } = await this.query(`SELECT ${versionColumns} FROM secret_versions v WHERE v.uid = $1 ORDER BY v.version DESC`, [uid]);
     return rows.map(toVersionRecord);
   }
 
@@ -477,13 +499,13 @@ export class PostgresStore implements Store {
   }
 
   async pruneIdempotency(before: string): Promise<number> {
-    return (await this.pool.query('DELETE FROM idempotency WHERE create_time < $1', [before])).rowCount ?? 0;
+    return (await this.query('DELETE FROM idempotency WHERE create_time < $1', [before])).rowCount ?? 0;
   }
 
   // ---- notices (6) ---------------------------------------------------------------------------
 
   async pendingNotices(limit: number): Promise<StoredNotice[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       'SELECT seq, subject, tenant, resource_group, name, uid, version, operation, time FROM outbox ORDER BY seq LIMIT $1',
       [limit],
     );
@@ -496,7 +518,7 @@ export class PostgresStore implements Store {
    * sends them when the hold runs out.
    */
   async claimNotices(limit: number): Promise<StoredNotice[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `UPDATE outbox SET held_until = clock_timestamp() + $2 * interval '1 millisecond'
        WHERE seq IN (SELECT seq FROM outbox WHERE held_until IS NULL OR held_until < clock_timestamp() ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
        RETURNING seq, subject, tenant, resource_group, name, uid, version, operation, time`,
@@ -506,18 +528,18 @@ export class PostgresStore implements Store {
   }
 
   async deleteNotices(seqs: number[]): Promise<void> {
-    if (seqs.length) await this.pool.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [seqs]);
+    if (seqs.length) await this.query('DELETE FROM outbox WHERE seq = ANY($1::bigint[])', [seqs]);
   }
 
   // ---- master keys ---------------------------------------------------------------------------
 
   async countByMasterKey(): Promise<Map<string, number>> {
-    const { rows } = await this.pool.query('SELECT master_key_id AS id, COUNT(*) AS n FROM secret_versions GROUP BY master_key_id');
+    const { rows } = await this.query('SELECT master_key_id AS id, COUNT(*) AS n FROM secret_versions GROUP BY master_key_id');
     return new Map(rows.map((r) => [r.id as string, Number(r.n)]));
   }
 
   async listWrappedKeys(notMasterKeyId: string, limit: number): Promise<WrappedKeyRow[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       'SELECT uid, version, tenant, resource_group, name, master_key_id, wrapped_key FROM secret_versions WHERE master_key_id <> $1 LIMIT $2',
       [notMasterKeyId, limit],
     );
@@ -556,16 +578,16 @@ export class PostgresStore implements Store {
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
-    const { rows } = await this.pool.query('SELECT * FROM tokens WHERE id = $1', [id]);
+    const { rows } = await this.query('SELECT * FROM tokens WHERE id = $1', [id]);
     return rows[0] && toToken(rows[0]);
   }
 
   async countTokens(): Promise<number> {
-    return Number((await this.pool.query('SELECT COUNT(*) AS n FROM tokens')).rows[0].n);
+    return Number((await this.query('SELECT COUNT(*) AS n FROM tokens')).rows[0].n);
   }
 
   async listTokens(tenant: string | undefined): Promise<TokenRecord[]> {
-    const { rows } = await this.pool.query("SELECT * FROM tokens WHERE ($1 = '' OR tenant = $1) ORDER BY create_time, id", [tenant ?? '']);
+    const { rows } = await this.query("SELECT * FROM tokens WHERE ($1 = '' OR tenant = $1) ORDER BY create_time, id", [tenant ?? '']);
     return rows.map(toToken);
   }
 
@@ -581,17 +603,17 @@ export class PostgresStore implements Store {
   // ---- deployments ---------------------------------------------------------------------------
 
   async getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined> {
-    const { rows } = await this.pool.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 AND name = $3', [scope.tenant, scope.resourceGroup, name]);
+    const { rows } = await this.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 AND name = $3', [scope.tenant, scope.resourceGroup, name]);
     return rows[0] && toDeployment(rows[0]);
   }
 
   async listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]> {
-    const { rows } = await this.pool.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 ORDER BY name COLLATE "C"', [scope.tenant, scope.resourceGroup]);
+    const { rows } = await this.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 ORDER BY name COLLATE "C"', [scope.tenant, scope.resourceGroup]);
     return rows.map(toDeployment);
   }
 
   async deploymentsListing(tenant: string, secretName: string): Promise<DeploymentRecord[]> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `SELECT d.* FROM deployment_secrets r JOIN deployments d ON d.tenant = r.tenant AND d.resource_group = r.resource_group AND d.name = r.deployment
        WHERE r.tenant = $1 AND r.secret = $2 ORDER BY d.resource_group COLLATE "C", d.name COLLATE "C"`,
       [tenant, secretName],
@@ -721,7 +743,7 @@ export class PostgresStore implements Store {
 
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
     await this.chainPending(); // what is committed is listed, chained
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `SELECT * FROM audit WHERE seq > $1 AND ($2 = '' OR tenant = $2) AND ($3 = '' OR action = $3) AND ($4 = '' OR target = $4) ORDER BY seq LIMIT $5`,
       [filter.afterSeq, filter.tenant ?? '', filter.action ?? '', filter.target ?? '', filter.limit],
     );
@@ -749,7 +771,7 @@ export class PostgresStore implements Store {
   }
 
   async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
-    const { rows } = await this.pool.query(
+    const { rows } = await this.query(
       `SELECT a.*, g.deployment, g.deployment_resource_group, g.token_id, g.last_seen_time, g.resync_interval_seconds, g.problems
        FROM agent_applied a JOIN agents g ON g.agent_id = a.agent_id
        WHERE a.tenant = $1 AND a.resource_group = $2 AND a.name = $3 ORDER BY a.agent_id COLLATE "C"`,

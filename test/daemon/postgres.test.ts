@@ -12,7 +12,9 @@ import { connect, StringCodec } from 'nats';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
-import { PostgresStore } from '../../daemon/src/store-postgres.js';
+import pg from 'pg';
+import { PostgresStore, unavailable } from '../../daemon/src/store-postgres.js';
+import { UnavailableError } from '../../shared/src/errors.js';
 
 function sharedKeyFile(t: { teardown(fn: () => unknown): void }): string {
   const path = join(tempDir(t), 'master.key');
@@ -182,6 +184,38 @@ t.test('notices a dead replica held are sent by another once the hold runs out',
   const deadline = Date.now() + 10_000;
   while (arrived.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   t.equal(arrived.length, 1, 'sent by the live replica after the hold ran out');
+});
+
+t.test('a lost database is UNAVAILABLE; dropped connections are replaced', async (t) => {
+  const lost = unavailable(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+  t.type(lost, UnavailableError);
+  t.match((lost as UnavailableError).message, /the database is unreachable; retry/);
+  t.type(unavailable(Object.assign(new Error('terminating connection'), { code: '57P01' })), UnavailableError, 'admin shutdown');
+  t.type(unavailable(Object.assign(new Error('x'), { code: '08006' })), UnavailableError, 'connection failure');
+  t.type(unavailable(new Error('Connection terminated unexpectedly')), UnavailableError);
+  const duplicate = Object.assign(new Error('duplicate key'), { code: '23505' });
+  t.equal(unavailable(duplicate), duplicate, 'other errors pass unchanged');
+
+  const url = new URL(await freshSchema(t));
+  const app = `lockboxd_test_${process.pid}_${Date.now()}`;
+  url.searchParams.set('application_name', app);
+  const d = await startTestDaemon(t, { databaseUrl: url.toString() });
+  await d.call('CreateSecret', createRequest('survives', { K: 'v' }));
+  const admin = new pg.Client({ connectionString: url.toString().replace(app, 'lockbox_test_admin') });
+  await admin.connect();
+  const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [app]);
+  await admin.end();
+  t.ok(killed.rowCount! > 0, `the database dropped ${killed.rowCount} connections`);
+  await new Promise((r) => setTimeout(r, 100));
+  let value: string | undefined;
+  for (let i = 0; i < 3 && value === undefined; i++) {
+    try {
+      value = (await d.call('GetSecret', { name: 'survives', include_values: true })).data.K.toString();
+    } catch (error) {
+      t.equal((error as { code: number }).code, status.UNAVAILABLE, 'a call caught on a dropped connection is UNAVAILABLE, never INTERNAL');
+    }
+  }
+  t.equal(value, 'v', 'new connections serve the next calls');
 });
 
 t.test('an unreachable database stops the daemon with a clear error', async (t) => {
