@@ -141,7 +141,7 @@ export class SecretsService {
     this.quotas = options.quotas;
     this.reads = new ReadAuditLog(options.store, options.durableReadAudit ?? true, options.onBackgroundError ?? (() => {}));
     this.onCommitted = options.onCommitted ?? (() => {});
-    this.maxConflictRetries = options.maxConflictRetries ?? 8;
+    this.maxConflictRetries = options.maxConflictRetries ?? 16;
   }
 
   // ---- scope and input normalisation -------------------------------------------------------
@@ -424,6 +424,9 @@ export class SecretsService {
         return await this.writers.run(key, run);
       } catch (error) {
         if (pinned || !(error instanceof ConflictError) || attempt >= this.maxConflictRetries) throw error;
+        // Another replica won: wait a little, more each time and jittered, so two replicas
+        // hammering one secret take turns instead of colliding again.
+        await new Promise((r) => setTimeout(r, Math.random() * 2 * attempt));
       }
     }
   }

@@ -276,6 +276,11 @@ export class PostgresStore implements Store {
     const db = await this.pool.connect().catch((error: unknown) => {
       throw unavailable(error);
     });
+    // A connection the server drops while checked out emits 'error'; without a listener that
+    // would crash the daemon. The query in flight fails on its own; the client is discarded.
+    let broken: Error | undefined;
+    const onError = (error: Error) => (broken = error);
+    db.on('error', onError);
     try {
       await db.query('BEGIN');
       const result = await work(db);
@@ -287,7 +292,8 @@ export class PostgresStore implements Store {
       throw unavailable(error);
     } finally {
       this.chainWanted.delete(db);
-      db.release();
+      db.off('error', onError);
+      db.release(broken);
     }
   }
 
