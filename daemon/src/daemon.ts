@@ -125,7 +125,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         log,
         bodyLimit: config.httpBodyLimit,
         tls,
-        readiness: () => ({ ready: !stopping, nats: !config.natsUrl ? 'disabled' : publisher.isConnected ? 'connected' : 'disconnected' }),
+        readiness: async () => {
+          // A replica that cannot reach its database cannot serve: not ready (NATS is optional).
+          const database = store.ping ? await withTimeout(store.ping(), 2000, 'ping timed out').then(() => 'reachable', () => 'unreachable') : 'local';
+          return { ready: !stopping && database !== 'unreachable', nats: !config.natsUrl ? 'disabled' : publisher.isConnected ? 'connected' : 'disconnected', database };
+        },
       });
       await rest.listen({ host: http.host, port: http.port });
       httpPort = (rest.server.address() as AddressInfo).port;

@@ -47,7 +47,7 @@ export function buildOpenApi(routes: RestRoute[]): Record<string, unknown> {
     },
   });
   paths['/healthz'] = probe('Liveness: the process answers', { 200: 'alive' });
-  paths['/readyz'] = probe('Readiness: serving calls (reports the NATS connection, which is not required)', { 200: 'ready', 503: 'starting or stopping' });
+  paths['/readyz'] = probe('Readiness: serving calls, and the database answers (reports the NATS connection, which is not required)', { 200: 'ready', 503: 'stopping, or the database does not answer' });
   return {
     openapi: '3.1.0',
     info: {

@@ -196,4 +196,4 @@ export const v2Secret = closed({
 
 export const v2ListResponse = closed({ count: { type: 'integer' }, resources: { type: 'array', items: v2Secret } });
 
-export const healthResponse = closed({ status: { type: 'string' }, nats: { type: 'string' } });
+export const healthResponse = closed({ status: { type: 'string' }, nats: { type: 'string' }, database: { type: 'string' } });

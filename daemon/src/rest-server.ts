@@ -27,7 +27,7 @@ export interface RestServerOptions extends RestServices {
   /** TLS as the gRPC server has it; mTLS when `ca` is set. */
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   /** What /readyz reports. */
-  readiness(): { ready: boolean; nats: string };
+  readiness(): Promise<{ ready: boolean; nats: string; database: string }>;
 }
 
 declare module 'fastify' {
@@ -182,8 +182,8 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const { ready, nats } = options.readiness();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', nats });
+    const { ready, nats, database } = await options.readiness();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', nats, database });
   });
   app.get('/openapi.json', async () => openapi);
 

@@ -786,6 +786,10 @@ export class PostgresStore implements Store {
     return rows.map(toAgentHolding);
   }
 
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     await this.chaining;
     await this.chainPending().catch(() => {}); // whatever is left is chained by the next replica to run

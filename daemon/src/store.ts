@@ -251,6 +251,9 @@ export interface Store {
   agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>>;
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
 
+  /** Stores on a server: resolves when it answers (readiness). */
+  ping?(): Promise<void>;
+
   close(): Promise<void>;
 }
 

@@ -25,6 +25,8 @@ function sharedKeyFile(t: { teardown(fn: () => unknown): void }): string {
 t.test('the secrets API on PostgreSQL', async (t) => {
   const d = await startTestDaemon(t, { databaseUrl: await freshSchema(t) });
   t.ok(d.logs.some((l) => l.includes('"store":"postgres"')));
+  const ready = await fetch(`${d.daemon.httpUrl}/readyz`);
+  t.same(await ready.json(), { status: 'ready', nats: 'disabled', database: 'reachable' }, '/readyz asks the database');
   const created = await d.call('CreateSecret', createRequest('demo', { OPENAI_API_KEY: 'sk-pg-1' }, { template: 'openai', labels: { team: 'ml' } }));
   t.equal(created.version, 1);
   t.ok(created.change_seq > 0);

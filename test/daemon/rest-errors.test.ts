@@ -165,7 +165,7 @@ t.test('health, readiness, and a daemon without the gateway', async (t) => {
   const d = await startTestDaemon(t);
   const rest = restClient(d);
   t.same((await rest('GET', '/healthz', { token: null })).json, { status: 'ok' });
-  t.same((await rest('GET', '/readyz', { token: null })).json, { status: 'ready', nats: 'disabled' });
+  t.same((await rest('GET', '/readyz', { token: null })).json, { status: 'ready', nats: 'disabled', database: 'local' });
   const off = await startTestDaemon(t, { httpAddr: '' });
   t.equal(off.daemon.httpUrl, undefined, 'http-addr none: no gateway');
   await off.call('CreateSecret', { secret: { name: 'still', data: { K: Buffer.from('grpc') } } });
