@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LockboxClient } from '../shared/src/client.js';
-import { agentNodeFlags, median, startServer } from './harness.js';
+import { median, startServer } from './harness.js';
+import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECRETS = 50;

@@ -88,17 +88,6 @@ export function fmt(r: LoadResult): string {
   return `${Math.round(r.perSecond)} calls/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms`;
 }
 
-/**
- * The node flags lockbox-agent runs with: those of its shebang (`#!/usr/bin/env -S node …`), so a
- * benchmark starts agents exactly as the installed `lockbox-agent` command does.
- */
-export function agentNodeFlags(): string[] {
-  const first = readFileSync(join(here, '..', 'agent', 'src', 'main.js'), 'utf8').split('\n', 1)[0];
-  const match = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
-  if (!match) throw new Error(`unexpected shebang in agent/src/main.js: ${first}`);
-  return match[1].trim().split(/\s+/).filter(Boolean);
-}
-
 /** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
 export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -20,7 +20,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { LockboxClient } from '../shared/src/client.js';
-import { agentNodeFlags, cpuMs, median, percentile, startServer } from './harness.js';
+import { cpuMs, median, percentile, startServer } from './harness.js';
+import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
 const UPDATES = Number(process.env.UPDATES ?? 20);

@@ -8,12 +8,12 @@ import { render } from '../../agent/src/render.js';
 import { watchSecrets, type SecretsSnapshot } from '../../agent/src/index.js';
 import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
-import { agentBin, agentNodeFlags } from '../helpers/spawn.js';
+import { agentBin, agentFlags } from '../helpers/spawn.js';
 
 const scope = { tenant: 'default', resource_group: '' };
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [...agentNodeFlags, agentBin, ...args], { env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [...agentFlags, agentBin, ...args], { env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c));

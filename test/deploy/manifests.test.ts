@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { agentBin, agentNodeFlags as agentFlags, daemonBin, repoRoot } from '../helpers/spawn.js';
+import { agentBin, agentFlags, daemonBin, repoRoot } from '../helpers/spawn.js';
 
 // Commander wraps long lines; one space per gap makes "env: NAME" findable.
 const help = (bin: string, ...args: string[]) => execFileSync(process.execPath, [bin, ...args, '--help'], { encoding: 'utf8' }).replace(/\s+/g, ' ');

@@ -1,15 +1,15 @@
 /** Runs the built programs (dist/) as real processes: for crash tests and the CLI binary. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentNodeFlags } from '../../agent/src/node-flags.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const daemonBin = join(repoRoot, 'dist', 'daemon', 'src', 'main.js');
 export const cliBin = join(repoRoot, 'dist', 'cli', 'src', 'main.js');
 export const agentBin = join(repoRoot, 'dist', 'agent', 'src', 'main.js');
 /** The node flags of lockbox-agent's shebang: tests start the agent as the installed command does. */
-export const agentNodeFlags = readFileSync(agentBin, 'utf8').split('\n', 1)[0].replace(/^#!\/usr\/bin\/env\s+-S\s+node\s*/, '').split(/\s+/).filter(Boolean);
+export const agentFlags = agentNodeFlags();
 
 export interface SpawnedDaemon {
   child: ChildProcess;
