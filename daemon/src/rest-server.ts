@@ -36,6 +36,11 @@ declare module 'fastify' {
   }
 }
 
+/** What the gateway keeps about a request from its start: its id and when it began. */
+function callState(request: FastifyRequest): FastifyRequest['lockbox'] {
+  return { requestId: requestIdFrom(request.headers['x-request-id'] as string | undefined), started: process.hrtime.bigint() };
+}
+
 /** Path `/v1/admin/secrets/{id}` → fastify's `/v1/admin/secrets/:id` (a literal ":" doubled). */
 function fastifyPath(path: string): string {
   return path.replace(/:/g, '::').replace(/\{(\w+)\}/g, ':$1');
@@ -122,7 +127,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   });
 
   app.addHook('onRequest', async (request, reply) => { // (1)
-    request.lockbox = { requestId: requestIdFrom(request.headers['x-request-id'] as string | undefined), started: process.hrtime.bigint() };
+    request.lockbox = callState(request);
     void reply.header('x-request-id', request.lockbox.requestId).header('cache-control', 'no-store');
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -137,7 +142,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   };
 
   app.setErrorHandler((caught: Error & { code?: string; statusCode?: number }, request, reply) => {
-    request.lockbox ??= { requestId: requestIdFrom(undefined), started: process.hrtime.bigint() };
+    request.lockbox ??= callState(request); // fastify may fail a request before onRequest runs
     const known = caught instanceof LockboxError ? undefined : fromFastifyError(caught, bodyLimit);
     return sendError(request, reply, known ?? publicError(caught, request.lockbox.requestId, log));
   });
@@ -189,7 +194,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
 
   const paths = routes.map((r) => ({ pattern: new RegExp(`^${r.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`), method: r.method }));
   app.setNotFoundHandler(async (request, reply) => {
-    request.lockbox ??= { requestId: requestIdFrom(undefined), started: process.hrtime.bigint() };
+    request.lockbox ??= callState(request); // fastify may fail a request before onRequest runs
     const path = request.url.split('?')[0];
     const allowed = [...new Set(paths.filter((p) => p.pattern.test(path)).map((p) => p.method))];
     if (allowed.length === 0) return sendError(request, reply, new LockboxError('NOT_FOUND', 'ROUTE_NOT_FOUND', `no route ${request.method} ${path.slice(0, 200)}; see /openapi.json`));
