@@ -4,7 +4,7 @@
  * and after 20 rotations. Baseline measured in the same run: a bare `node -e` process with an
  * HTTP server, spawned and polled the same way (what any Node sidecar costs).
  * Targets: RSS ≤ 64 MiB, start-to-ready ≤ 500 ms. RUNS rounds (default 5), medians.
- *   npm run bench:footprint
+ *   npm run bench:footprint     (AGENT_NODE_FLAGS overrides the agent's node flags, default: its shebang's)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECRETS = 50;
+const agentFlags = process.env.AGENT_NODE_FLAGS !== undefined ? process.env.AGENT_NODE_FLAGS.split(/\s+/).filter(Boolean) : agentNodeFlags();
 const agentBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'src', 'main.js');
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -61,7 +62,7 @@ for (let run = 1; run <= RUNS; run++) {
 
   const home = mkdtempSync(join(tmpdir(), 'lockbox-footprint-'));
   const t1 = process.hrtime.bigint();
-  const agent = spawn(process.execPath, [...agentNodeFlags(), agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
+  const agent = spawn(process.execPath, [...agentFlags, agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
     env: { ...process.env, LOCKBOX_ADDR: daemon.info.addr, LOCKBOX_TOKEN: token, BENTOML_HOME: home, LOCKBOX_NATS_URL: 'none', LOCKBOX_LOG_LEVEL: 'warn' },
     stdio: 'ignore',
   });
@@ -75,7 +76,7 @@ for (let run = 1; run <= RUNS; run++) {
   rmSync(home, { recursive: true, force: true });
   console.log(`run ${run}: agent ready in ${agentStart.at(-1)!.toFixed(0)} ms, RSS ${agentRss.at(-1)!.toFixed(1)} MiB (${agentRssAfter.at(-1)!.toFixed(1)} after 20 updates) | bare node ${baseStart.at(-1)!.toFixed(0)} ms, ${baseRss.at(-1)!.toFixed(1)} MiB`);
 }
-console.log(`\nlockbox-agent with ${SECRETS} secrets, median of ${RUNS}:`);
+console.log(`\nlockbox-agent with ${SECRETS} secrets (node flags: ${agentFlags.join(' ') || 'none'}), median of ${RUNS}:`);
 console.log(`  start to ready : ${median(agentStart).toFixed(0)} ms (target ≤ 500 ms); bare node + http: ${median(baseStart).toFixed(0)} ms (baseline)`);
 console.log(`  RSS when ready : ${median(agentRss).toFixed(1)} MiB (target ≤ 64 MiB); after 20 updates ${median(agentRssAfter).toFixed(1)} MiB; bare node: ${median(baseRss).toFixed(1)} MiB (baseline)`);
 admin.close();

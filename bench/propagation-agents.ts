@@ -9,7 +9,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
 import { Agent } from '../agent/src/agent.js';
+
+// AGENT_CPU_PROFILE=DIR: a CPU profile of each host process over the updates only (not start-up).
+const profileDir = process.env.AGENT_CPU_PROFILE;
+let profiler: Session | undefined;
 
 const quiet = { info() {}, warn() {}, error() {} };
 const send = (message: object) => process.send!(message);
@@ -26,6 +32,10 @@ function maybeReport(version: number): void {
 
 process.on('message', async (message: { start?: { addr: string; token: string; count: number; id: string }; expect?: number } | 'stop') => {
   if (message === 'stop') {
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(join(profileDir!, `agents-${process.pid}.cpuprofile`), JSON.stringify(profile));
+    }
     for (const agent of agents) await agent.stop();
     for (const home of homes) rmSync(home, { recursive: true, force: true });
     process.exit(0);
@@ -57,6 +67,12 @@ process.on('message', async (message: { start?: { addr: string; token: string; c
     }
     const t0 = Date.now();
     for (let i = 0; i < agents.length; i += 50) await Promise.all(agents.slice(i, i + 50).map((a) => a.start()));
+    if (profileDir) {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     send({ ready: Date.now() - t0 });
   }
   if (message.expect !== undefined) {

@@ -184,6 +184,10 @@ t.test('tamper repair: deleted or changed files come back within a second', asyn
   await until('a changed file restored', () => read(file) === 'sk-0', 2000);
   rmSync(join(home, 'pair'), { recursive: true, force: true });
   await until('a deleted dir restored', () => read(join(home, 'pair/A')) === 'v0', 2000);
+  await new Promise((r) => setTimeout(r, 300));
+  unlinkSync(join(home, 'pair/A'));
+  const again = await until('a file of the re-created dir restored', () => read(join(home, 'pair/A')) === 'v0', 2000);
+  t.ok(again < 400, `the re-created dir is watched too: restored in ${again} ms`);
   t.ok(logs.some((l) => l.includes('restored') && l.includes('/demo')), 'repairs are logged by path');
   t.notOk(logs.join('\n').includes('sk-0'), 'never the value');
 });
