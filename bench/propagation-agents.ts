@@ -54,7 +54,6 @@ process.on('message', async (message: { start?: { addr: string; token: string; c
           modes: { fileMode: 0o400, dirMode: 0o500 },
           agentId: `bench-${id}-${i}`,
           log: quiet,
-          repair: false,
           onChange: (rendered) => {
             const now = process.hrtime.bigint();
             const v = Number(/openai=(\d+)/.exec(rendered.versions.get('demo') ?? '')?.[1]);

@@ -9,20 +9,19 @@
  *    costs at most one interval; the deployment itself is re-read then too.
  * 4. Never go back: a fetched version older than the one held (same uid) is ignored.
  * 5. A deleted secret's files go; a dir no secret uses any more is cleared.
- * 6. Tamper repair: each mount dir is watched (its visible entries, not what each write
- *    replaces: ..data, ..data_tmp, the ..<timestamp> version dirs), so a deleted or replaced
- *    entry is restored at once; a check every second compares everything, file contents
- *    included, so any other change is restored within a second. Each repair is logged by path,
- *    never by value.
+ * 6. Tamper repair: each mount dir and the version in place are watched (inotify), so a file
+ *    deleted, replaced or changed under the agent is restored at once (a repair pass compares
+ *    everything, contents included); each repair is logged by path, never by value. Every full
+ *    resync checks everything too.
  * Syncs never overlap: a notice that arrives during one marks the next.
  */
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { connect, type NatsConnection, type Subscription } from 'nats';
+import type { NatsConnection, Subscription } from 'nats';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
-import { AtomicWriter, type WriterModes } from './atomic-writer.js';
+import { AtomicWriter, DATA_LINK, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
 
 /** Entries of a mount dir that the writer itself replaces on every write. */
@@ -77,8 +76,8 @@ export class Agent {
   private writers = new Map<string, AtomicWriter>();
   private nc: NatsConnection | undefined;
   private subscriptions: Subscription[] = [];
-  /** Step (6): one watch per mount dir, while tamper repair is on. */
-  private watchers: Map<string, FSWatcher> | undefined;
+  /** Step (6), while tamper repair is on: per mount dir, its watch and its current version's. */
+  private watches: Map<string, { mount: FSWatcher | undefined; versionDir: string; version: FSWatcher[] }> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
   private pending: { all: boolean; names: Set<string>; repair?: boolean } = { all: false, names: new Set() };
@@ -143,6 +142,8 @@ export class Agent {
   /** Step (2). */
   private async follow(url: string, subjects: string[]): Promise<void> {
     const { log } = this.options;
+    // Loaded here, after the agent is ready: start-up needs only gRPC (and `once` never follows).
+    const { connect } = await import('nats');
     for (let delay = 250; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         this.nc = await connect({ servers: url, name: `lockbox-agent ${this.agentId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
@@ -253,8 +254,6 @@ export class Agent {
   private async apply(repairing = false, trustWritten = false): Promise<void> {
     const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
     let changed = false;
-    const added: string[] = [];
-    const removed: string[] = [];
     const rewatch: string[] = [];
     // Dirs are independent: write them side by side so their fsyncs overlap.
     await Promise.all(
@@ -263,10 +262,11 @@ export class Agent {
         if (!writer) {
           writer = new AtomicWriter(this.home, path, this.options.modes);
           this.writers.set(path, writer);
-          added.push(writer.dir);
         }
         try {
-          if (await writer.write(payload, rendered.versions.get(path)!, { trustWritten })) {
+          const wrote = await writer.write(payload, rendered.versions.get(path)!, { trustWritten });
+          this.followVersion(writer);
+          if (wrote) {
             if (!repairing) changed = true;
             if (repairing) {
               this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
@@ -283,11 +283,10 @@ export class Agent {
       if (rendered.dirs.has(path)) continue;
       await writer.clear(); // (5)
       this.writers.delete(path);
-      removed.push(writer.dir);
       changed = true;
       this.options.log.info({ path: writer.dir }, 'removed files of secrets no longer mounted');
     }
-    this.watchMounts(added, removed, rewatch);
+    this.watchMounts(rewatch);
     const now = new Date().toISOString();
     for (const secret of this.held.values()) {
       const seen = this.applied.get(secret.name);
@@ -323,42 +322,76 @@ export class Agent {
   }
 
   /**
-   * Step (6). Each mount dir is watched by itself (inotify through fs.watch, one level; never the
-   * rest of $BENTOML_HOME, which holds models), and an event is judged by its name alone: the
-   * entries each write replaces — `..data`, `..data_tmp`, the `..<timestamp>` version dirs — are
-   * the agent's own, so a rotation costs no repair pass; tampering with them is found by the check
-   * every second. (chokidar, which `watchSecrets` uses, re-lists and stats the dir on every
-   * event, the agent's own swaps included: measured, that cost a sidecar more CPU per rotation
-   * than the rotation itself.)
+   * Step (6), by inotify (fs.watch), so a change under the agent is seen at once and a quiet
+   * agent costs nothing: per mount, the mount dir itself (one level; never the rest of
+   * $BENTOML_HOME, which holds models) and the version ..data points at (with its subdirs),
+   * re-pointed after each write. Events are judged by name: in the mount dir, `..data_tmp` and
+   * `..<timestamp>` entries are the writer's own; a `..data` event is the writer's own swap when
+   * ..data points where it put it. Anything else schedules a repair pass. Where a watch cannot be
+   * set up, a full check every second does the job. (chokidar, which `watchSecrets` uses,
+   * re-lists and stats a dir on every event, the agent's own swaps included: measured, that cost
+   * a sidecar more CPU per rotation than the rotation itself.)
    */
   private watchForTampering(): void {
-    this.watchers = new Map();
-    this.watchMounts([...this.writers.values()].map((w) => w.dir), [], []);
-    this.repairInterval = setInterval(() => void this.repair(), 1000);
-    this.repairInterval.unref();
+    this.watches = new Map();
+    this.watchMounts();
   }
 
-  /** Keeps one watch per mount dir (mounts come and go; a dir deleted and re-created is watched anew). */
-  private watchMounts(added: string[], removed: string[], rewatch: string[]): void {
-    const watchers = this.watchers;
-    if (!watchers) return;
-    for (const dir of [...removed, ...rewatch]) {
-      watchers.get(dir)?.close();
-      watchers.delete(dir);
+  private scheduleRepair(): void {
+    clearTimeout(this.repairTimer);
+    this.repairTimer = setTimeout(() => void this.repair(), 50);
+  }
+
+  private watchDir(dir: string, onEvent: (name: string | null) => void): FSWatcher | undefined {
+    try {
+      const watcher = watch(dir, { persistent: false }, (_event, name) => onEvent(name));
+      watcher.on('error', () => watcher.close()); // the dir went: the repair pass re-creates it and watches it again
+      return watcher;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.pollForTampering(error as Error);
+      return undefined;
     }
-    for (const dir of [...added, ...rewatch]) {
-      try {
-        const watcher = watch(dir, { persistent: false }, (_event, name) => {
-          if (name !== null && OWN_ENTRY.test(name)) return;
-          clearTimeout(this.repairTimer);
-          this.repairTimer = setTimeout(() => void this.repair(), 50);
+  }
+
+  /** Brings the watches in line with the writers: new mounts watched, gone ones (and `rewatch`) dropped and watched anew. */
+  private watchMounts(rewatch: string[] = []): void {
+    const watches = this.watches;
+    if (!watches) return;
+    const current = new Set([...this.writers.values()].map((w) => w.dir));
+    for (const [dir, watched] of watches) {
+      if (current.has(dir) && !rewatch.includes(dir)) continue;
+      for (const w of [watched.mount, ...watched.version]) w?.close();
+      watches.delete(dir);
+    }
+    for (const writer of this.writers.values()) {
+      if (!watches.has(writer.dir)) {
+        const mount = this.watchDir(writer.dir, (name) => {
+          if (name === null || !OWN_ENTRY.test(name)) return this.scheduleRepair();
+          if (name === DATA_LINK) void writer.ownSwap().then((own) => own || this.scheduleRepair());
         });
-        watcher.on('error', () => watcher.close()); // the dir went: the next check re-creates it and watches it again
-        watchers.set(dir, watcher);
-      } catch {
-        // Gone already: the check every second re-creates it (and watches it then).
+        watches.set(writer.dir, { mount, versionDir: '', version: [] });
       }
+      this.followVersion(writer);
     }
+  }
+
+  /** Points a mount's version watch at the version its writer has in place (right after each write, before the old one is removed). */
+  private followVersion(writer: AtomicWriter): void {
+    const watched = this.watches?.get(writer.dir);
+    if (!watched) return;
+    const dirs = writer.versionDirs();
+    if ((dirs[0] ?? '') === watched.versionDir) return;
+    for (const w of watched.version) w.close();
+    watched.version = dirs.map((d) => this.watchDir(d, () => this.scheduleRepair())).filter((w) => w !== undefined);
+    watched.versionDir = dirs[0] ?? '';
+  }
+
+  /** The fallback where inotify cannot watch (e.g. out of watches): a full check every second. */
+  private pollForTampering(error: Error): void {
+    if (this.repairInterval) return;
+    this.options.log.warn({ err: error.message }, 'cannot watch the mount dirs; checking them every second instead');
+    this.repairInterval = setInterval(() => void this.repair(), 1000);
+    this.repairInterval.unref();
   }
 
   /** Re-applies what is held: every dir that no longer matches is rewritten (through the sync queue). */
@@ -373,7 +406,7 @@ export class Agent {
     clearTimeout(this.repairTimer);
     clearInterval(this.repairInterval);
     clearTimeout(this.reportTimer);
-    for (const watcher of this.watchers?.values() ?? []) watcher.close();
+    for (const watched of this.watches?.values() ?? []) for (const w of [watched.mount, ...watched.version]) w?.close();
     await this.syncing;
     await this.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();

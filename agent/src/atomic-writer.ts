@@ -72,6 +72,13 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   return out;
 }
 
+/** The dirs under a version dir that hold the payload's nested files. */
+function subdirs(root: string, paths: Iterable<string>): string[] {
+  const out = new Set<string>();
+  for (const rel of paths) for (let d = dirname(rel); d !== '.'; d = dirname(d)) out.add(join(root, d));
+  return [...out];
+}
+
 function timestampName(): string {
   const d = new Date();
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -88,7 +95,7 @@ export class AtomicWriter {
   /** Whether leftovers of a crash were looked for. */
   private swept = false;
   /** What this writer last put in place: its version text, version dir and visible names. */
-  private written: { version: string; dir: string; top: Set<string> } | undefined;
+  private written: { version: string; dir: string; top: Set<string>; dirs: string[] } | undefined;
 
   /** `root` is $BENTOML_HOME (already resolved); `relDir` the mount path under it. */
   constructor(
@@ -170,7 +177,12 @@ export class AtomicWriter {
     // The same version is checked on disk in full (that is how tampering is found and repaired).
     const last = this.written;
     const fresher = last !== undefined && last.version !== version;
-    if (!fresher && (await this.matches(payload, version))) return false;
+    if (!fresher && (await this.matches(payload, version))) {
+      // What is on disk is what this writer would write: adopt it (after a restart, say).
+      const current = (await this.currentVersionDir())!;
+      this.written = { version, dir: current, top: this.topLevel(payload.keys()), dirs: [current, ...subdirs(current, payload.keys())] };
+      return false;
+    }
     const old = fresher ? last.dir : await this.currentVersionDir();
 
     const fresh = await mkdtemp(join(this.dir, timestampName())); // (3)
@@ -230,11 +242,25 @@ export class AtomicWriter {
       await rm(link, { recursive: true, force: true });
       await symlink(wanted, link);
     }
-    this.written = { version, dir: fresh, top: newTop };
+    this.written = { version, dir: fresh, top: newTop, dirs: [...dirs] };
     this.tail = this.finish(old, fresh, newTop, fresher ? last.top : undefined).catch(() => {
       this.swept = false; // what (6) could not remove now, the next write's sweep removes
     });
     return true;
+  }
+
+  /** The dirs of the version in place (its ..<timestamp> dir first, then its subdirs), once written or checked. */
+  versionDirs(): string[] {
+    return this.written?.dirs ?? [];
+  }
+
+  /** Whether ..data points where this writer last put it (a swap seen by a watcher was its own). */
+  async ownSwap(): Promise<boolean> {
+    try {
+      return this.written !== undefined && join(this.dir, await readlink(join(this.dir, DATA_LINK))) === this.written.dir;
+    } catch {
+      return false;
+    }
   }
 
   /** Waits for the background part (6) of the last write. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, existsSync, readFileSync, readlinkSync, realpathSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../../agent/src/agent.js';
@@ -171,7 +171,7 @@ t.test('attaching and detaching secrets reaches the agent at once, not at the ne
 });
 
 t.test('tamper repair: deleted or changed files come back within a second', async (t) => {
-  const { agent, home, logs } = await setup(t);
+  const { d, agent, home, logs } = await setup(t, { nats: true });
   await agent.start();
   const file = join(home, 'demo/OPENAI_API_KEY');
   unlinkSync(file);
@@ -181,15 +181,41 @@ t.test('tamper repair: deleted or changed files come back within a second', asyn
   chmodSync(join(home, 'demo', version), 0o700);
   chmodSync(join(home, 'demo', version, 'OPENAI_API_KEY'), 0o600);
   writeFileSync(join(home, 'demo', version, 'OPENAI_API_KEY'), 'forged');
-  await until('a changed file restored', () => read(file) === 'sk-0', 2000);
+  const changed = await until('a changed file restored', () => read(file) === 'sk-0', 2000);
+  t.ok(changed < 1000, `a file changed in place restored in ${changed} ms`);
+  // ..data pointed at a forged version: the agent's own swaps are told apart from this one.
+  const forged = join(home, 'demo/..2000_01_01_00_00_00.forged');
+  mkdirSync(forged);
+  writeFileSync(join(forged, 'OPENAI_API_KEY'), 'forged');
+  symlinkSync('..2000_01_01_00_00_00.forged', join(home, 'demo/..data_x'));
+  renameSync(join(home, 'demo/..data_x'), join(home, 'demo/..data'));
+  const swapped = await until('a forged ..data swapped back', () => read(file) === 'sk-0', 2000);
+  t.ok(swapped < 1000, `..data re-pointed in ${swapped} ms`);
   rmSync(join(home, 'pair'), { recursive: true, force: true });
   await until('a deleted dir restored', () => read(join(home, 'pair/A')) === 'v0', 2000);
   await new Promise((r) => setTimeout(r, 300));
+  const restores = () => logs.filter((l) => l.includes('restored')).length;
+  const restoredSoFar = restores();
   unlinkSync(join(home, 'pair/A'));
   const again = await until('a file of the re-created dir restored', () => read(join(home, 'pair/A')) === 'v0', 2000);
   t.ok(again < 400, `the re-created dir is watched too: restored in ${again} ms`);
+  await until('the repair logged', () => restores() > restoredSoFar, 2000); // the file is readable a moment before the log line
   t.ok(logs.some((l) => l.includes('restored') && l.includes('/demo')), 'repairs are logged by path');
   t.notOk(logs.join('\n').includes('sk-0'), 'never the value');
+  // The agent's own rotations are not tampering: nothing is "restored" while they land.
+  await until('the agent follows notices', () => logs.some((l) => l.startsWith('following change notices')));
+  const restoredBefore = restores();
+  for (let i = 1; i <= 10; i++) {
+    await update(d, 'openai', { OPENAI_API_KEY: `sk-r${i}` });
+    await until(`rotation ${i} written`, () => read(file) === `sk-r${i}`, 5000);
+  }
+  await sleep(300);
+  t.same(logs.filter((l) => l.includes('restored')).slice(restoredBefore), [], 'own swaps never look like tampering');
+  const later = readlinkSync(join(home, 'demo/..data'));
+  chmodSync(join(home, 'demo', later), 0o700);
+  chmodSync(join(home, 'demo', later, 'OPENAI_API_KEY'), 0o600);
+  writeFileSync(join(home, 'demo', later, 'OPENAI_API_KEY'), 'forged');
+  await until('the version written by a rotation is watched too', () => read(file) === 'sk-r10', 1000);
 });
 
 t.test('an agent token reads only its deployment; the agent reports what it could not write', async (t) => {

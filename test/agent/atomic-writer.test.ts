@@ -1,5 +1,5 @@
 import t from 'tap';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync, existsSync, realpathSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync, existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { AtomicWriter, PathSafetyError } from '../../agent/src/atomic-writer.js';
 import { tempDir } from '../helpers/daemon.js';
@@ -103,4 +103,28 @@ t.test('trustWritten skips reading back only the version this writer wrote last'
   t.equal(await w.write(payload({ K: 'two' }), 'k=2\n', { trustWritten: true }), true, 'a new version is written whatever the trust');
   t.equal(readFileSync(join(home, 'trust', 'K'), 'utf8'), 'two');
   t.equal(await w.write(payload({ K: 'two' }), 'k=2\n'), false, 'untrusted and intact: nothing to do');
+});
+
+t.test('the version in place, for watchers: its dirs, and whether ..data is where the writer put it', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const w = new AtomicWriter(home, 'demo', modes);
+  t.same(w.versionDirs(), [], 'nothing written yet');
+  t.equal(await w.ownSwap(), false);
+  await w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n');
+  const dir = join(home, 'demo');
+  const version = join(dir, readlinkSync(join(dir, '..data')));
+  t.same(w.versionDirs().sort(), [version, join(version, 'sub'), join(version, 'sub/dir')].sort());
+  t.equal(w.versionDirs()[0], version, 'the version dir first');
+  t.equal(await w.ownSwap(), true);
+
+  // A writer started later (an agent restart) adopts what is on disk when it matches.
+  const again = new AtomicWriter(home, 'demo', modes);
+  t.equal(await again.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), false);
+  t.equal(again.versionDirs()[0], version);
+  t.equal(await again.ownSwap(), true);
+
+  mkdirSync(join(dir, '..2000_01_01_00_00_00.x'));
+  symlinkSync('..2000_01_01_00_00_00.x', join(dir, 'tmp-link'));
+  renameSync(join(dir, 'tmp-link'), join(dir, '..data'));
+  t.equal(await w.ownSwap(), false, '..data pointed elsewhere by someone else');
 });
