@@ -13,6 +13,8 @@
  *    deleted, replaced or changed under the agent is restored at once (a repair pass compares
  *    everything, contents included); each repair is logged by path, never by value. Every full
  *    resync checks everything too.
+ * 7. A sync that fails (the daemon away, a disk error) is tried again after a jittered backoff
+ *    (250 ms doubling to 5 s); a notice or resync meanwhile joins it.
  * Syncs never overlap: a notice that arrives during one marks the next.
  */
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
@@ -23,6 +25,7 @@ import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { AtomicWriter, DATA_LINK, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
+import { AgentSession } from './session.js';
 
 /** Entries of a mount dir that the writer itself replaces on every write. */
 const OWN_ENTRY = /^\.\.(data|data_tmp|\d{4}_.*)$/;
@@ -67,6 +70,8 @@ function toHeld(secret: SecretMessage): HeldSecret {
 
 export class Agent {
   readonly client: LockboxClient;
+  /** Every call to the daemon goes through one session (agent/src/session.ts). */
+  private readonly session: AgentSession;
   readonly home: string;
   readonly agentId: string;
   private deploymentSecrets: string[] = [];
@@ -83,6 +88,9 @@ export class Agent {
   private pending: { all: boolean; names: Set<string>; repair?: boolean } = { all: false, names: new Set() };
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
+  /** Step (7): the retry of a failed sync, and how many failed in a row. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
   private repairInterval: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   ready = false;
@@ -92,6 +100,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.client = new LockboxClient(options.client);
+    this.session = new AgentSession(this.client, options.client.timeoutMs ?? 30_000);
     this.home = realpathSync(options.bentomlHome);
     this.agentId = options.agentId ?? `${hostname()}/${process.pid}`;
   }
@@ -122,7 +131,7 @@ export class Agent {
   }
 
   private async refreshDeployment(): Promise<{ nats_url?: string; subjects?: string[]; deployment?: { secrets?: string[] } }> {
-    const config = await this.client.call('AgentService', 'GetAgentConfig', {});
+    const config = await this.session.config();
     this.deploymentSecrets = config.deployment?.secrets ?? [];
     return config;
   }
@@ -200,12 +209,12 @@ export class Agent {
   }
 
   /** Queues a sync; syncs never overlap. */
-  request(what: { all?: boolean; names?: string[]; repair?: boolean }): Promise<void> {
+  request(what: { all?: boolean; names?: string[]; repair?: boolean; queueOnly?: boolean }): Promise<void> {
     if (what.all) this.pending.all = true;
     if (what.repair) this.pending.repair = true;
     for (const name of what.names ?? []) this.pending.names.add(name);
-    if (!this.syncing) this.syncing = this.drain();
-    return this.syncing;
+    if (!this.syncing && !what.queueOnly) this.syncing = this.drain();
+    return this.syncing ?? Promise.resolve();
   }
 
   private async drain(): Promise<void> {
@@ -215,8 +224,15 @@ export class Agent {
         this.pending = { all: false, names: new Set() };
         try {
           await this.sync(batch);
+          this.failures = 0;
         } catch (error) {
-          this.options.log.warn({ err: (error as Error).message }, 'sync failed; the next notice or resync retries');
+          // (7) What failed is tried again after a jittered backoff (or sooner, by the next notice).
+          this.request({ all: batch.all, names: [...batch.names], repair: batch.repair, queueOnly: true });
+          const delay = Math.round(Math.min(5000, 250 * 2 ** this.failures++) * (0.8 + Math.random() * 0.4));
+          this.options.log.warn({ err: (error as Error).message, retry_ms: delay }, 'sync failed; retrying');
+          clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => void this.request({}), delay);
+          break;
         }
       }
     } finally {
@@ -227,7 +243,7 @@ export class Agent {
   private async sync(batch: { all: boolean; names: Set<string>; repair?: boolean }): Promise<void> {
     if (!batch.all && batch.names.size === 0) return this.apply(true);
     const names = batch.all ? this.deploymentSecrets : [...batch.names].filter((n) => this.deploymentSecrets.includes(n));
-    const response = names.length ? await this.client.call('AgentService', 'FetchSecrets', { names }) : { secrets: [] };
+    const response = names.length ? await this.session.fetch(names) : { secrets: [] };
     let changed = false;
     for (const fetched of response.secrets ?? []) {
       if (fetched.missing || !fetched.secret) {
@@ -316,8 +332,8 @@ export class Agent {
       version: s.version,
       applied_time: this.applied.get(s.name)?.time ?? new Date().toISOString(),
     }));
-    await this.client
-      .call('AgentService', 'ReportStatus', { agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })
+    await this.session
+      .report({ agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })
       .catch((error: Error) => this.options.log.warn({ err: error.message }, 'status report failed'));
   }
 
@@ -367,7 +383,7 @@ export class Agent {
       if (!watches.has(writer.dir)) {
         const mount = this.watchDir(writer.dir, (name) => {
           if (name === null || !OWN_ENTRY.test(name)) return this.scheduleRepair();
-          if (name === DATA_LINK) void writer.ownSwap().then((own) => own || this.scheduleRepair());
+          if (name === DATA_LINK && !writer.ownSwap()) this.scheduleRepair();
         });
         watches.set(writer.dir, { mount, versionDir: '', version: [] });
       }
@@ -404,6 +420,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.resyncTimer);
     clearTimeout(this.repairTimer);
+    clearTimeout(this.retryTimer);
     clearInterval(this.repairInterval);
     clearTimeout(this.reportTimer);
     for (const watched of this.watches?.values() ?? []) for (const w of [watched.mount, ...watched.version]) w?.close();
@@ -411,6 +428,7 @@ export class Agent {
     await this.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.nc?.close().catch(() => {});
+    this.session.close();
     this.client.close();
   }
 }

@@ -21,11 +21,14 @@
  * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
  *    swap itself is durable, remove visible links the payload no longer has, the old
  *    ..<timestamp> dir, and any version dir a crash left behind.
- * One writer per dir: the agent groups every file of a dir into one payload. All I/O is async, so
- * many writers (many agents in one process, or many dirs) overlap their fsyncs; keeping (6) off
- * the path to (5) keeps a rotation's visible latency to the writes readers need.
+ * One writer per dir: the agent groups every file of a dir into one payload. The waits on the disk
+ * (fsync) are async, all of one step at once, so many writers (many agents in one process, or
+ * many dirs) overlap them; every other call (mkdir, open, write, chmod, symlink, rename, unlink)
+ * is synchronous: each is one quick system call, and measured, the thread-pool round trip and
+ * promises of the async API cost more CPU and garbage than the call itself. Keeping (6) off the
+ * path to (5) keeps a rotation's visible latency to the writes readers need.
  */
-import { chmod, chown, lstat, mkdir, mkdtemp, open, readFile, readdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
 
@@ -43,18 +46,23 @@ export class PathSafetyError extends Error {
   override name = 'PathSafetyError';
 }
 
+/** The one wait on the disk: fsync(2) in libuv's pool, so many writers overlap theirs. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
 async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+function exists(path: string): boolean {
   try {
-    await lstat(path);
+    lstatSync(path);
     return true;
   } catch {
     return false;
@@ -62,11 +70,11 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Relative paths of every file under `dir`, following no symlinks. */
-async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+function listFiles(dir: string, prefix = ''): string[] {
   const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...(await listFiles(join(dir, entry.name), rel)));
+    if (entry.isDirectory()) out.push(...listFiles(join(dir, entry.name), rel));
     else out.push(rel);
   }
   return out;
@@ -109,17 +117,17 @@ export class AtomicWriter {
   }
 
   /** Step (1), second half: every existing segment from the root to `dir` is a real directory. */
-  private async ensureDir(): Promise<void> {
+  private ensureDir(): void {
     let current = this.root;
     for (const segment of this.relDir.split('/')) {
       current = join(current, segment);
-      let stat;
-      try {
-        stat = await lstat(current);
-      } catch {
-        await mkdir(current, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error;
-        });
+      const stat = lstatSync(current, { throwIfNoEntry: false });
+      if (!stat) {
+        try {
+          mkdirSync(current, { mode: 0o755 });
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        }
         continue;
       }
       if (stat.isSymbolicLink()) throw new PathSafetyError(`${current} is a symlink; refusing to write through it (it could lead outside ${this.root})`);
@@ -127,9 +135,9 @@ export class AtomicWriter {
     }
   }
 
-  private async currentVersionDir(): Promise<string | undefined> {
+  private currentVersionDir(): string | undefined {
     try {
-      const target = await readlink(join(this.dir, DATA_LINK));
+      const target = readlinkSync(join(this.dir, DATA_LINK));
       if (!/^\.\.\d{4}_/.test(target) || target.includes('/')) throw new PathSafetyError(`${join(this.dir, DATA_LINK)} points at ${target}, which this writer did not make`);
       return join(this.dir, target);
     } catch (error) {
@@ -143,18 +151,18 @@ export class AtomicWriter {
   }
 
   /** Whether the files and links on disk are exactly `payload` (+ `version`). */
-  async matches(payload: Map<string, Buffer>, version: string): Promise<boolean> {
+  matches(payload: Map<string, Buffer>, version: string): boolean {
     try {
-      const current = await this.currentVersionDir();
+      const current = this.currentVersionDir();
       if (!current) return false;
       // The version text first: when a new version arrives it differs, and nothing else is read.
-      if ((await readFile(join(current, VERSION_FILE), 'utf8')) !== version) return false;
-      const files = (await listFiles(current)).filter((f) => f !== VERSION_FILE);
+      if (readFileSync(join(current, VERSION_FILE), 'utf8') !== version) return false;
+      const files = listFiles(current).filter((f) => f !== VERSION_FILE);
       if (files.length !== payload.size) return false;
-      for (const [rel, content] of payload) if (!(await readFile(join(current, rel))).equals(content)) return false;
+      for (const [rel, content] of payload) if (!readFileSync(join(current, rel)).equals(content)) return false;
       for (const name of [...this.topLevel(payload.keys()), VERSION_FILE]) {
         const link = join(this.dir, name);
-        if (!(await lstat(link)).isSymbolicLink() || (await readlink(link)) !== `${DATA_LINK}/${name}`) return false;
+        if (!lstatSync(link).isSymbolicLink() || readlinkSync(link) !== `${DATA_LINK}/${name}`) return false;
       }
       return true;
     } catch {
@@ -172,55 +180,60 @@ export class AtomicWriter {
     // (2) The caller may trust that what this writer wrote last is still in place (the agent does
     // between full checks: tampering is found by its repair pass, which never trusts).
     if (options.trustWritten && this.written?.version === version) return false;
-    await this.ensureDir();
+    this.ensureDir();
     // A version other than the one this writer put there last is new: nothing to read back.
     // The same version is checked on disk in full (that is how tampering is found and repaired).
     const last = this.written;
     const fresher = last !== undefined && last.version !== version;
-    if (!fresher && (await this.matches(payload, version))) {
+    if (!fresher && this.matches(payload, version)) {
       // What is on disk is what this writer would write: adopt it (after a restart, say).
-      const current = (await this.currentVersionDir())!;
+      const current = this.currentVersionDir()!;
       this.written = { version, dir: current, top: this.topLevel(payload.keys()), dirs: [current, ...subdirs(current, payload.keys())] };
       return false;
     }
-    const old = fresher ? last.dir : await this.currentVersionDir();
+    const old = fresher ? last.dir : this.currentVersionDir();
 
-    const fresh = await mkdtemp(join(this.dir, timestampName())); // (3)
+    const fresh = mkdtempSync(join(this.dir, timestampName())); // (3)
     const dirs = new Set<string>([fresh]);
     const { fileMode, dirMode, gid } = this.modes;
-    const put = async (rel: string, content: Buffer) => {
-      const path = join(fresh, rel);
-      if (dirname(path) !== fresh) {
-        for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
-        await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const uid = process.getuid?.() ?? 0;
+    const fds: number[] = [];
+    try {
+      for (const [rel, content] of [...payload, [VERSION_FILE, Buffer.from(version)] as const]) {
+        const path = join(fresh, rel);
+        if (dirname(path) !== fresh) {
+          for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
+          mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        }
+        // Created with its final mode (an fd opened for writing stays writable); set again only
+        // when the umask would have stripped bits.
+        const fd = openSync(path, 'wx', fileMode);
+        fds.push(fd);
+        for (let at = 0; at < content.length; ) at += writeSync(fd, content, at);
+        if (gid !== undefined) fchownSync(fd, uid, gid);
+        if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
       }
-      // Created with its final mode (an fd opened for writing stays writable); set again only
-      // when the umask would have stripped bits.
-      const handle = await open(path, 'wx', fileMode);
-      try {
-        await handle.writeFile(content);
-        await handle.sync();
-        if (gid !== undefined) await handle.chown(process.getuid?.() ?? 0, gid);
-        if ((fileMode & ~umask) !== fileMode || gid !== undefined) await handle.chmod(fileMode);
-      } finally {
-        await handle.close();
-      }
-    };
-    await Promise.all([...payload].map(([rel, content]) => put(rel, content)).concat(put(VERSION_FILE, Buffer.from(version))));
-    for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-      await fsyncPath(d);
-      if (gid !== undefined) await chown(d, process.getuid?.() ?? 0, gid);
-      await chmod(d, dirMode);
+      await Promise.all(fds.map(fsyncFd)); // every file's fsyncs at once
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    const sortedDirs = [...dirs].sort((a, b) => b.length - a.length);
+    await Promise.all(sortedDirs.map(fsyncPath));
+    for (const d of sortedDirs) {
+      if (gid !== undefined) chownSync(d, uid, gid);
+      chmodSync(d, dirMode);
     }
 
     const tmpLink = join(this.dir, `${DATA_LINK}_tmp`); // (4)
     const target = fresh.slice(this.dir.length + 1);
-    await symlink(target, tmpLink).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      await rm(tmpLink, { force: true }); // left by a crash between symlink and rename
-      await symlink(target, tmpLink);
-    });
-    await rename(tmpLink, join(this.dir, DATA_LINK));
+    try {
+      symlinkSync(target, tmpLink);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      rmSync(tmpLink, { force: true }); // left by a crash between symlink and rename
+      symlinkSync(target, tmpLink);
+    }
+    renameSync(tmpLink, join(this.dir, DATA_LINK));
 
     const newTop = this.topLevel(payload.keys()); // (5)
     // After a clean write of other names, or none before, every link is checked; when only the
@@ -230,17 +243,11 @@ export class AtomicWriter {
     for (const name of sameNames ? [] : [...newTop, VERSION_FILE]) {
       const link = join(this.dir, name);
       const wanted = `${DATA_LINK}/${name}`;
-      let stat;
-      try {
-        stat = await lstat(link);
-      } catch {
-        await symlink(wanted, link);
-        continue;
-      }
-      if (stat.isSymbolicLink() && (await readlink(link)) === wanted) continue;
+      const stat = lstatSync(link, { throwIfNoEntry: false });
+      if (stat?.isSymbolicLink() && readlinkSync(link) === wanted) continue;
       // Something else stands where a link belongs (tampering, or a stale file): replace it.
-      await rm(link, { recursive: true, force: true });
-      await symlink(wanted, link);
+      if (stat) rmSync(link, { recursive: true, force: true });
+      symlinkSync(wanted, link);
     }
     this.written = { version, dir: fresh, top: newTop, dirs: [...dirs] };
     this.tail = this.finish(old, fresh, newTop, fresher ? last.top : undefined).catch(() => {
@@ -255,9 +262,9 @@ export class AtomicWriter {
   }
 
   /** Whether ..data points where this writer last put it (a swap seen by a watcher was its own). */
-  async ownSwap(): Promise<boolean> {
+  ownSwap(): boolean {
     try {
-      return this.written !== undefined && join(this.dir, await readlink(join(this.dir, DATA_LINK))) === this.written.dir;
+      return this.written !== undefined && join(this.dir, readlinkSync(join(this.dir, DATA_LINK))) === this.written.dir;
     } catch {
       return false;
     }
@@ -272,32 +279,34 @@ export class AtomicWriter {
   private async finish(old: string | undefined, fresh: string, newTop: Set<string>, oldTop: Set<string> | undefined): Promise<void> {
     await fsyncPath(this.dir);
     if (old && old !== fresh) {
-      const previous = oldTop ?? ((await exists(old)) ? this.topLevel((await listFiles(old)).filter((f) => f !== VERSION_FILE)) : new Set<string>());
-      await Promise.all([...previous].filter((name) => !newTop.has(name)).map((name) => rm(join(this.dir, name), { force: true })));
-      await this.removeVersionDir(old);
+      const previous = oldTop ?? (exists(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>());
+      for (const name of previous) if (!newTop.has(name)) rmSync(join(this.dir, name), { force: true });
+      this.removeVersionDir(old);
     }
-    if (!this.swept) await this.removeStrayVersionDirs(fresh);
+    if (!this.swept) this.removeStrayVersionDirs(fresh);
     this.swept = true;
   }
 
   /** Removes a version dir this writer made: read-only dirs are opened up, files unlinked. */
-  private async removeVersionDir(path: string): Promise<void> {
+  private removeVersionDir(path: string): void {
     try {
-      await chmod(path, 0o700);
+      chmodSync(path, 0o700);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    const entries = await readdir(path, { withFileTypes: true });
-    await Promise.all(entries.map((e) => (e.isDirectory() ? this.removeVersionDir(join(path, e.name)) : unlink(join(path, e.name)))));
-    await rmdir(path);
+    for (const e of readdirSync(path, { withFileTypes: true })) {
+      if (e.isDirectory()) this.removeVersionDir(join(path, e.name));
+      else unlinkSync(join(path, e.name));
+    }
+    rmdirSync(path);
   }
 
   /** Version dirs left by a crash between (3) and (6): swept by a writer's first write, and after a failed (6). */
-  private async removeStrayVersionDirs(keep: string): Promise<void> {
-    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+  private removeStrayVersionDirs(keep: string): void {
+    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
       const path = join(this.dir, entry.name);
-      if (/^\.\.\d{4}_/.test(entry.name) && path !== keep && entry.isDirectory()) await this.removeVersionDir(path);
+      if (/^\.\.\d{4}_/.test(entry.name) && path !== keep && entry.isDirectory()) this.removeVersionDir(path);
     }
   }
 
@@ -305,20 +314,16 @@ export class AtomicWriter {
   async clear(): Promise<void> {
     await this.settle();
     this.written = undefined;
-    if (!(await exists(this.dir))) return;
-    const current = await this.currentVersionDir();
-    if (current && (await exists(current))) {
-      for (const name of [...this.topLevel(await listFiles(current)), VERSION_FILE]) {
+    if (!exists(this.dir)) return;
+    const current = this.currentVersionDir();
+    if (current && exists(current)) {
+      for (const name of [...this.topLevel(listFiles(current)), VERSION_FILE]) {
         const link = join(this.dir, name);
-        try {
-          if ((await lstat(link)).isSymbolicLink()) await unlink(link);
-        } catch {
-          /* already gone */
-        }
+        if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(link);
       }
-      await rm(join(this.dir, DATA_LINK), { force: true });
-      await this.removeVersionDir(current);
+      rmSync(join(this.dir, DATA_LINK), { force: true });
+      this.removeVersionDir(current);
     }
-    await this.removeStrayVersionDirs('');
+    this.removeStrayVersionDirs('');
   }
 }

@@ -100,7 +100,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const audit = new AuditService(store, hasher);
   const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl);
 
-  const { server, health } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, log }); // (5)
+  const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, log }); // (5)
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
@@ -160,6 +160,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     (stopping ??= (async () => {
       clearInterval(pruneTimer);
       health.setStatus('', 'NOT_SERVING');
+      sessions.closeAll(); // agent sessions would hold the drain open: they end once their requests are answered
       const drainRest = rest ? withTimeout(rest.close(), config.drainTimeoutMs, 'REST drain').catch(() => rest!.server.closeAllConnections()) : undefined;
       await new Promise<void>((resolve) => { // (a)
         const timer = setTimeout(() => {

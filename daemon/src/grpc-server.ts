@@ -11,6 +11,7 @@ import type { Principal, TokenAuthority } from './auth.js';
 import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from './log.js';
 import type { AgentService } from './service-agent.js';
+import { AgentSessions } from './grpc-agent-session.js';
 import type { AuditService } from './service-audit.js';
 import type { DeploymentsService } from './service-deployments.js';
 import type { KeysService } from './service-keys.js';
@@ -36,7 +37,7 @@ export interface GrpcServerParts {
 
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
-export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation } {
+export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation; sessions: AgentSessions } {
   const { auth, secrets, keys, tokens, deployments, audit, agents, log } = parts;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
 
@@ -64,6 +65,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   }
 
   const services = loadServices();
+  const sessions = new AgentSessions(auth, agents, log);
   server.addService(services.SecretsService.service, {
     CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),
     GetSecret: unary('GetSecret', (r, c) => secrets.get(r as never, c)),
@@ -99,10 +101,11 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     FetchSecrets: unary('FetchSecrets', (r, c) => agents.fetch(r as never, c)),
     ReportStatus: unary('ReportStatus', (r, c) => agents.report(r as never, c)),
     SecretStatus: unary('SecretStatus', (r, c) => agents.status(r as never, c)),
+    Session: sessions.handler,
   });
   const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serving) });
   health.addToServer(server);
   new ReflectionService(loadPackageDefinition()).addToServer(server);
-  return { server, health };
+  return { server, health, sessions };
 }

@@ -20,6 +20,13 @@ export interface CallOptions {
 
 export type ServiceName = keyof LockboxServices;
 
+/**
+ * grpc-js backs off up to 120 s between reconnects, and a call made meanwhile fails at once: an
+ * agent would stay cut off for minutes after a long daemon outage. Reconnect within 5 s instead
+ * (grpc-js adds ±20 % jitter, so many agents do not come back in step).
+ */
+const channelOptions = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5000 };
+
 export class LockboxClient {
   private readonly services = loadServices();
   private readonly clients = new Map<ServiceName, grpc.Client>();
@@ -41,24 +48,35 @@ export class LockboxClient {
     let client = this.clients.get(service);
     if (!client) {
       // Clients of one address share a channel (grpc-js pools subchannels by target and options).
-      client = new this.services[service](this.options.addr, this.credentials);
+      client = new this.services[service](this.options.addr, this.credentials, channelOptions);
       this.clients.set(service, client);
     }
     return client;
   }
 
-  /** One unary call with the token and, when given, an idempotency key. */
-  call(service: ServiceName, method: string, request: object, options: CallOptions = {}): Promise<any> {
-    const client = this.client(service);
+  private metadata(options: CallOptions = {}): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.options.token}`);
     if (options.idempotencyKey) metadata.set('idempotency-key', options.idempotencyKey);
+    return metadata;
+  }
+
+  /** One unary call with the token and, when given, an idempotency key. */
+  call(service: ServiceName, method: string, request: object, options: CallOptions = {}): Promise<any> {
+    const client = this.client(service);
+    const metadata = this.metadata(options);
     const fn = (client as unknown as Record<string, Function>)[method];
     return new Promise((resolve, reject) => {
       fn.call(client, request, metadata, { deadline: Date.now() + this.timeoutMs }, (error: grpc.ServiceError | null, response: unknown) =>
         error ? reject(error) : resolve(response),
       );
     });
+  }
+
+  /** A bidirectional streaming call with the token, open until either side ends it (no deadline). */
+  stream(service: ServiceName, method: string): grpc.ClientDuplexStream<object, any> {
+    const client = this.client(service);
+    return (client as unknown as Record<string, (metadata: grpc.Metadata) => grpc.ClientDuplexStream<object, any>>)[method].call(client, this.metadata());
   }
 
   close(): void {

@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../../agent/src/agent.js';
 import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
+import { connect } from 'nats';
+import { changeSubject } from '../../shared/src/subject.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const scope = { tenant: 'default', resource_group: 'team-a' };
@@ -216,6 +218,29 @@ t.test('tamper repair: deleted or changed files come back within a second', asyn
   chmodSync(join(home, 'demo', later, 'OPENAI_API_KEY'), 0o600);
   writeFileSync(join(home, 'demo', later, 'OPENAI_API_KEY'), 'forged');
   await until('the version written by a rotation is watched too', () => read(file) === 'sk-r10', 1000);
+});
+
+t.test('a fetch that fails (daemon away) is retried with backoff, not left to the next resync', async (t) => {
+  const { d, nats, agent, home, logs } = await setup(t); // resync every 60 s
+  await agent.start();
+  await until('the agent follows notices', () => logs.some((l) => l.startsWith('following change notices')));
+  // v2 lands while no notice can go out; then the daemon goes away and a notice for v2 arrives.
+  await d.restart({ natsUrl: '' });
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-while-away' });
+  const head = await d.call('GetSecret', { scope, name: 'openai' });
+  await d.daemon.stop();
+  const nc = await connect({ servers: nats!.url });
+  t.teardown(() => nc.close());
+  nc.publish(changeSubject('default', 'team-a', 'openai'), JSON.stringify({ tenant: 'default', resource_group: 'team-a', name: 'openai', uid: head.uid, version: head.version, operation: 'update', seq: 0, time: '' }));
+  await nc.flush();
+  await until('the failed fetch is logged with its retry', () => logs.some((l) => l.startsWith('sync failed; retrying') && /"retry_ms":\d+/.test(l)), 5000);
+  await sleep(1500); // a few retries fail while the daemon is away, each waiting longer
+  const delays = logs.filter((l) => l.startsWith('sync failed; retrying')).map((l) => Number(/"retry_ms":(\d+)/.exec(l)![1]));
+  t.ok(delays.length >= 2, `${delays.length} retries while away: ${delays.join(', ')} ms`);
+  t.ok(delays[1] > delays[0], 'each waits longer');
+  await d.restart({ natsUrl: '' }); // still no notices: only the retry can bring v2
+  const ms = await until('the retry brings v2', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-while-away', 10_000);
+  t.ok(ms < 6000, `converged ${ms} ms after the daemon came back (resync is 60 s away)`);
 });
 
 t.test('an agent token reads only its deployment; the agent reports what it could not write', async (t) => {
