@@ -4,10 +4,13 @@
  * stored; it is compared in constant time. The bootstrap admin token is written once, 0600, to
  * <data dir>/admin.token.
  *
- * Token records are cached by id for at most `cacheMs` (1 s): every call still hashes the presented
- * secret and compares it, but skips the database read. A revocation made through this daemon
- * drops the entry at once (`forget`); one made through another replica takes effect within
- * `cacheMs`.
+ * Token records are cached by id for at most `cacheMs` (1 s): every call still compares the
+ * presented secret's hash with the record's, but skips the database read. A revocation made through
+ * this daemon drops the entry at once (`forget`); one made through another replica takes effect
+ * within `cacheMs`. The hash of a token that verified once is remembered (an agent presents the
+ * same token with every message of its session), so later calls skip hashing it again; revocation
+ * and expiry are still checked on the record every time. Tokens that never verified are always
+ * hashed, so the memo neither grows with garbage nor tells by timing which ids exist.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +39,8 @@ const CACHE_LIMIT = 10_000;
 
 export class TokenAuthority {
   private readonly cache = new Map<string, { record: TokenRecord; fetchedAt: number }>();
+  /** Token → its keyed hash, for tokens that verified. */
+  private readonly verified = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -105,8 +110,12 @@ export class TokenAuthority {
     const [, id, secret] = match;
     const record = await this.lookup(id);
     // Hash even when the id is unknown, so timing does not tell which ids exist.
-    const presented = this.hash(id, secret);
+    const presented = this.verified.get(token) ?? this.hash(id, secret);
     if (!record || !constantTimeEqual(presented, record.hash)) throw new UnauthenticatedError('invalid token');
+    if (!this.verified.has(token)) {
+      if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
+      this.verified.set(token, presented);
+    }
     if (record.revokeTime) throw new UnauthenticatedError(`token ${id} was revoked`);
     if (record.expireTime && Date.parse(record.expireTime) <= Date.now()) throw new UnauthenticatedError(`token ${id} expired at ${record.expireTime}`);
     return {

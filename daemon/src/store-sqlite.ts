@@ -16,7 +16,8 @@
  * recently read secrets in memory (metadata and the sealed envelope, never a plaintext value).
  * Every change drops the entry of the secret it touches before it is applied, and a re-wrap drops
  * them all; reads and flushes never interleave (both are synchronous), so a cached head is always
- * the committed one.
+ * the committed one. Deployments are cached the same way (every agent call reads its deployment),
+ * each entry dropped by the write that touches it.
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
@@ -212,6 +213,7 @@ export class SqliteStore implements Store {
   private readonly auditHasher: AuditHasher;
   private queue: Job[] = [];
   private readonly heads = new Map<string, SecretHead>();
+  private readonly deployments = new Map<string, DeploymentRecord>();
   private static readonly headCacheLimit = 10_000;
   private flushScheduled = false;
   private closed = false;
@@ -633,8 +635,15 @@ export class SqliteStore implements Store {
   }
 
   async getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined> {
+    const key = headKey(scope, name);
+    const cached = this.deployments.get(key);
+    if (cached) return cached;
     const row = this.stmt.getDeployment.get(scope.tenant, scope.resourceGroup, name);
-    return row && toDeployment(row);
+    if (!row) return undefined;
+    const record = toDeployment(row);
+    if (this.deployments.size >= SqliteStore.headCacheLimit) this.deployments.clear();
+    this.deployments.set(key, record);
+    return record;
   }
 
   async listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]> {
@@ -648,6 +657,7 @@ export class SqliteStore implements Store {
   writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void> {
     return this.write(() => {
       const { record } = change;
+      this.deployments.delete(headKey(record, record.name));
       const existing = this.stmt.getDeployment.get(record.tenant, record.resourceGroup, record.name);
       const where = describeScope(record);
       if (change.operation === 'create') {
