@@ -1,6 +1,7 @@
 /** Shared benchmark plumbing: child servers, a closed-loop load generator, percentiles, medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -22,8 +23,31 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
+/** A nats-server of its own on a free port (-p -1, read back from the ports file). */
+export async function startNats(): Promise<{ url: string; stop: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));
+  const bin = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir], { stdio: 'ignore' });
+  for (;;) {
+    const file = readdirSync(dir).find((f) => f.endsWith('.ports'));
+    if (file) {
+      const ports = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nats: string[] };
+      return {
+        url: ports.nats[0],
+        stop: () => {
+          child.kill('SIGKILL');
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export async function startServer(kind: string, ...args: string[]): Promise<{ info: Record<string, string>; pid: number; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // SERVER_CPU_PROFILE=DIR: a V8 CPU profile of the server process, written to DIR when it stops.
+  const profile = process.env.SERVER_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SERVER_CPU_PROFILE}`] : [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {

@@ -44,7 +44,7 @@ process.on('message', async (message: { start?: { addr: string; token: string; c
     const { addr, token, id } = message.start;
     count = message.start.count;
     for (let i = 0; i < count; i++) {
-      const home = mkdtempSync(join(tmpdir(), 'lockbox-bench-agent-'));
+      const home = mkdtempSync(join(process.env.BENCH_HOME ?? tmpdir(), 'lockbox-bench-agent-')); // as bench/propagation.ts says
       homes.push(home);
       agents.push(
         new Agent({

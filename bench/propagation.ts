@@ -10,35 +10,25 @@
  * Targets: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100, ≤ 1 s at N=1000.
  *   npm run bench:propagation            (N from AGENTS, default "1,100,1000"; UPDATES per N, default 20;
  *                                         PROCESSES=1 puts every agent in one process; AGENT_NODE_FLAGS overrides
- *                                         the node flags of the agents' processes, default: lockbox-agent's own)
+ *                                         the node flags of the agents' processes, default: lockbox-agent's own;
+ *                                         BENCH_HOME=/dev/shm puts the agents' homes and the raw floor on tmpfs,
+ *                                         as Kubernetes puts secret volumes and emptyDir with medium Memory)
  */
-import { fork, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { LockboxClient } from '../shared/src/client.js';
-import { cpuMs, median, percentile, startServer } from './harness.js';
+import { cpuMs, median, percentile, startNats, startServer } from './harness.js';
 import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
+/** Where the agents' homes and the raw floor's dirs go (BENCH_HOME, e.g. /dev/shm for tmpfs; default the OS temp dir). */
+const homesBase = process.env.BENCH_HOME ?? tmpdir();
 const UPDATES = Number(process.env.UPDATES ?? 20);
-
-async function startNats(): Promise<{ url: string; stop: () => void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));
-  const bin = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
-  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir], { stdio: 'ignore' });
-  for (;;) {
-    const file = readdirSync(dir).find((f) => f.endsWith('.ports'));
-    if (file) {
-      const ports = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nats: string[] };
-      return { url: ports.nats[0], stop: () => child.kill('SIGKILL') };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
@@ -70,7 +60,7 @@ for (let i = 0; i < 100; i++) {
   await agentClient.call('SecretsService', 'GetSecret', { name: 'openai', include_values: true });
   getRtt.push(ms(t0));
 }
-const renameDir = mkdtempSync(join(tmpdir(), 'lockbox-bench-rename-'));
+const renameDir = mkdtempSync(join(homesBase, 'lockbox-bench-rename-'));
 const renames: number[] = [];
 for (let i = 0; i < 200; i++) {
   symlinkSync(`target-${i}`, join(renameDir, 'tmp'));
@@ -83,7 +73,7 @@ console.log(`floor (medians): NATS publish→receive ${floor.nats.toFixed(3)} ms
 
 /** N parallel raw atomic writes, as each agent does: returns the time until all are done. */
 async function rawDiskFloor(n: number): Promise<number> {
-  const dirs = Array.from({ length: n }, () => mkdtempSync(join(tmpdir(), 'lockbox-bench-raw-')));
+  const dirs = Array.from({ length: n }, () => mkdtempSync(join(homesBase, 'lockbox-bench-raw-')));
   const fsync = async (path: string) => {
     const h = await open(path, 'r');
     await h.sync();
@@ -111,7 +101,7 @@ async function rawDiskFloor(n: number): Promise<number> {
 // The agents' processes start with lockbox-agent's own node flags (its shebang), unless
 // AGENT_NODE_FLAGS says otherwise (e.g. "" for V8's defaults, to see what lite mode costs here).
 const hostFlags = process.env.AGENT_NODE_FLAGS !== undefined ? process.env.AGENT_NODE_FLAGS.split(/\s+/).filter(Boolean) : agentNodeFlags();
-console.log(`agent processes start with node flags: ${hostFlags.join(' ') || '(none)'}`);
+console.log(`agent processes start with node flags: ${hostFlags.join(' ') || '(none)'}; homes under ${homesBase}`);
 let version = 1;
 const summary: string[] = [];
 for (const n of COUNTS) {
