@@ -87,10 +87,34 @@ function subdirs(root: string, paths: Iterable<string>): string[] {
   return [...out];
 }
 
+const stamp = { second: -1, text: '' };
+
+/** `..2026_12_01_19_52_10.` (mkdtemp adds a unique suffix); formatted once a second. */
 function timestampName(): string {
-  const d = new Date();
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `..${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.`;
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== stamp.second) {
+    const d = new Date(second * 1000);
+    const p = (n: number) => String(n).padStart(2, '0');
+    stamp.second = second;
+    stamp.text = `..${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.`;
+  }
+  return stamp.text;
+}
+
+/** Deepest first. */
+const byDepth = (a: string, b: string) => b.length - a.length;
+
+/** What a write put in place: its version text, its version dir, and what is in it. */
+interface Written {
+  version: string;
+  /** The ..<timestamp> dir. */
+  dir: string;
+  /** Its subdirs, deepest first. */
+  subdirs: string[];
+  /** Every file in it, ..version included (known only for versions this writer made). */
+  files?: string[];
+  /** Visible top-level names. */
+  top: Set<string>;
 }
 
 /** The process umask: files are created with their final mode unless it would strip bits. */
@@ -102,8 +126,12 @@ export class AtomicWriter {
   private tail: Promise<void> = Promise.resolve();
   /** Whether leftovers of a crash were looked for. */
   private swept = false;
-  /** What this writer last put in place: its version text, version dir and visible names. */
-  private written: { version: string; dir: string; top: Set<string>; dirs: string[] } | undefined;
+  /** What this writer last put in place. */
+  private written: Written | undefined;
+  /** Payload paths that passed (1) already: every version brings the same keys. */
+  private readonly checked = new Set<string>();
+  /** Each path from the root down to `dir`, for (1). */
+  private readonly segments: string[] = [];
 
   /** `root` is $BENTOML_HOME (already resolved); `relDir` the mount path under it. */
   constructor(
@@ -114,13 +142,13 @@ export class AtomicWriter {
     const problem = relativePathProblem(relDir);
     if (problem) throw new PathSafetyError(`mount path ${JSON.stringify(relDir)} ${problem}`);
     this.dir = join(root, relDir);
+    let current = root;
+    for (const segment of relDir.split('/')) this.segments.push((current = join(current, segment)));
   }
 
   /** Step (1), second half: every existing segment from the root to `dir` is a real directory. */
   private ensureDir(): void {
-    let current = this.root;
-    for (const segment of this.relDir.split('/')) {
-      current = join(current, segment);
+    for (const current of this.segments) {
       const stat = lstatSync(current, { throwIfNoEntry: false });
       if (!stat) {
         try {
@@ -137,9 +165,9 @@ export class AtomicWriter {
 
   private currentVersionDir(): string | undefined {
     try {
-      const target = readlinkSync(join(this.dir, DATA_LINK));
-      if (!/^\.\.\d{4}_/.test(target) || target.includes('/')) throw new PathSafetyError(`${join(this.dir, DATA_LINK)} points at ${target}, which this writer did not make`);
-      return join(this.dir, target);
+      const target = readlinkSync(`${this.dir}/${DATA_LINK}`);
+      if (!/^\.\.\d{4}_/.test(target) || target.includes('/')) throw new PathSafetyError(`${this.dir}/${DATA_LINK} points at ${target}, which this writer did not make`);
+      return `${this.dir}/${target}`;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -173,8 +201,11 @@ export class AtomicWriter {
   /** Steps (1)-(5), with (6) left running. Returns false when nothing had to change. */
   async write(payload: Map<string, Buffer>, version: string, options: { trustWritten?: boolean } = {}): Promise<boolean> {
     for (const rel of payload.keys()) {
+      if (this.checked.has(rel)) continue;
       const problem = relativePathProblem(rel); // (1)
       if (problem) throw new PathSafetyError(`file ${JSON.stringify(rel)} ${problem}`);
+      if (this.checked.size >= 10_000) this.checked.clear();
+      this.checked.add(rel);
     }
     await this.settle();
     // (2) The caller may trust that what this writer wrote last is still in place (the agent does
@@ -188,43 +219,49 @@ export class AtomicWriter {
     if (!fresher && this.matches(payload, version)) {
       // What is on disk is what this writer would write: adopt it (after a restart, say).
       const current = this.currentVersionDir()!;
-      this.written = { version, dir: current, top: this.topLevel(payload.keys()), dirs: [current, ...subdirs(current, payload.keys())] };
+      this.written = { version, dir: current, subdirs: subdirs(current, payload.keys()).sort(byDepth), top: this.topLevel(payload.keys()) };
       return false;
     }
     const old = fresher ? last.dir : this.currentVersionDir();
 
-    const fresh = mkdtempSync(join(this.dir, timestampName())); // (3)
-    const dirs = new Set<string>([fresh]);
+    const fresh = mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
+    // Payload paths are plain relative segments (1), so joining is concatenating.
+    const nested = new Set<string>();
+    const files: string[] = [];
     const { fileMode, dirMode, gid } = this.modes;
     const uid = process.getuid?.() ?? 0;
     const fds: number[] = [];
     try {
       for (const [rel, content] of [...payload, [VERSION_FILE, Buffer.from(version)] as const]) {
-        const path = join(fresh, rel);
-        if (dirname(path) !== fresh) {
-          for (let d = dirname(path); d !== fresh && !dirs.has(d); d = dirname(d)) dirs.add(d);
-          mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        const path = `${fresh}/${rel}`;
+        if (rel.includes('/')) {
+          const parent = dirname(path);
+          if (!nested.has(parent)) {
+            mkdirSync(parent, { recursive: true, mode: 0o700 });
+            for (let d = parent; d !== fresh; d = dirname(d)) nested.add(d);
+          }
         }
         // Created with its final mode (an fd opened for writing stays writable); set again only
         // when the umask would have stripped bits.
         const fd = openSync(path, 'wx', fileMode);
         fds.push(fd);
+        files.push(path);
         for (let at = 0; at < content.length; ) at += writeSync(fd, content, at);
         if (gid !== undefined) fchownSync(fd, uid, gid);
         if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
       }
-      await Promise.all(fds.map(fsyncFd)); // every file's fsyncs at once
+      // Every file and dir of the version at once: their data and their entries.
+      await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...[...nested].map(fsyncPath)]);
     } finally {
       for (const fd of fds) closeSync(fd);
     }
-    const sortedDirs = [...dirs].sort((a, b) => b.length - a.length);
-    await Promise.all(sortedDirs.map(fsyncPath));
-    for (const d of sortedDirs) {
+    const sub = [...nested].sort(byDepth);
+    for (const d of [...sub, fresh]) {
       if (gid !== undefined) chownSync(d, uid, gid);
       chmodSync(d, dirMode);
     }
 
-    const tmpLink = join(this.dir, `${DATA_LINK}_tmp`); // (4)
+    const tmpLink = `${this.dir}/${DATA_LINK}_tmp`; // (4)
     const target = fresh.slice(this.dir.length + 1);
     try {
       symlinkSync(target, tmpLink);
@@ -233,7 +270,7 @@ export class AtomicWriter {
       rmSync(tmpLink, { force: true }); // left by a crash between symlink and rename
       symlinkSync(target, tmpLink);
     }
-    renameSync(tmpLink, join(this.dir, DATA_LINK));
+    renameSync(tmpLink, `${this.dir}/${DATA_LINK}`);
 
     const newTop = this.topLevel(payload.keys()); // (5)
     // After a clean write of other names, or none before, every link is checked; when only the
@@ -241,7 +278,7 @@ export class AtomicWriter {
     // the agent's repair pass finds through matches()).
     const sameNames = fresher && newTop.size === last.top.size && [...newTop].every((n) => last.top.has(n));
     for (const name of sameNames ? [] : [...newTop, VERSION_FILE]) {
-      const link = join(this.dir, name);
+      const link = `${this.dir}/${name}`;
       const wanted = `${DATA_LINK}/${name}`;
       const stat = lstatSync(link, { throwIfNoEntry: false });
       if (stat?.isSymbolicLink() && readlinkSync(link) === wanted) continue;
@@ -249,8 +286,8 @@ export class AtomicWriter {
       if (stat) rmSync(link, { recursive: true, force: true });
       symlinkSync(wanted, link);
     }
-    this.written = { version, dir: fresh, top: newTop, dirs: [...dirs] };
-    this.tail = this.finish(old, fresh, newTop, fresher ? last.top : undefined).catch(() => {
+    this.written = { version, dir: fresh, subdirs: sub, files, top: newTop };
+    this.tail = this.finish(old, fresh, newTop, fresher ? last : undefined).catch(() => {
       this.swept = false; // what (6) could not remove now, the next write's sweep removes
     });
     return true;
@@ -258,13 +295,13 @@ export class AtomicWriter {
 
   /** The dirs of the version in place (its ..<timestamp> dir first, then its subdirs), once written or checked. */
   versionDirs(): string[] {
-    return this.written?.dirs ?? [];
+    return this.written ? [this.written.dir, ...this.written.subdirs] : [];
   }
 
   /** Whether ..data points where this writer last put it (a swap seen by a watcher was its own). */
   ownSwap(): boolean {
     try {
-      return this.written !== undefined && join(this.dir, readlinkSync(join(this.dir, DATA_LINK))) === this.written.dir;
+      return this.written !== undefined && `${this.dir}/${readlinkSync(`${this.dir}/${DATA_LINK}`)}` === this.written.dir;
     } catch {
       return false;
     }
@@ -275,16 +312,28 @@ export class AtomicWriter {
     return this.tail;
   }
 
-  /** Step (6). `oldTop`: the old version's visible names, when this writer knows them. */
-  private async finish(old: string | undefined, fresh: string, newTop: Set<string>, oldTop: Set<string> | undefined): Promise<void> {
+  /** Step (6). `last`: what this writer put in place before, when it knows (then `old` is its dir). */
+  private async finish(old: string | undefined, fresh: string, newTop: Set<string>, last: Written | undefined): Promise<void> {
     await fsyncPath(this.dir);
     if (old && old !== fresh) {
-      const previous = oldTop ?? (exists(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>());
-      for (const name of previous) if (!newTop.has(name)) rmSync(join(this.dir, name), { force: true });
-      this.removeVersionDir(old);
+      const previous = last?.top ?? (exists(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>());
+      for (const name of previous) if (!newTop.has(name)) rmSync(`${this.dir}/${name}`, { force: true });
+      if (last?.files) this.removeWritten(last);
+      else this.removeVersionDir(old);
     }
     if (!this.swept) this.removeStrayVersionDirs(fresh);
     this.swept = true;
+  }
+
+  /** Removes a version this writer made, by what it knows is in it; anything else there (tampering) falls back to a walk. */
+  private removeWritten(w: Written): void {
+    try {
+      for (const d of [w.dir, ...w.subdirs]) chmodSync(d, 0o700);
+      for (const f of w.files!) unlinkSync(f);
+      for (const d of [...w.subdirs, w.dir]) rmdirSync(d);
+    } catch {
+      this.removeVersionDir(w.dir);
+    }
   }
 
   /** Removes a version dir this writer made: read-only dirs are opened up, files unlinked. */
