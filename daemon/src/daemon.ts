@@ -3,7 +3,8 @@
  * keyring, (2) the store (migrations run), (3) the bootstrap admin token, (4) the publisher,
  * (5) the gRPC server and the REST gateway, (6) resume an interrupted key rotation in the background.
  * Stop (SIGTERM): (a) stop taking calls and drain those in flight (bounded), (b) flush the outbox
- * to NATS (bounded), (c) write buffered read records, wait for queued commits, close the store.
+ * to NATS (bounded), (c) write buffered read records and agent status reports, wait for queued
+ * commits, close the store.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -98,7 +99,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
   const audit = new AuditService(store, hasher);
-  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl);
+  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'));
 
   const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, log }); // (5)
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
@@ -176,6 +177,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       await drainRest;
       await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
       await secrets.flushReads(); // (c)
+      await agents.flushReports().catch((error: Error) => log.error({ err: error.message }, 'writing agent status reports failed'));
       await store.close();
       log.info('lockboxd stopped');
     })());

@@ -9,9 +9,11 @@ import type { CallContext } from './context.js';
 import { deploymentMessage, type ScopeMessage } from './messages.js';
 import { scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
-import type { DeploymentRecord, Store } from './store.js';
+import type { AgentReport, AppliedRecord, DeploymentRecord, Store } from './store.js';
 
 const MAX_PROBLEMS = 100;
+/** How long status reports are kept before they are written together. */
+const REPORT_WRITE_MS = 200;
 
 interface ReportRequest {
   agent_id?: string;
@@ -20,12 +22,37 @@ interface ReportRequest {
   problems?: string[];
 }
 
+/**
+ * Status reports are answered when taken and written together every REPORT_WRITE_MS, the latest
+ * of each agent: a rollout to N agents costs the database one write rather than N, each a commit
+ * whose fsync would stall the daemon while the agents wait for their fetches. A crash can lose
+ * the last window; each agent reports again after every resync. SecretStatus writes what is kept
+ * first, so it sees every report this daemon took; the daemon writes the rest when it stops.
+ */
 export class AgentService {
+  private pendingReports = new Map<string, { report: AgentReport; applied: AppliedRecord[] }>();
+  private reportTimer: NodeJS.Timeout | undefined;
+  private reportsWritten: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretsService,
     private readonly natsUrl: string,
+    private readonly onBackgroundError: (error: Error) => void = () => {},
   ) {}
+
+  /** Writes the reports kept so far (and waits for a write in progress). */
+  flushReports(): Promise<void> {
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
+    const batch = [...this.pendingReports.values()];
+    this.pendingReports.clear();
+    const previous = this.reportsWritten;
+    // Issued in one turn, so the SQLite store commits them in one transaction.
+    const written = Promise.all(batch.map(({ report, applied }) => this.store.reportAgent(report, applied))).then(() => {});
+    this.reportsWritten = written.catch(() => {}); // the next flush waits for this one, whatever its outcome
+    return previous.then(() => written);
+  }
 
   private async deploymentOf(ctx: CallContext): Promise<DeploymentRecord> {
     const { principal } = ctx;
@@ -89,19 +116,18 @@ export class AgentService {
         appliedTime: a.applied_time || new Date().toISOString(),
       };
     });
-    await this.store.reportAgent(
-      {
-        agentId,
-        tenant: deployment.tenant,
-        deployment: deployment.name,
-        deploymentResourceGroup: deployment.resourceGroup,
-        tokenId: ctx.principal.tokenId,
-        lastSeenTime: new Date().toISOString(),
-        resyncIntervalSeconds: interval,
-        problems,
-      },
-      applied,
-    );
+    const report: AgentReport = {
+      agentId,
+      tenant: deployment.tenant,
+      deployment: deployment.name,
+      deploymentResourceGroup: deployment.resourceGroup,
+      tokenId: ctx.principal.tokenId,
+      lastSeenTime: new Date().toISOString(),
+      resyncIntervalSeconds: interval,
+      problems,
+    };
+    this.pendingReports.set(agentId, { report, applied });
+    this.reportTimer ??= setTimeout(() => void this.flushReports().catch(this.onBackgroundError), REPORT_WRITE_MS);
     return {};
   }
 
@@ -112,6 +138,7 @@ export class AgentService {
     checkSecretName(name);
     const head = await this.store.getHead(scope, name);
     if (!head) throw new NotFoundError(`secret "${name}" not found`, 'SECRET_NOT_FOUND');
+    await this.flushReports().catch(this.onBackgroundError); // a failed write of reports is logged; the status shows what is stored
     const now = Date.now();
     const agents = (await this.store.agentsHolding(scope.tenant, scope.resourceGroup, name)).map((a) => ({
       agent_id: a.agentId,

@@ -83,6 +83,18 @@ t.test('a session answers config, fetch and report like the unary calls, each by
   t.equal((await s.status).code, grpc.status.OK, 'the agent ends its side: the session ends cleanly');
 });
 
+t.test('status reports are written together, seen by SecretStatus at once, and written when the daemon stops', async (t) => {
+  const { d, token } = await setup(t);
+  const head = await d.call('GetSecret', { scope, name: 'openai' });
+  const report = (agent: string) =>
+    d.rpc('AgentService', 'ReportStatus', { agent_id: agent, applied: [{ name: 'openai', resource_group: 'team-a', uid: head.uid, version: head.version }], resync_interval_seconds: 60 }, { token });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => report(`pod-${i}`)));
+  t.match(await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' }), { summary: '20/20 agents on v1' }, 'every report taken counts at once');
+  await report('pod-last');
+  await d.restart(); // the daemon stops right after the answer: what it kept is written first
+  t.match(await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' }), { summary: '21/21 agents on v1' }, 'kept reports survive a stop');
+});
+
 t.test('the token is checked for every request: a revoked token ends the session', async (t) => {
   const { d, token, tokenId } = await setup(t);
   const s = rawSession(d, token);
