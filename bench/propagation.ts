@@ -12,7 +12,8 @@
  *                                         PROCESSES=1 puts every agent in one process; AGENT_NODE_FLAGS overrides
  *                                         the node flags of the agents' processes, default: lockbox-agent's own;
  *                                         BENCH_HOME=/dev/shm puts the agents' homes and the raw floor on tmpfs,
- *                                         as Kubernetes puts secret volumes and emptyDir with medium Memory)
+ *                                         as Kubernetes puts secret volumes and emptyDir with medium Memory;
+ *                                         VERBOSE=1 prints each update's first, median and last delivery)
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
@@ -151,7 +152,12 @@ for (const n of COUNTS) {
     });
     for (const host of hosts) host.child.send({ expect: version });
     if (!(await all)) console.log(`  update ${u}: only ${reports.get(version)?.length ?? 0}/${processes} processes reported all their agents within 10 s`);
-    for (const times of reports.get(version) ?? []) for (const t of times) latencies.push(Number(t - acknowledged) / 1e6);
+    const update = (reports.get(version) ?? []).flat().map((t) => Number(t - acknowledged) / 1e6);
+    latencies.push(...update);
+    if (process.env.VERBOSE) { // each update's spread: where the tail comes from
+      update.sort((a, b) => a - b);
+      console.log(`  update ${u}: first ${update[0]?.toFixed(1)} ms, p50 ${percentile(update, 50).toFixed(1)} ms, last ${update.at(-1)?.toFixed(1)} ms`);
+    }
   }
   const perRotation = (ms: number) => (ms / (n * UPDATES)).toFixed(2);
   const cpu = `CPU per agent and rotation: agents ${perRotation(hosts.reduce((sum, h) => sum + cpuMs(h.child.pid!), 0) - cpuBefore.agents)} ms, daemon ${perRotation(cpuMs(daemon.pid) - cpuBefore.daemon)} ms`;
