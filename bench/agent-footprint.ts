@@ -9,7 +9,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,15 @@ const ready = (port: number) =>
     req.end();
   });
 
+/** A port nothing listens on now (so a process left over from another run is never measured instead). */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+
 async function timeToReady(child: ChildProcess, port: number, started: bigint): Promise<number> {
   for (;;) {
     if (child.exitCode !== null) throw new Error('process exited before it was ready');
@@ -62,19 +72,21 @@ const agentRssAfter: number[] = [];
 const baseStart: number[] = [];
 const baseRss: number[] = [];
 for (let run = 1; run <= RUNS; run++) {
-  const port = 40000 + run * 7;
-  const base = spawn(process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('ok')).listen(${port + 1}, '127.0.0.1')`]);
+  const basePort = await freePort();
+  const base = spawn(process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('ok')).listen(${basePort}, '127.0.0.1')`]);
   const t0 = process.hrtime.bigint();
-  baseStart.push(await timeToReady(base, port + 1, t0));
+  baseStart.push(await timeToReady(base, basePort, t0));
   baseRss.push(rssMiB(base.pid!));
   base.kill();
 
   const home = mkdtempSync(join(tmpdir(), 'lockbox-footprint-'));
+  const port = await freePort();
   const t1 = process.hrtime.bigint();
   const agent = spawn(process.execPath, [...agentFlags, agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
     env: { ...process.env, LOCKBOX_ADDR: daemon.info.addr, LOCKBOX_TOKEN: token, BENTOML_HOME: home, LOCKBOX_LOG_LEVEL: 'warn' },
     stdio: 'ignore',
   });
+  process.once('exit', () => agent.kill('SIGKILL')); // never left running by a failed run
   agentStart.push(await timeToReady(agent, port, t1));
   agentRss.push(rssMiB(agent.pid!));
   await new Promise((r) => setTimeout(r, 500)); // connected to NATS

@@ -28,6 +28,7 @@ export async function startNats(): Promise<{ url: string; stop: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));
   const bin = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
   const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '--ports_file_dir', dir], { stdio: 'ignore' });
+  process.once('exit', () => child.kill('SIGKILL')); // a failed benchmark leaves no server behind
   for (;;) {
     const file = readdirSync(dir).find((f) => f.endsWith('.ports'));
     if (file) {
@@ -48,6 +49,7 @@ export async function startServer(kind: string, ...args: string[]): Promise<{ in
   // SERVER_CPU_PROFILE=DIR: a V8 CPU profile of the server process, written to DIR when it stops.
   const profile = process.env.SERVER_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SERVER_CPU_PROFILE}`] : [];
   const child: ChildProcess = spawn(process.execPath, [...profile, join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  process.once('exit', () => child.kill('SIGKILL'));
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
