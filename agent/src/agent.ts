@@ -208,18 +208,27 @@ export class Agent {
     );
   }
 
-  /** Queues a sync; syncs never overlap. */
-  request(what: { all?: boolean; names?: string[]; repair?: boolean; queueOnly?: boolean }): Promise<void> {
+  /** Queues a sync and starts it; syncs never overlap. */
+  request(what: { all?: boolean; names?: Iterable<string>; repair?: boolean }): Promise<void> {
+    this.queue(what);
+    // Only with work queued: drain() then awaits before it clears `syncing`, so it is never left set.
+    if (!this.syncing && this.hasPending()) this.syncing = this.drain();
+    return this.syncing ?? Promise.resolve();
+  }
+
+  private hasPending(): boolean {
+    return this.pending.all || this.pending.names.size > 0 || this.pending.repair === true;
+  }
+
+  private queue(what: { all?: boolean; names?: Iterable<string>; repair?: boolean }): void {
     if (what.all) this.pending.all = true;
     if (what.repair) this.pending.repair = true;
     for (const name of what.names ?? []) this.pending.names.add(name);
-    if (!this.syncing && !what.queueOnly) this.syncing = this.drain();
-    return this.syncing ?? Promise.resolve();
   }
 
   private async drain(): Promise<void> {
     try {
-      while (!this.stopped && (this.pending.all || this.pending.names.size || this.pending.repair)) {
+      while (!this.stopped && this.hasPending()) {
         const batch = this.pending;
         this.pending = { all: false, names: new Set() };
         try {
@@ -227,7 +236,7 @@ export class Agent {
           this.failures = 0;
         } catch (error) {
           // (7) What failed is tried again after a jittered backoff (or sooner, by the next notice).
-          this.request({ all: batch.all, names: [...batch.names], repair: batch.repair, queueOnly: true });
+          this.queue(batch);
           const delay = Math.round(Math.min(5000, 250 * 2 ** this.failures++) * (0.8 + Math.random() * 0.4));
           this.options.log.warn({ err: (error as Error).message, retry_ms: delay }, 'sync failed; retrying');
           clearTimeout(this.retryTimer);

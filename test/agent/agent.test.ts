@@ -241,6 +241,11 @@ t.test('a fetch that fails (daemon away) is retried with backoff, not left to th
   await d.restart({ natsUrl: '' }); // still no notices: only the retry can bring v2
   const ms = await until('the retry brings v2', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-while-away', 10_000);
   t.ok(ms < 6000, `converged ${ms} ms after the daemon came back (resync is 60 s away)`);
+  // A retry that finds nothing left to do (a notice got there first) leaves the sync loop working.
+  await agent.request({});
+  await d.restart({ natsUrl: nats!.url });
+  await update(d, 'openai', { OPENAI_API_KEY: 'sk-after-retries' });
+  await until('later notices still apply', () => read(join(home, 'demo/OPENAI_API_KEY')) === 'sk-after-retries', 5000);
 });
 
 t.test('an agent token reads only its deployment; the agent reports what it could not write', async (t) => {
