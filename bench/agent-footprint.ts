@@ -79,7 +79,7 @@ for (let run = 1; run <= RUNS; run++) {
   baseRss.push(rssMiB(base.pid!));
   base.kill();
 
-  const home = mkdtempSync(join(tmpdir(), 'lockbox-footprint-'));
+  const home = mkdtempSync(join(process.env.BENCH_HOME ?? tmpdir(), 'lockbox-footprint-'));
   const port = await freePort();
   const t1 = process.hrtime.bigint();
   const agent = spawn(process.execPath, [...agentFlags, agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {
