@@ -13,8 +13,8 @@
  *    not symlinks (a symlink could lead the write outside $BENTOML_HOME).
  * 2. Read the version ..data points at; when its files equal the payload and every visible link
  *    is in place, stop: nothing is rewritten.
- * 3. Write the payload into a new ..<timestamp> dir: each file written and fsynced, then modes
- *    set, then the dirs fsynced and made read-only.
+ * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, then the
+ *    files and dirs fsynced together (where there is a disk), then the dirs made read-only.
  * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once.
  * 5. Create the visible links of new top-level entries. write() returns here: the new files are
  *    readable under their names.
@@ -23,12 +23,13 @@
  *    ..<timestamp> dir, and any version dir a crash left behind.
  * One writer per dir: the agent groups every file of a dir into one payload. The waits on the disk
  * (fsync) are async, all of one step at once, so many writers (many agents in one process, or
- * many dirs) overlap them; every other call (mkdir, open, write, chmod, symlink, rename, unlink)
+ * many dirs) overlap them, and skipped on a memory-backed file system (tmpfs, ramfs: nothing to
+ * flush, only a thread-pool round trip to pay); every other call (mkdir, open, write, chmod, symlink, rename, unlink)
  * is synchronous: each is one quick system call, and measured, the thread-pool round trip and
  * promises of the async API cost more CPU and garbage than the call itself. Keeping (6) off the
  * path to (5) keeps a rotation's visible latency to the writes readers need.
  */
-import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
 
@@ -45,6 +46,9 @@ export interface WriterModes {
 export class PathSafetyError extends Error {
   override name = 'PathSafetyError';
 }
+
+/** tmpfs and ramfs (statfs f_type): memory-backed, nothing to flush. */
+const MEMORY_FILE_SYSTEMS = new Set([0x01021994, 0x858458f6]);
 
 /** The one wait on the disk: fsync(2) in libuv's pool, so many writers overlap theirs. */
 function fsyncFd(fd: number): Promise<void> {
@@ -132,6 +136,8 @@ export class AtomicWriter {
   private readonly checked = new Set<string>();
   /** Each path from the root down to `dir`, for (1). */
   private readonly segments: string[] = [];
+  /** Whether `dir` is on a file system with a disk to flush to (found at the first write). */
+  private durable: boolean | undefined;
 
   /** `root` is $BENTOML_HOME (already resolved); `relDir` the mount path under it. */
   constructor(
@@ -212,6 +218,7 @@ export class AtomicWriter {
     // between full checks: tampering is found by its repair pass, which never trusts).
     if (options.trustWritten && this.written?.version === version) return false;
     this.ensureDir();
+    this.durable ??= !MEMORY_FILE_SYSTEMS.has(statfsSync(this.dir).type);
     // A version other than the one this writer put there last is new: nothing to read back.
     // The same version is checked on disk in full (that is how tampering is found and repaired).
     const last = this.written;
@@ -251,7 +258,7 @@ export class AtomicWriter {
         if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
       }
       // Every file and dir of the version at once: their data and their entries.
-      await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...[...nested].map(fsyncPath)]);
+      if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...[...nested].map(fsyncPath)]);
     } finally {
       for (const fd of fds) closeSync(fd);
     }
@@ -314,7 +321,7 @@ export class AtomicWriter {
 
   /** Step (6). `last`: what this writer put in place before, when it knows (then `old` is its dir). */
   private async finish(old: string | undefined, fresh: string, newTop: Set<string>, last: Written | undefined): Promise<void> {
-    await fsyncPath(this.dir);
+    if (this.durable) await fsyncPath(this.dir);
     if (old && old !== fresh) {
       const previous = last?.top ?? (exists(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>());
       for (const name of previous) if (!newTop.has(name)) rmSync(`${this.dir}/${name}`, { force: true });

@@ -576,10 +576,11 @@ export class SqliteStore implements Store {
     return this.stmt.pendingNotices.all(limit);
   }
 
-  async deleteNotices(seqs: number[]): Promise<void> {
-    this.db.transaction(() => {
+  /** In the group commit, so it shares a transaction (and its fsync) with the writes of the same turn. */
+  deleteNotices(seqs: number[]): Promise<void> {
+    return this.write(() => {
       for (const seq of seqs) this.stmt.deleteNotice.run(seq);
-    })();
+    });
   }
 
   async countByMasterKey(): Promise<Map<string, number>> {

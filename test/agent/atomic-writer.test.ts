@@ -1,5 +1,5 @@
 import t from 'tap';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync, existsSync, realpathSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync, existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { AtomicWriter, PathSafetyError } from '../../agent/src/atomic-writer.js';
 import { tempDir } from '../helpers/daemon.js';
@@ -7,8 +7,18 @@ import { tempDir } from '../helpers/daemon.js';
 const modes = { fileMode: 0o400, dirMode: 0o500 };
 const payload = (entries: Record<string, string>) => new Map(Object.entries(entries).map(([k, v]) => [k, Buffer.from(v)]));
 
-t.test('writes the Kubernetes layout and swaps it atomically', async (t) => {
-  const home = realpathSync(tempDir(t));
+// On a disk every version is fsynced before the swap; on tmpfs (where Kubernetes puts secret
+// volumes) there is nothing to flush and the writer skips it: the layout is the same on both.
+const fileSystems: Array<[string, (t: { teardown(fn: () => unknown): void }) => string]> = [['a disk-backed dir', (t) => tempDir(t)]];
+if (existsSync('/dev/shm') && statfsSync('/dev/shm').type === 0x01021994)
+  fileSystems.push(['tmpfs', (t) => {
+    const dir = mkdtempSync(join('/dev/shm', 'lockbox-test-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }]);
+
+for (const [where, makeHome] of fileSystems) t.test(`writes the Kubernetes layout and swaps it atomically (${where})`, async (t) => {
+  const home = realpathSync(makeHome(t));
   const w = new AtomicWriter(home, 'demo', modes);
   t.equal(await w.write(payload({ A: 'one', 'sub/dir/B': 'two' }), 'a=1\n'), true);
   const dir = join(home, 'demo');
