@@ -165,10 +165,10 @@ export class Agent {
     const nc = this.nc;
     if (!nc || this.stopped) return void nc?.close();
     for (const subject of subjects) {
-      const sub = nc.subscribe(subject);
-      this.subscriptions.push(sub);
-      void (async () => {
-        for await (const message of sub) {
+      // A callback, not the async iterator: no queue and promise per message.
+      const sub = nc.subscribe(subject, {
+        callback: (error, message) => {
+          if (error) return log.warn({ subject, err: error.message }, 'subscription error; resync keeps files current');
           try {
             const notice = JSON.parse(message.string()) as ChangeNotice;
             if (message.subject.startsWith(`${DEPLOYMENTS_PREFIX}.`)) this.onDeploymentNotice(notice);
@@ -176,8 +176,9 @@ export class Agent {
           } catch {
             log.warn({ subject: message.subject }, 'ignored a malformed notice');
           }
-        }
-      })();
+        },
+      });
+      this.subscriptions.push(sub);
     }
     await nc.flush();
     log.info({ nats: url }, 'following change notices');

@@ -38,7 +38,17 @@ export function dockerConfig(data: Record<string, Buffer>): Buffer {
   return Buffer.from(JSON.stringify({ auths: { [data.server?.toString('utf8') ?? '']: entry } }, null, 2) + '\n');
 }
 
+/** What check() found for a held version (each version is its own object, checked once). */
+const checked = new WeakMap<HeldSecret, string | undefined>();
+
 function check(secret: HeldSecret): string | undefined {
+  if (checked.has(secret)) return checked.get(secret);
+  const problem = findProblem(secret);
+  checked.set(secret, problem);
+  return problem;
+}
+
+function findProblem(secret: HeldSecret): string | undefined {
   try {
     checkSecretName(secret.name);
     for (const key of Object.keys(secret.data)) checkKeyName(key, `${secret.name}.data`);
@@ -49,6 +59,36 @@ function check(secret: HeldSecret): string | undefined {
   }
 }
 
+const shape = (s: HeldSecret) => ({ name: s.name, mount: s.mount, keys: s.type === 'container_registry' && s.mount.kind === 'file' ? ['config.json'] : Object.keys(s.data) });
+
+/** Recent placements by the shapes they were made from: a new version rarely changes a shape. */
+const placements = new Map<string, { left: Set<string>; problems: string[] }>();
+
+/**
+ * Which secrets are left out for clashing with one placed before them (the daemon refuses such
+ * clashes at attach time; this guards against whatever it sends), decided by names, mounts and
+ * keys alone, so it is worked out again only when one of those changes.
+ */
+function placement(accepted: HeldSecret[]): { left: Set<string>; problems: string[] } {
+  const shapes = accepted.map(shape);
+  const key = JSON.stringify(shapes);
+  let found = placements.get(key);
+  if (!found) {
+    found = { left: new Set(), problems: [] };
+    const placed: ReturnType<typeof shape>[] = [];
+    for (const candidate of shapes) {
+      const clashes = mountCollisions([...placed, candidate]);
+      if (clashes.length) {
+        found.left.add(candidate.name);
+        found.problems.push(`secret "${candidate.name}" left out: ${clashes.join('; ')}`);
+      } else placed.push(candidate);
+    }
+    if (placements.size >= 16) placements.clear();
+    placements.set(key, found);
+  }
+  return found;
+}
+
 export function render(secrets: HeldSecret[]): Rendered {
   const rendered: Rendered = { dirs: new Map(), versions: new Map(), env: {}, problems: [] };
   const accepted: HeldSecret[] = [];
@@ -57,15 +97,10 @@ export function render(secrets: HeldSecret[]): Rendered {
     if (problem) rendered.problems.push(problem);
     else accepted.push(secret);
   }
-  // A clash (which the daemon refuses at attach time) leaves out the later secret of the pair.
-  const placed: HeldSecret[] = [];
+  const { left, problems } = placement(accepted);
+  rendered.problems.push(...problems);
   for (const secret of accepted) {
-    const shape = (s: HeldSecret) => ({ name: s.name, mount: s.mount, keys: s.type === 'container_registry' && s.mount.kind === 'file' ? ['config.json'] : Object.keys(s.data) });
-    const clashes = mountCollisions([...placed, secret].map(shape));
-    if (clashes.length) rendered.problems.push(`secret "${secret.name}" left out: ${clashes.join('; ')}`);
-    else placed.push(secret);
-  }
-  for (const secret of placed) {
+    if (left.has(secret.name)) continue;
     const { mount } = secret;
     const files = rendered.dirs.get(mount.path) ?? new Map<string, Buffer>();
     rendered.dirs.set(mount.path, files);
