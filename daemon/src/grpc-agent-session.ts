@@ -23,6 +23,7 @@ import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, type Lo
 import type { Principal, TokenAuthority } from './auth.js';
 import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { CallContext } from './context.js';
+import { firstValue } from './grpc-metadata.js';
 import type { Logger } from './log.js';
 import type { AgentService } from './service-agent.js';
 
@@ -65,12 +66,8 @@ export class AgentSessions {
 
   /** The handler for grpc-js. */
   readonly handler = (call: SessionCall): void => {
-    const metadata = (key: string) => {
-      const value = call.metadata.get(key)[0];
-      return value === undefined ? undefined : value.toString();
-    };
-    const token = tokenFromHeaders(metadata);
-    const sessionId = requestIdFrom(metadata('x-request-id'));
+    const token = tokenFromHeaders((name) => firstValue(call.metadata, name));
+    const sessionId = requestIdFrom(firstValue(call.metadata, 'x-request-id'));
     let ended = false;
     const state: SessionState = {
       inFlight: 0,

@@ -12,17 +12,13 @@ import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundar
 import type { Logger } from './log.js';
 import type { AgentService } from './service-agent.js';
 import { AgentSessions } from './grpc-agent-session.js';
+import { firstValue } from './grpc-metadata.js';
 import type { AuditService } from './service-audit.js';
 import type { DeploymentsService } from './service-deployments.js';
 import type { KeysService } from './service-keys.js';
 import type { TokensService } from './service-tokens.js';
 import type { CallContext } from './context.js';
 import type { SecretsService } from './service-secrets.js';
-
-function firstValue(metadata: grpc.Metadata, key: string): string | undefined {
-  const value = metadata.get(key)[0];
-  return value === undefined ? undefined : value.toString();
-}
 
 export interface GrpcServerParts {
   auth: TokenAuthority;
