@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError, parseDaemonConfig, parseDuration, parseHostPort } from '../../daemon/src/config.js';
 import { loadServices } from '../../shared/src/proto.js';
+import { LockboxClient } from '../../shared/src/client.js';
+import { Agent } from '../../agent/src/agent.js';
+import { realpathSync } from 'node:fs';
 import { startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { spawnDaemon } from '../helpers/spawn.js';
 
@@ -127,5 +130,23 @@ t.test('TLS and mTLS', async (t) => {
     });
   t.equal(await get({ cert: readFileSync(p('client.pem')), key: readFileSync(p('client.key')) }), 200, 'REST over mTLS');
   await t.rejects(get({}), 'REST without a client certificate: refused');
+
+  // lockbox-agent over mTLS: its session opens with the same certificates.
+  const tls = { tlsCa: p('ca.pem'), tlsCert: p('client.pem'), tlsKey: p('client.key') };
+  const admin = new LockboxClient({ addr: d.daemon.address, token: d.adminToken, ...tls });
+  t.teardown(() => admin.close());
+  await admin.call('SecretsService', 'CreateSecret', { secret: { name: 'openai', template: 'openai', data: { OPENAI_API_KEY: Buffer.from('sk-tls') }, mount: { path: 'demo' } } });
+  await admin.call('DeploymentsService', 'CreateDeployment', { deployment: { name: 'app', secrets: ['openai'] } });
+  const { token } = await admin.call('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+  const home = realpathSync(tempDir(t));
+  const quiet = { info() {}, warn() {}, error() {} };
+  const agent = new Agent({ client: { addr: d.daemon.address, token, ...tls }, bentomlHome: home, natsUrl: 'none', resyncIntervalMs: 60_000, modes: { fileMode: 0o400, dirMode: 0o500 }, log: quiet });
+  await agent.syncOnce();
+  await agent.stop();
+  t.equal(readFileSync(join(home, 'demo/OPENAI_API_KEY'), 'utf8'), 'sk-tls', 'the agent fetched over mTLS');
+  const plain = new Agent({ client: { addr: d.daemon.address, token, timeoutMs: 2000 }, bentomlHome: home, natsUrl: 'none', resyncIntervalMs: 60_000, modes: { fileMode: 0o400, dirMode: 0o500 }, log: quiet });
+  await t.rejects(plain.syncOnce(), { code: grpc.status.UNAVAILABLE }, 'an agent without TLS is refused');
+  await plain.stop();
+
   await t.rejects(startTestDaemon(t, { tls: { cert: p('missing.pem'), key: p('server.key') } }), /--tls-cert: cannot read .*ENOENT/);
 });
