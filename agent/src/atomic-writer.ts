@@ -24,10 +24,11 @@
  * One writer per dir: the agent groups every file of a dir into one payload. The waits on the disk
  * (fsync) are async, all of one step at once, so many writers (many agents in one process, or
  * many dirs) overlap them, and skipped on a memory-backed file system (tmpfs, ramfs: nothing to
- * flush, only a thread-pool round trip to pay); every other call (mkdir, open, write, chmod, symlink, rename, unlink)
- * is synchronous: each is one quick system call, and measured, the thread-pool round trip and
- * promises of the async API cost more CPU and garbage than the call itself. Keeping (6) off the
- * path to (5) keeps a rotation's visible latency to the writes readers need.
+ * flush, only a thread-pool round trip to pay); every other call (mkdir, open, write, chmod,
+ * symlink, rename, unlink) is synchronous: each is one quick system call, and measured, the
+ * thread-pool round trip and promises of the async API cost more CPU and garbage than the call
+ * itself. Keeping (6) off the path to (5) keeps a rotation's visible latency to the writes readers
+ * need.
  */
 import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -232,22 +233,15 @@ export class AtomicWriter {
     const old = fresher ? last.dir : this.currentVersionDir();
 
     const fresh = mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
-    // Payload paths are plain relative segments (1), so joining is concatenating.
-    const nested = new Set<string>();
+    const sub = subdirs(fresh, payload.keys()).sort(byDepth);
+    for (const d of sub) mkdirSync(d, { recursive: true, mode: 0o700 });
     const files: string[] = [];
     const { fileMode, dirMode, gid } = this.modes;
     const uid = process.getuid?.() ?? 0;
     const fds: number[] = [];
     try {
       for (const [rel, content] of [...payload, [VERSION_FILE, Buffer.from(version)] as const]) {
-        const path = `${fresh}/${rel}`;
-        if (rel.includes('/')) {
-          const parent = dirname(path);
-          if (!nested.has(parent)) {
-            mkdirSync(parent, { recursive: true, mode: 0o700 });
-            for (let d = parent; d !== fresh; d = dirname(d)) nested.add(d);
-          }
-        }
+        const path = `${fresh}/${rel}`; // payload paths are plain relative segments (1): joining is concatenating
         // Created with its final mode (an fd opened for writing stays writable); set again only
         // when the umask would have stripped bits.
         const fd = openSync(path, 'wx', fileMode);
@@ -258,11 +252,10 @@ export class AtomicWriter {
         if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
       }
       // Every file and dir of the version at once: their data and their entries.
-      if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...[...nested].map(fsyncPath)]);
+      if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...sub.map(fsyncPath)]);
     } finally {
       for (const fd of fds) closeSync(fd);
     }
-    const sub = [...nested].sort(byDepth);
     for (const d of [...sub, fresh]) {
       if (gid !== undefined) chownSync(d, uid, gid);
       chmodSync(d, dirMode);

@@ -30,7 +30,7 @@ interface ReportRequest {
  * first, so it sees every report this daemon took; the daemon writes the rest when it stops.
  */
 export class AgentService {
-  private pendingReports = new Map<string, { report: AgentReport; applied: AppliedRecord[] }>();
+  private readonly pendingReports = new Map<string, { report: AgentReport; applied: AppliedRecord[] }>();
   private reportTimer: NodeJS.Timeout | undefined;
   private reportsWritten: Promise<void> = Promise.resolve();
 
