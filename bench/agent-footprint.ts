@@ -2,20 +2,21 @@
  * One lockbox-agent process with 50 secrets mounted (a deployment of 50 one-key secrets, 256-byte
  * values), following a nats-server of its own as a real agent does: time from spawn to /readyz
  * answering 200, and its resident memory (VmRSS) once ready and after 20 rotations (by then it
- * has connected to NATS and applied each rotation from its notice: the steady state). Baseline measured in the same run: a bare `node -e` process with an
- * HTTP server, spawned and polled the same way (what any Node sidecar costs).
+ * has connected to NATS and applied each rotation from its notice: the steady state). Baseline
+ * measured in the same run: a bare `node -e` process with an HTTP server, spawned and polled the
+ * same way (what any Node sidecar costs).
  * Targets: RSS ≤ 64 MiB, start-to-ready ≤ 500 ms. RUNS rounds (default 5), medians.
- *   npm run bench:footprint     (AGENT_NODE_FLAGS overrides the agent's node flags, default: its shebang's)
+ *   npm run bench:footprint     (AGENT_NODE_FLAGS overrides the agent's node flags, default: its shebang's;
+ *                                BENCH_HOME where its home goes, as for bench:propagation)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LockboxClient } from '../shared/src/client.js';
-import { median, startNats, startServer } from './harness.js';
+import { benchHome, median, startNats, startServer } from './harness.js';
 import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const RUNS = Number(process.env.RUNS ?? 5);
@@ -79,7 +80,7 @@ for (let run = 1; run <= RUNS; run++) {
   baseRss.push(rssMiB(base.pid!));
   base.kill();
 
-  const home = mkdtempSync(join(process.env.BENCH_HOME ?? tmpdir(), 'lockbox-footprint-'));
+  const home = mkdtempSync(join(benchHome, 'lockbox-footprint-'));
   const port = await freePort();
   const t1 = process.hrtime.bigint();
   const agent = spawn(process.execPath, [...agentFlags, agentBin, 'run', '--health-addr', `127.0.0.1:${port}`], {

@@ -23,6 +23,9 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
+/** Where benchmarks put agents' homes and raw-floor dirs: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir. */
+export const benchHome = process.env.BENCH_HOME ?? tmpdir();
+
 /** A nats-server of its own on a free port (-p -1, read back from the ports file). */
 export async function startNats(): Promise<{ url: string; stop: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'lockbox-bench-nats-'));

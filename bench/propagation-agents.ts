@@ -7,11 +7,11 @@
  * out {ready: ms} | {version, seen: string[] (hrtime ns)}.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { Agent } from '../agent/src/agent.js';
+import { benchHome } from './harness.js';
 
 // AGENT_CPU_PROFILE=DIR: a CPU profile of each host process over the updates only (not start-up).
 const profileDir = process.env.AGENT_CPU_PROFILE;
@@ -44,7 +44,7 @@ process.on('message', async (message: { start?: { addr: string; token: string; c
     const { addr, token, id } = message.start;
     count = message.start.count;
     for (let i = 0; i < count; i++) {
-      const home = mkdtempSync(join(process.env.BENCH_HOME ?? tmpdir(), 'lockbox-bench-agent-')); // as bench/propagation.ts says
+      const home = mkdtempSync(join(benchHome, 'lockbox-bench-agent-'));
       homes.push(home);
       agents.push(
         new Agent({

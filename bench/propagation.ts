@@ -18,17 +18,15 @@
 import { fork } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import { LockboxClient } from '../shared/src/client.js';
-import { cpuMs, median, percentile, startNats, startServer } from './harness.js';
+import { benchHome as homesBase, cpuMs, median, percentile, startNats, startServer } from './harness.js';
 import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const COUNTS = (process.env.AGENTS ?? '1,100,1000').split(',').map(Number);
-/** Where the agents' homes and the raw floor's dirs go (BENCH_HOME, e.g. /dev/shm for tmpfs; default the OS temp dir). */
-const homesBase = process.env.BENCH_HOME ?? tmpdir();
 const UPDATES = Number(process.env.UPDATES ?? 20);
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
