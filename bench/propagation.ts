@@ -18,7 +18,6 @@
 import { fork } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
-
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
