@@ -22,7 +22,7 @@ import { agentNodeFlags } from '../agent/src/node-flags.js';
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECRETS = 50;
 const agentFlags = process.env.AGENT_NODE_FLAGS !== undefined ? process.env.AGENT_NODE_FLAGS.split(/\s+/).filter(Boolean) : agentNodeFlags();
-const agentBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'src', 'main.js');
+const agentBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'lockbox-agent.js'); // what the lockbox-agent command runs
 
 const safeRead = (path: string) => {
   try {

@@ -8,7 +8,8 @@ import { render } from '../../agent/src/render.js';
 import { watchSecrets, type SecretsSnapshot } from '../../agent/src/index.js';
 import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
-import { agentBin, agentFlags } from '../helpers/spawn.js';
+import { startNats } from '../helpers/nats.js';
+import { agentBin, agentFlags, repoRoot } from '../helpers/spawn.js';
 
 const scope = { tenant: 'default', resource_group: '' };
 
@@ -85,6 +86,29 @@ t.test('run serves /healthz and /readyz', async (t) => {
   t.equal(await get('/nope'), 404);
   second.child.kill('SIGTERM');
   t.equal(await second.done, 0, 'SIGTERM stops cleanly');
+});
+
+t.test('the lockbox-agent command (one bundled file) follows notices from the NATS the daemon advertises', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  t.equal(join(repoRoot, pkg.bin['lockbox-agent']), agentBin, 'the installed command is the bundle');
+  const firstLine = (path: string) => readFileSync(path, 'utf8').split('\n', 1)[0];
+  t.equal(firstLine(agentBin), firstLine(join(repoRoot, 'agent/src/main.ts')), "the bundle keeps main.ts's shebang and its node flags");
+  const nats = await startNats(t);
+  const d = await startTestDaemon(t, { natsUrl: nats.url });
+  await d.call('CreateSecret', { scope, ...createRequest('file', { TOKEN: 't1' }, { mount: { path: 'files' } }) });
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['file'] } });
+  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+  const home = realpathSync(tempDir(t));
+  // No NATS URL given and a resync a minute away: only a notice can bring the update in time.
+  const agent = run(['run', '--resync-interval', '60s'], { LOCKBOX_ADDR: d.daemon.address, LOCKBOX_TOKEN: token, BENTOML_HOME: home });
+  t.teardown(() => agent.child.kill('SIGKILL'));
+  await until('following change notices', () => agent.err().includes('"following change notices"'));
+  t.equal(readFileSync(join(home, 'files/TOKEN'), 'utf8'), 't1');
+  t.match(agent.err(), `"nats":"${nats.url}"`, 'the NATS the daemon advertises');
+  await d.call('UpdateSecret', { scope, name: 'file', set: { TOKEN: Buffer.from('t2') } });
+  await until('the update written', () => readFileSync(join(home, 'files/TOKEN'), 'utf8') === 't2', 5000);
+  agent.child.kill('SIGTERM');
+  t.equal(await agent.done, 0, 'SIGTERM stops cleanly');
 });
 
 t.test('exec: the env secrets reach the command; a change restarts it, or signals it', async (t) => {

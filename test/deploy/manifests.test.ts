@@ -44,8 +44,8 @@ t.test('manifests use only settings and flags the programs have', async (t) => {
     for (const { name } of c.env ?? []) if (name.startsWith('LOCKBOX_') || name === 'BENTOML_HOME') t.match(text, `env: ${name}`, `${c.name}: ${name} is a setting`);
     for (const arg of c.args ?? []) if (arg.startsWith('--')) t.match(text, arg, `${c.name}: ${arg} is a flag`);
     if (isAgent) {
-      t.same(c.command, ['node', ...agentFlags, '/app/dist/agent/src/main.js'], `${c.name}: started as the lockbox-agent command starts (${agentFlags.join(' ')})`);
-      t.ok(existsSync(join(repoRoot, 'dist', 'agent', 'src', 'main.js')));
+      t.same(c.command, ['node', ...agentFlags, '/app/dist/agent/lockbox-agent.js'], `${c.name}: started as the lockbox-agent command starts (${agentFlags.join(' ')})`);
+      t.ok(existsSync(join(repoRoot, 'dist', 'agent', 'lockbox-agent.js')));
     }
   }
 });

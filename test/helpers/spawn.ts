@@ -7,7 +7,8 @@ import { agentNodeFlags } from '../../agent/src/node-flags.js';
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const daemonBin = join(repoRoot, 'dist', 'daemon', 'src', 'main.js');
 export const cliBin = join(repoRoot, 'dist', 'cli', 'src', 'main.js');
-export const agentBin = join(repoRoot, 'dist', 'agent', 'src', 'main.js');
+/** What the `lockbox-agent` command runs: the bundle of agent/src/main.ts (agent/bundle.mjs). */
+export const agentBin = join(repoRoot, 'dist', 'agent', 'lockbox-agent.js');
 /** The node flags of lockbox-agent's shebang: tests start the agent as the installed command does. */
 export const agentFlags = agentNodeFlags();
 
