@@ -1,0 +1,73 @@
+/**
+ * Tamper repair where inotify cannot watch (out of watches: ENOSPC, as on a node whose
+ * fs.inotify.max_user_watches is used up): the agent says so once and checks every mount dir
+ * every second instead. fs.watch is made to fail for this file's process only.
+ */
+import t from 'tap';
+import fs, { readFileSync, realpathSync, unlinkSync, writeFileSync, chmodSync, readlinkSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+
+const realWatch = fs.watch;
+let watchCalls = 0;
+fs.watch = (() => {
+  watchCalls++;
+  throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached, watch'), { code: 'ENOSPC' });
+}) as typeof fs.watch;
+syncBuiltinESMExports();
+t.teardown(() => {
+  fs.watch = realWatch;
+  syncBuiltinESMExports();
+});
+const { Agent } = await import('../../agent/src/agent.js');
+
+const read = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+async function until(what: string, condition: () => boolean, ms: number): Promise<number> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
+    await sleep(5);
+  }
+  return Date.now() - start;
+}
+
+t.test('without inotify, a deleted or changed file still comes back within about a second', async (t) => {
+  const scope = { tenant: 'default', resource_group: '' };
+  const d = await startTestDaemon(t);
+  await d.call('CreateSecret', { scope, ...createRequest('openai', { OPENAI_API_KEY: 'sk-0' }, { mount: { path: 'demo' } }) });
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['openai'] } });
+  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+  const home = realpathSync(tempDir(t));
+  const logs: string[] = [];
+  const log = { info: (f: object, m: string) => logs.push(`${m} ${JSON.stringify(f)}`), warn: (f: object, m: string) => logs.push(`${m} ${JSON.stringify(f)}`), error() {} };
+  const agent = new Agent({ client: { addr: d.daemon.address, token }, bentomlHome: home, natsUrl: 'none', resyncIntervalMs: 60_000, modes: { fileMode: 0o400, dirMode: 0o500 }, agentId: 'fallback', log });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  const file = join(home, 'demo/OPENAI_API_KEY');
+  t.equal(read(file), 'sk-0');
+  t.ok(watchCalls > 0, 'the agent tried to watch');
+  const said = logs.filter((l) => l.startsWith('cannot watch the mount dirs; checking them every second instead'));
+  t.equal(said.length, 1, 'said once, with the reason');
+  t.match(said[0], /ENOSPC/);
+
+  unlinkSync(file);
+  const restored = await until('the deleted file restored', () => read(file) === 'sk-0', 3000);
+  t.ok(restored <= 2000, `deleted: restored in ${restored} ms (checked every second)`);
+  const version = join(home, 'demo', readlinkSync(join(home, 'demo/..data')));
+  chmodSync(version, 0o700);
+  chmodSync(join(version, 'OPENAI_API_KEY'), 0o600);
+  writeFileSync(join(version, 'OPENAI_API_KEY'), 'forged');
+  const repaired = await until('the changed file restored', () => read(file) === 'sk-0', 3000);
+  t.ok(repaired <= 2000, `changed in place: restored in ${repaired} ms`);
+  t.ok(logs.some((l) => l.startsWith('files were changed or deleted under the agent; restored') && l.includes(join(home, 'demo'))), 'logged by path');
+  t.notOk(logs.join('\n').includes('sk-0'), 'never the value');
+});
