@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
   common(program.command('exec'))
     .description('run a command with the env secrets in its environment; restart or signal it when they change')
     .addOption(new Option('--on-change <action>', 'restart | signal:NAME | none').default('restart'))
-    .addOption(new Option('--grace <duration>', 'after SIGTERM, how long before SIGKILL').default('10s'))
+    .addOption(new Option('--grace <duration>', 'after SIGTERM (a restart, or lockbox-agent told to stop), how long before SIGKILL').default('10s'))
     .argument('<command...>', 'the command (after --)')
     .action(async (command: string[], o) => {
       const onChange = String(o.onChange);
@@ -152,39 +152,52 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`--on-change: "${onChange}" must be restart, none or signal:NAME (e.g. signal:SIGHUP)`);
       const grace = duration(o.grace, '--grace');
       let child: ChildProcess | undefined;
-      let restarting = false;
+      // A restart in flight: changes that arrive meanwhile join it (the new child gets the latest env).
+      let restarting: Promise<void> | undefined;
+      // SIGTERM or SIGINT was forwarded: the child's exit ends the agent, even in a restart.
+      let stopping = false;
       let env: Record<string, string> = {};
       const launch = () => {
-        child = spawn(command[0], command.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
-        child.once('exit', (code, signal) => {
-          if (restarting) return;
+        const started = spawn(command[0], command.slice(1), { stdio: 'inherit', env: { ...process.env, ...env } });
+        child = started;
+        started.once('exit', (code, signal) => {
+          if (restarting && !stopping) return;
           exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 1) : 1);
           void agent.stop().then(() => process.exit(exitCode));
         });
       };
-      const restart = async () => {
-        const old = child;
-        if (!old || old.exitCode !== null) return launch();
-        restarting = true;
-        const exited = new Promise((r) => old.once('exit', r));
-        old.kill('SIGTERM');
-        const timer = setTimeout(() => old.kill('SIGKILL'), grace);
-        await exited;
-        clearTimeout(timer);
-        restarting = false;
-        launch();
+      const restart = () => {
+        restarting ??= (async () => {
+          const old = child;
+          if (old && old.exitCode === null && old.signalCode === null) {
+            const exited = new Promise((r) => old.once('exit', r));
+            old.kill('SIGTERM');
+            const timer = setTimeout(() => old.kill('SIGKILL'), grace);
+            await exited;
+            clearTimeout(timer);
+          }
+          restarting = undefined;
+          if (!stopping) launch();
+        })();
       };
       const agent = buildAgent(o, (rendered) => {
         const changed = JSON.stringify(rendered.env) !== JSON.stringify(env);
         env = rendered.env;
-        if (!child || !changed) return;
-        if (onChange === 'restart') void restart();
+        if (!child || !changed || stopping) return;
+        if (onChange === 'restart') restart();
         else if (signalName) child.kill(signalName as NodeJS.Signals);
       });
       await firstSync(agent, 30_000, (a) => a.start());
       env = agent.lastRendered?.env ?? {};
       launch();
-      for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => child?.kill(signal));
+      for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+        process.on(signal, () => {
+          child?.kill(signal);
+          if (signal === 'SIGHUP' || stopping) return;
+          stopping = true;
+          const last = child;
+          setTimeout(() => last?.kill('SIGKILL'), grace).unref(); // a child that ignores it gets the grace period, as in a restart
+        });
       await new Promise(() => {}); // the child's exit ends the process
     });
 

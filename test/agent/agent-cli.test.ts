@@ -157,6 +157,62 @@ t.test('exec: the env secrets reach the command; a change restarts it, or signal
   t.equal(await bad.done, 2);
 });
 
+t.test('exec: a child that ignores SIGTERM is killed after --grace; changes during a restart start one child; SIGTERM during a restart ends it', async (t) => {
+  const { d, env } = await deployment(t);
+  const dir = tempDir(t);
+  const log = join(dir, 'log');
+  // STOP_MS: how long the child takes to stop after SIGTERM ("never": it ignores SIGTERM).
+  const script = join(dir, 'child.js');
+  writeFileSync(
+    script,
+    `const fs = require('fs');
+     fs.appendFileSync(${JSON.stringify(log)}, 'start ' + process.env.API_KEY + '\\n');
+     process.on('SIGTERM', () => {
+       fs.appendFileSync(${JSON.stringify(log)}, 'term\\n');
+       if (process.env.STOP_MS !== 'never') setTimeout(() => process.exit(3), Number(process.env.STOP_MS));
+     });
+     setInterval(() => {}, 1000);`,
+  );
+  const lines = () => {
+    try {
+      return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const set = (value: string) => d.call('UpdateSecret', { scope, name: 'api', set: { API_KEY: Buffer.from(value) } });
+
+  const stubborn = run(['exec', '--grace', '300ms', '--', process.execPath, script], { ...env, STOP_MS: 'never' });
+  t.teardown(() => stubborn.child.kill('SIGKILL'));
+  await until('child started', () => lines().includes('start k1'));
+  const changed = Date.now();
+  await set('k2');
+  await until('restarted', () => lines().includes('start k2'));
+  t.ok(Date.now() - changed >= 300, `killed after the grace period (${Date.now() - changed} ms)`);
+  t.same(lines(), ['start k1', 'term', 'start k2']);
+  stubborn.child.kill('SIGTERM'); // forwarded; ignored; the grace period ends it
+  t.equal(await stubborn.done, 128 + 9, 'the agent stops too, with the code of a SIGKILLed child');
+
+  writeFileSync(log, '');
+  const slow = run(['exec', '--', process.execPath, script], { ...env, STOP_MS: '1500' });
+  t.teardown(() => slow.child.kill('SIGKILL'));
+  await until('child started', () => lines().includes('start k2'));
+  await set('k3');
+  await until('asked to stop', () => lines().includes('term'));
+  await set('k4'); // lands while the old child is still stopping
+  await until('restarted', () => lines().some((l) => l.startsWith('start k') && l !== 'start k2'), 10_000);
+  await sleep(800); // the agent resyncs every 200 ms: a second restart would show by now
+  t.same(lines(), ['start k2', 'term', 'start k4'], 'one new child, with the latest value');
+
+  writeFileSync(log, '');
+  await set('k5');
+  await until('asked to stop', () => lines().includes('term'));
+  slow.child.kill('SIGTERM'); // the agent is told to stop while its child is stopping
+  t.equal(await slow.done, 3, "the agent exits with the child's code");
+  await sleep(300);
+  t.notOk(lines().some((l) => l.startsWith('start')), `and starts no new child (${lines().join(', ')}: the SIGTERM forwarded too)`);
+});
+
 t.test('hostile secrets from a compromised daemon are left out, never written elsewhere', async (t) => {
   const base = { resourceGroup: '', uid: 'u', version: 1, type: 'opaque' };
   const rendered = render([
