@@ -31,6 +31,15 @@ async function until(what: string, condition: () => boolean, ms = 10_000): Promi
   }
 }
 
+/** The lines a test child wrote to its log so far. */
+function logLines(log: string): string[] {
+  try {
+    return readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 async function deployment(t: { teardown(fn: () => unknown): void }) {
   const d = await startTestDaemon(t);
   await d.call('CreateSecret', { scope, ...createRequest('api', { API_KEY: 'k1', MODE: 'a b' }, { mount: { kind: 'env', path: 'env' } }) });
@@ -124,13 +133,7 @@ t.test('exec: the env secrets reach the command; a change restarts it, or signal
      process.on('SIGTERM', () => { fs.appendFileSync(${JSON.stringify(log)}, 'term\\n'); process.exit(0); });
      setInterval(() => {}, 1000);`,
   );
-  const lines = () => {
-    try {
-      return readFileSync(log, 'utf8').trim().split('\n');
-    } catch {
-      return [];
-    }
-  };
+  const lines = () => logLines(log);
   const restart = run(['exec', '--', process.execPath, script], env);
   t.teardown(() => restart.child.kill('SIGKILL'));
   await until('child started', () => lines().includes('start k1 a b'));
@@ -173,13 +176,7 @@ t.test('exec: a child that ignores SIGTERM is killed after --grace; changes duri
      });
      setInterval(() => {}, 1000);`,
   );
-  const lines = () => {
-    try {
-      return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
-  };
+  const lines = () => logLines(log);
   const set = (value: string) => d.call('UpdateSecret', { scope, name: 'api', set: { API_KEY: Buffer.from(value) } });
 
   const stubborn = run(['exec', '--grace', '300ms', '--', process.execPath, script], { ...env, STOP_MS: 'never' });
