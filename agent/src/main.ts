@@ -165,6 +165,13 @@ export async function main(argv: string[]): Promise<number> {
           exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 1) : 1);
           void agent.stop().then(() => process.exit(exitCode));
         });
+        // The command could not be started (no 'exit' follows): one line, and a shell's codes.
+        started.on('error', (error: NodeJS.ErrnoException) => {
+          if (!error.syscall?.startsWith('spawn')) return;
+          process.stderr.write(`lockbox-agent: cannot run ${JSON.stringify(command[0])}: ${error.code === 'ENOENT' ? 'no such command' : error.message}\n`);
+          exitCode = error.code === 'ENOENT' ? 127 : 126;
+          void agent.stop().then(() => process.exit(exitCode));
+        });
       };
       const restart = () => {
         restarting ??= (async () => {

@@ -158,6 +158,12 @@ t.test('exec: the env secrets reach the command; a change restarts it, or signal
   t.equal(await exit.done, 7, "the child's exit code");
   const bad = run(['exec', '--on-change', 'explode', '--', 'true'], env);
   t.equal(await bad.done, 2);
+  const missing = run(['exec', '--', join(dir, 'no-such-command')], env);
+  t.equal(await missing.done, 127, 'a command that does not exist: 127, as in a shell');
+  t.match(missing.err(), /lockbox-agent: cannot run ".*no-such-command": no such command\n/);
+  t.notMatch(missing.err(), /at .*\.js:\d+/, 'one line, no stack');
+  const notExecutable = run(['exec', '--', log], env);
+  t.equal(await notExecutable.done, 126, 'a file that cannot be executed: 126');
 });
 
 t.test('exec: a child that ignores SIGTERM is killed after --grace; changes during a restart start one child; SIGTERM during a restart ends it', async (t) => {
