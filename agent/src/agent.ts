@@ -13,8 +13,11 @@
  *    deleted, replaced or changed under the agent is restored at once (a repair pass compares
  *    everything, contents included); each repair is logged by path, never by value. Every full
  *    resync checks everything too.
- * 7. A sync that fails (the daemon away, a disk error) is tried again after a jittered backoff
- *    (250 ms doubling to 5 s); a notice or resync meanwhile joins it.
+ * 7. A sync that fails (the daemon away, or a disk error: a mount dir not written, its readers
+ *    left on the version before) is tried again after a jittered backoff (250 ms doubling to
+ *    5 s); a notice or resync meanwhile joins it. A path refused for safety is not retried.
+ * 8. Reports say what is on disk: a version left out or not written yet does not count as
+ *    applied, and the problems go with it.
  * Syncs never overlap: a notice that arrives during one marks the next.
  */
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
@@ -23,7 +26,7 @@ import type { NatsConnection, Subscription } from 'nats';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
-import { AtomicWriter, DATA_LINK, type WriterModes } from './atomic-writer.js';
+import { AtomicWriter, DATA_LINK, PathSafetyError, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
 import { AgentSession } from './session.js';
 
@@ -66,6 +69,11 @@ function toHeld(secret: SecretMessage): HeldSecret {
   const data: Record<string, Buffer> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v);
   return { name: secret.name, resourceGroup: secret.scope?.resource_group ?? '', uid: secret.uid, version: secret.version, type: secret.type || 'opaque', mount, data };
+}
+
+/** A mount dir could not be written for a reason that may pass (a full disk, say): the sync is retried. */
+export class MountWriteError extends Error {
+  override name = 'MountWriteError';
 }
 
 export class Agent {
@@ -281,6 +289,8 @@ export class Agent {
     const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
     let changed = false;
     const rewatch: string[] = [];
+    const onDisk = new Set<string>(); // secrets whose dir is written: only they count as applied
+    const failed: string[] = [];
     // Dirs are independent: write them side by side so their fsyncs overlap.
     await Promise.all(
       [...rendered.dirs].map(async ([path, payload]) => {
@@ -291,6 +301,7 @@ export class Agent {
         }
         try {
           const wrote = await writer.write(payload, rendered.versions.get(path)!, { trustWritten });
+          for (const line of rendered.versions.get(path)!.trim().split('\n')) onDisk.add(line.slice(0, line.lastIndexOf('=')));
           this.followVersion(writer);
           if (wrote) {
             if (!repairing) changed = true;
@@ -302,6 +313,8 @@ export class Agent {
           }
         } catch (error) {
           rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
+          // A refused path stays refused; a disk error (full, read-only, I/O) may clear: retried.
+          if (!(error instanceof PathSafetyError)) failed.push(path);
         }
       }),
     );
@@ -314,15 +327,26 @@ export class Agent {
     }
     this.watchMounts(rewatch);
     const now = new Date().toISOString();
+    // What the daemon hears changes when a version lands on disk, a secret goes, or problems change.
+    let news = rendered.problems.length !== this.problems.length || rendered.problems.some((p, i) => p !== this.problems[i]);
     for (const secret of this.held.values()) {
+      // Left out (a problem) or not written: rollout status keeps what was last on disk.
+      if (!onDisk.has(secret.name)) continue;
       const seen = this.applied.get(secret.name);
-      if (seen?.uid !== secret.uid || seen.version !== secret.version) this.applied.set(secret.name, { uid: secret.uid, version: secret.version, time: now });
+      if (seen?.uid === secret.uid && seen.version === secret.version) continue;
+      this.applied.set(secret.name, { uid: secret.uid, version: secret.version, time: now });
+      news = true;
     }
-    for (const name of [...this.applied.keys()]) if (!this.held.has(name)) this.applied.delete(name);
+    for (const name of [...this.applied.keys()]) if (!this.held.has(name)) news = this.applied.delete(name) || news;
     for (const problem of rendered.problems) if (!this.problems.includes(problem)) this.options.log.warn({ problem }, 'problem with a mounted secret');
     this.problems = rendered.problems;
+    if (news) this.scheduleReport();
     this.lastRendered = rendered;
     if (changed) this.options.onChange?.(rendered);
+    if (failed.length) {
+      // The sync fails, so it is retried; the daemon has heard of the problem meanwhile (above).
+      throw new MountWriteError(rendered.problems.filter((p) => failed.some((f) => p.startsWith(`mount "${f}" `))).join('; '));
+    }
   }
 
   /** Reports at most every 250 ms: a burst of updates costs the daemon one write per agent. */
@@ -335,13 +359,12 @@ export class Agent {
   }
 
   private async report(): Promise<void> {
-    const applied = [...this.held.values()].map((s) => ({
-      name: s.name,
-      resource_group: s.resourceGroup,
-      uid: s.uid,
-      version: s.version,
-      applied_time: this.applied.get(s.name)?.time ?? new Date().toISOString(),
-    }));
+    // What is on disk, not what is held: a version left out or not written yet is not applied
+    // (version 0 when none ever was), so `lockbox status` lists the agent with its problems.
+    const applied = [...this.held.values()].map((s) => {
+      const onDisk = this.applied.get(s.name);
+      return { name: s.name, resource_group: s.resourceGroup, uid: onDisk?.uid ?? '', version: onDisk?.version ?? 0, applied_time: onDisk?.time ?? '' };
+    });
     await this.session
       .report({ agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })
       .catch((error: Error) => this.options.log.warn({ err: error.message }, 'status report failed'));

@@ -15,7 +15,9 @@
  *    is in place, stop: nothing is rewritten.
  * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, then the
  *    files and dirs fsynced together (where there is a disk), then the dirs made read-only.
- * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once.
+ * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once. A write that
+ *    fails before this rename (a full disk, say) removes its half-written version and throws;
+ *    readers stay on the old one.
  * 5. Create the visible links of new top-level entries. write() returns here: the new files are
  *    readable under their names.
  * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
@@ -234,43 +236,54 @@ export class AtomicWriter {
 
     const fresh = mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
     const sub = subdirs(fresh, payload.keys()).sort(byDepth);
-    for (const d of sub) mkdirSync(d, { recursive: true, mode: 0o700 });
     const files: string[] = [];
     const { fileMode, dirMode, gid } = this.modes;
     const uid = process.getuid?.() ?? 0;
-    const fds: number[] = [];
     try {
-      for (const [rel, content] of [...payload, [VERSION_FILE, Buffer.from(version)] as const]) {
-        const path = `${fresh}/${rel}`; // payload paths are plain relative segments (1): joining is concatenating
-        // Created with its final mode (an fd opened for writing stays writable); set again only
-        // when the umask would have stripped bits.
-        const fd = openSync(path, 'wx', fileMode);
-        fds.push(fd);
-        files.push(path);
-        for (let at = 0; at < content.length; ) at += writeSync(fd, content, at);
-        if (gid !== undefined) fchownSync(fd, uid, gid);
-        if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
+      for (const d of sub) mkdirSync(d, { recursive: true, mode: 0o700 });
+      const fds: number[] = [];
+      try {
+        for (const [rel, content] of [...payload, [VERSION_FILE, Buffer.from(version)] as const]) {
+          const path = `${fresh}/${rel}`; // payload paths are plain relative segments (1): joining is concatenating
+          // Created with its final mode (an fd opened for writing stays writable); set again only
+          // when the umask would have stripped bits.
+          const fd = openSync(path, 'wx', fileMode);
+          fds.push(fd);
+          files.push(path);
+          for (let at = 0; at < content.length; ) at += writeSync(fd, content, at);
+          if (gid !== undefined) fchownSync(fd, uid, gid);
+          if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
+        }
+        // Every file and dir of the version at once: their data and their entries.
+        if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...sub.map(fsyncPath)]);
+      } finally {
+        for (const fd of fds) closeSync(fd);
       }
-      // Every file and dir of the version at once: their data and their entries.
-      if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...sub.map(fsyncPath)]);
-    } finally {
-      for (const fd of fds) closeSync(fd);
-    }
-    for (const d of [...sub, fresh]) {
-      if (gid !== undefined) chownSync(d, uid, gid);
-      chmodSync(d, dirMode);
-    }
+      for (const d of [...sub, fresh]) {
+        if (gid !== undefined) chownSync(d, uid, gid);
+        chmodSync(d, dirMode);
+      }
 
-    const tmpLink = `${this.dir}/${DATA_LINK}_tmp`; // (4)
-    const target = fresh.slice(this.dir.length + 1);
-    try {
-      symlinkSync(target, tmpLink);
+      const tmpLink = `${this.dir}/${DATA_LINK}_tmp`; // (4)
+      const target = fresh.slice(this.dir.length + 1);
+      try {
+        symlinkSync(target, tmpLink);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        rmSync(tmpLink, { force: true }); // left by a crash between symlink and rename
+        symlinkSync(target, tmpLink);
+      }
+      renameSync(tmpLink, `${this.dir}/${DATA_LINK}`);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      rmSync(tmpLink, { force: true }); // left by a crash between symlink and rename
-      symlinkSync(target, tmpLink);
+      // (3)-(4) failed (a full disk, say): readers still see the old version; the half-written
+      // one goes now, or at the next write's sweep.
+      try {
+        this.removeVersionDir(fresh);
+      } catch {
+        this.swept = false;
+      }
+      throw error;
     }
-    renameSync(tmpLink, `${this.dir}/${DATA_LINK}`);
 
     const newTop = this.topLevel(payload.keys()); // (5)
     // After a clean write of other names, or none before, every link is checked; when only the

@@ -14,7 +14,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
 import { withTimeout } from '../../shared/src/timeout.js';
-import { Agent } from './agent.js';
+import { Agent, MountWriteError } from './agent.js';
 import type { Rendered } from './render.js';
 
 class UsageError extends Error {}
@@ -100,6 +100,7 @@ async function firstSync(agent: Agent, ms: number, start: (a: Agent) => Promise<
       return await withTimeout(start(agent), Math.max(1, deadline - Date.now()), 'timed out');
     } catch (error) {
       const detail = (error as { details?: string }).details ?? (error as Error).message;
+      if (Date.now() >= deadline && error instanceof MountWriteError) throw new Error(`could not write the secrets within ${ms / 1000}s: ${detail}`);
       if (Date.now() >= deadline || (error as { code?: number }).code === 16 || (error as { code?: number }).code === 7)
         throw new Error(`could not get the secrets from lockboxd within ${ms / 1000}s: ${detail}`);
       await new Promise((r) => setTimeout(r, 500));

@@ -4,11 +4,11 @@
  * every second instead. fs.watch is made to fail for this file's process only.
  */
 import t from 'tap';
-import fs, { readFileSync, realpathSync, unlinkSync, writeFileSync, chmodSync, readlinkSync } from 'node:fs';
+import fs, { readFileSync, unlinkSync, writeFileSync, chmodSync, readlinkSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { startAgentWith } from '../helpers/agent.js';
 
 const realWatch = fs.watch;
 let watchCalls = 0;
@@ -21,7 +21,6 @@ t.teardown(() => {
   fs.watch = realWatch;
   syncBuiltinESMExports();
 });
-const { Agent } = await import('../../agent/src/agent.js');
 
 const read = (path: string) => {
   try {
@@ -41,17 +40,7 @@ async function until(what: string, condition: () => boolean, ms: number): Promis
 }
 
 t.test('without inotify, a deleted or changed file still comes back within about a second', async (t) => {
-  const scope = { tenant: 'default', resource_group: '' };
-  const d = await startTestDaemon(t);
-  await d.call('CreateSecret', { scope, ...createRequest('openai', { OPENAI_API_KEY: 'sk-0' }, { mount: { path: 'demo' } }) });
-  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['openai'] } });
-  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
-  const home = realpathSync(tempDir(t));
-  const logs: string[] = [];
-  const log = { info: (f: object, m: string) => logs.push(`${m} ${JSON.stringify(f)}`), warn: (f: object, m: string) => logs.push(`${m} ${JSON.stringify(f)}`), error() {} };
-  const agent = new Agent({ client: { addr: d.daemon.address, token }, bentomlHome: home, natsUrl: 'none', resyncIntervalMs: 60_000, modes: { fileMode: 0o400, dirMode: 0o500 }, agentId: 'fallback', log });
-  t.teardown(() => agent.stop());
-  await agent.start();
+  const { home, logs } = await startAgentWith(t, [{ name: 'openai', data: { OPENAI_API_KEY: 'sk-0' }, path: 'demo' }], 'fallback');
   const file = join(home, 'demo/OPENAI_API_KEY');
   t.equal(read(file), 'sk-0');
   t.ok(watchCalls > 0, 'the agent tried to watch');
