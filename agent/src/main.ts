@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   common(program.command('once'))
-    .description('write the secrets and exit 0 (init containers); exit 1 if lockboxd cannot be reached in time')
+    .description('write the secrets and exit 0 (init containers); exit 1 if lockboxd cannot be reached, or the secrets written, in time')
     .addOption(new Option('--timeout <duration>', 'how long to keep trying').default('30s'))
     .action(async (o) => {
       const agent = buildAgent({ ...o, natsUrl: 'none' });
