@@ -6,7 +6,7 @@
  * on stderr and never hold a value.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,7 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
   if (!token) throw new UsageError('no token: pass --token or --token-file (or LOCKBOX_TOKEN / LOCKBOX_TOKEN_FILE)');
   const home = o.bentomlHome || join(homedir(), 'bentoml');
   if (!existsSync(home)) throw new UsageError(`--bentoml-home: ${home} does not exist`);
+  if (!statSync(home).isDirectory()) throw new UsageError(`--bentoml-home: ${home} is not a directory`);
   const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
   return new Agent({
     client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },

@@ -63,6 +63,9 @@ t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', 
   const bad = run(['once'], { ...env, LOCKBOX_TOKEN: 'lbx_0000000000000000_' + 'A'.repeat(43) });
   t.equal(await bad.done, 1);
   t.match(bad.err(), /invalid token/);
+  const notDir = run(['once'], { ...env, BENTOML_HOME: join(home, 'files/TOKEN') });
+  t.equal(await notDir.done, 2);
+  t.match(notDir.err(), /^lockbox-agent: --bentoml-home: .*TOKEN is not a directory\n$/);
   const usage = run(['once', '--file-mode', '999'], env);
   t.equal(await usage.done, 2);
   t.match(usage.err(), /--file-mode: "999" must be an octal mode/);
