@@ -13,20 +13,16 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
+import { parseDuration, parseHostPort, SettingError } from '../../shared/src/settings.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { Agent, MountWriteError } from './agent.js';
 import type { Rendered } from './render.js';
 
-class UsageError extends Error {}
-
-function duration(text: string, setting: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new UsageError(`${setting}: "${text}" is not a duration (e.g. 500ms, 60s, 5m)`);
-  return Math.round(Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!);
-}
+/** A bare number is seconds (as --resync-interval always was). */
+const duration = (text: string, setting: string) => parseDuration(text, setting, 's');
 
 function mode(text: string, setting: string): number {
-  if (!/^0?[0-7]{3}$/.test(text)) throw new UsageError(`${setting}: "${text}" must be an octal mode like 0400`);
+  if (!/^0?[0-7]{3}$/.test(text)) throw new SettingError(`${setting}: "${text}" must be an octal mode like 0400`);
   return parseInt(text, 8);
 }
 
@@ -34,7 +30,7 @@ function group(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (/^\d+$/.test(text)) return Number(text);
   const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === text);
-  if (!line) throw new UsageError(`--group: no group named "${text}"`);
+  if (!line) throw new SettingError(`--group: no group named "${text}"`);
   return Number(line.split(':')[2]);
 }
 
@@ -63,19 +59,23 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
     try {
       token = readFileSync(o.tokenFile, 'utf8').trim();
     } catch (error) {
-      throw new UsageError(`--token-file: cannot read ${o.tokenFile}: ${(error as NodeJS.ErrnoException).code}`);
+      throw new SettingError(`--token-file: cannot read ${o.tokenFile}: ${(error as NodeJS.ErrnoException).code}`);
     }
   }
-  if (!token) throw new UsageError('no token: pass --token or --token-file (or LOCKBOX_TOKEN / LOCKBOX_TOKEN_FILE)');
+  if (!token) throw new SettingError('no token: pass --token or --token-file (or LOCKBOX_TOKEN / LOCKBOX_TOKEN_FILE)');
   const home = o.bentomlHome || join(homedir(), 'bentoml');
-  if (!existsSync(home)) throw new UsageError(`--bentoml-home: ${home} does not exist`);
-  if (!statSync(home).isDirectory()) throw new UsageError(`--bentoml-home: ${home} is not a directory`);
+  if (!existsSync(home)) throw new SettingError(`--bentoml-home: ${home} does not exist`);
+  if (!statSync(home).isDirectory()) throw new SettingError(`--bentoml-home: ${home} is not a directory`);
+  // gRPC's own target forms (unix:/path, dns:host:port) pass as they are; anything else is host:port.
+  if (!/^(unix|unix-abstract|dns|ipv4|ipv6):/.test(o.addr!)) parseHostPort(o.addr!, '--addr');
+  const resyncIntervalMs = duration(o.resyncInterval!, '--resync-interval');
+  if (resyncIntervalMs < 100 || resyncIntervalMs > 86_400_000) throw new SettingError(`--resync-interval: "${o.resyncInterval}" must be from 100ms to 24h`);
   const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
   return new Agent({
     client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },
     bentomlHome: home,
     natsUrl: o.natsUrl,
-    resyncIntervalMs: duration(o.resyncInterval!, '--resync-interval'),
+    resyncIntervalMs,
     modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
     agentId: o.agentId,
     log,
@@ -83,14 +83,18 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
   });
 }
 
-function serveHealth(addr: string, agent: Agent): Server {
-  const match = /^(.+):(\d+)$/.exec(addr);
-  if (!match) throw new UsageError(`--health-addr: "${addr}" must be host:port`);
-  return createServer((req, res) => {
+/** Resolves once listening; a port in use (or any listen error) rejects, naming the setting. */
+function serveHealth(addr: string, agent: Agent): Promise<Server> {
+  const { host, port } = parseHostPort(addr, '--health-addr');
+  const server = createServer((req, res) => {
     const ok = req.url === '/healthz' || (req.url === '/readyz' && agent.ready);
     res.writeHead(req.url === '/healthz' || req.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
     res.end(ok ? 'ok\n' : 'not ready\n');
-  }).listen(Number(match[2]), match[1]);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`--health-addr: cannot listen on ${addr}: ${error.code ?? error.message}`)));
+    server.listen(port, host, () => resolve(server));
+  });
 }
 
 /** Retries the first sync until it works or `ms` passes. */
@@ -120,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--health-addr <host:port>', 'serve /healthz and /readyz').env('LOCKBOX_HEALTH_ADDR'))
     .action(async (o) => {
       const agent = buildAgent(o);
-      const health = o.healthAddr ? serveHealth(o.healthAddr, agent) : undefined;
+      const health = o.healthAddr ? await serveHealth(o.healthAddr, agent) : undefined;
       const stopped = new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void agent.stop().then(resolve));
       });
@@ -151,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
       const onChange = String(o.onChange);
       const signalName = onChange.startsWith('signal:') ? onChange.slice(7) : undefined;
       if (!['restart', 'none'].includes(onChange) && !(signalName && signalName in osConstants.signals))
-        throw new UsageError(`--on-change: "${onChange}" must be restart, none or signal:NAME (e.g. signal:SIGHUP)`);
+        throw new SettingError(`--on-change: "${onChange}" must be restart, none or signal:NAME (e.g. signal:SIGHUP)`);
       const grace = duration(o.grace, '--grace');
       let child: ChildProcess | undefined;
       // A restart in flight: changes that arrive meanwhile join it (the new child gets the latest env).
@@ -216,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     process.stderr.write(`lockbox-agent: ${(error as Error).message}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return error instanceof SettingError ? 2 : 1;
   }
 }
 

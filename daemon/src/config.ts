@@ -3,6 +3,7 @@
  * validated once into a typed object; a bad setting stops the program with one line naming it.
  */
 import { Command, Option } from 'commander';
+import { SettingError, parseDuration, parseHostPort } from '../../shared/src/settings.js';
 
 export interface DaemonConfig {
   dataDir: string;
@@ -29,10 +30,6 @@ export interface DaemonConfig {
   auditReads: 'durable' | 'async';
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 export const defaults = {
   dataDir: './.lockbox',
   grpcAddr: '127.0.0.1:7700',
@@ -47,25 +44,10 @@ export const defaults = {
   maxResourceGroups: 50,
 };
 
-/** "250ms", "10s", "5m", "24h" or a number of milliseconds. */
-export function parseDuration(text: string, setting: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new ConfigError(`${setting}: "${text}" is not a duration (e.g. 500ms, 10s, 5m, 24h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms']!;
-  return Math.round(Number(match[1]) * unit);
-}
-
-export function parseHostPort(text: string, setting: string): { host: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) throw new ConfigError(`${setting}: "${text}" must be host:port (e.g. 127.0.0.1:7700; port 0 picks a free one)`);
-  return { host: match[1].replace(/^\[|\]$/g, ''), port };
-}
-
 /** "8MiB", "512KiB", "1048576" (bytes). */
 export function parseSize(text: string, setting: string): number {
   const match = /^(\d+)\s*(B|KiB|MiB|GiB)?$/i.exec(text.trim());
-  if (!match) throw new ConfigError(`${setting}: "${text}" is not a size (e.g. 8MiB, 512KiB, 1048576)`);
+  if (!match) throw new SettingError(`${setting}: "${text}" is not a size (e.g. 8MiB, 512KiB, 1048576)`);
   const unit = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }[(match[2] ?? 'b').toLowerCase() as 'b']!;
   return Number(match[1]) * unit;
 }
@@ -124,31 +106,31 @@ interface RawOptions {
 
 function wholeNumber(text: string, min: number, max: number, setting: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new ConfigError(`${setting}: "${text}" must be a whole number from ${min} to ${max}`);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new SettingError(`${setting}: "${text}" must be a whole number from ${min} to ${max}`);
   return n;
 }
 
 export function configFromOptions(raw: RawOptions): DaemonConfig {
-  if (!raw.dataDir) throw new ConfigError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
+  if (!raw.dataDir) throw new SettingError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
   parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
   const databaseUrl = raw.databaseUrl ?? '';
   if (databaseUrl && !/^postgres(ql)?:\/\/\S+$/.test(databaseUrl))
-    throw new ConfigError('--database-url (LOCKBOX_DATABASE_URL): must be a postgres:// URL (or empty for SQLite in the data dir)');
+    throw new SettingError('--database-url (LOCKBOX_DATABASE_URL): must be a postgres:// URL (or empty for SQLite in the data dir)');
   const httpAddr = raw.httpAddr === undefined ? defaults.httpAddr : raw.httpAddr === 'none' ? '' : raw.httpAddr;
   if (httpAddr) parseHostPort(httpAddr, '--http-addr (LOCKBOX_HTTP_ADDR)');
   const httpBodyLimit = parseSize(raw.httpBodyLimit ?? defaults.httpBodyLimit, '--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT)');
-  if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new ConfigError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
+  if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new SettingError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
   const natsUrl = raw.natsUrl === 'none' ? '' : raw.natsUrl;
-  if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new ConfigError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
+  if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new SettingError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
   const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
   const quotas = {
     maxTenantWideSecrets: wholeNumber(raw.maxTenantWideSecrets ?? String(defaults.maxTenantWideSecrets), 0, 1_000_000, '--max-tenant-wide-secrets (LOCKBOX_MAX_TENANT_WIDE_SECRETS)'),
     maxResourceGroups: wholeNumber(raw.maxResourceGroups ?? String(defaults.maxResourceGroups), 0, 1_000_000, '--max-resource-groups (LOCKBOX_MAX_RESOURCE_GROUPS)'),
   };
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(raw.logLevel))
-    throw new ConfigError(`--log-level (LOCKBOX_LOG_LEVEL): "${raw.logLevel}" must be trace, debug, info, warn or error`);
-  if (Boolean(raw.tlsCert) !== Boolean(raw.tlsKey)) throw new ConfigError('--tls-cert and --tls-key (LOCKBOX_TLS_CERT, LOCKBOX_TLS_KEY) must be given together');
-  if (raw.tlsClientCa && !raw.tlsCert) throw new ConfigError('--tls-client-ca (LOCKBOX_TLS_CLIENT_CA) needs --tls-cert and --tls-key');
+    throw new SettingError(`--log-level (LOCKBOX_LOG_LEVEL): "${raw.logLevel}" must be trace, debug, info, warn or error`);
+  if (Boolean(raw.tlsCert) !== Boolean(raw.tlsKey)) throw new SettingError('--tls-cert and --tls-key (LOCKBOX_TLS_CERT, LOCKBOX_TLS_KEY) must be given together');
+  if (raw.tlsClientCa && !raw.tlsCert) throw new SettingError('--tls-client-ca (LOCKBOX_TLS_CLIENT_CA) needs --tls-cert and --tls-key');
   return {
     dataDir: raw.dataDir,
     databaseUrl,

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** lockboxd: parse settings, start, stop cleanly on SIGTERM/SIGINT. */
 import { CommanderError } from 'commander';
-import { ConfigError, parseDaemonConfig } from './config.js';
+import { SettingError } from '../../shared/src/settings.js';
+import { parseDaemonConfig } from './config.js';
 import { startDaemon } from './daemon.js';
 import { KeyringError } from './keyring.js';
 import { createLogger } from './log.js';
@@ -11,7 +12,7 @@ async function main(): Promise<void> {
   try {
     config = parseDaemonConfig(process.argv.slice(2));
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof SettingError) {
       process.stderr.write(`lockboxd: ${error.message}\n`);
       process.exit(2);
     }

@@ -69,6 +69,17 @@ t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', 
   const usage = run(['once', '--file-mode', '999'], env);
   t.equal(await usage.done, 2);
   t.match(usage.err(), /--file-mode: "999" must be an octal mode/);
+  for (const [args, message] of [
+    [['--addr', 'not an address'], /^lockbox-agent: --addr: "not an address" must be host:port/],
+    [['--addr', '127.0.0.1:70000'], /--addr: .* must be host:port/],
+    [['--resync-interval', '0s'], /--resync-interval: "0s" must be from 100ms to 24h/],
+    [['--resync-interval', 'often'], /--resync-interval: "often" is not a duration/],
+    [['--timeout', 'soon'], /--timeout: "soon" is not a duration/],
+  ] as const) {
+    const bad = run(['once', ...args], env);
+    t.equal(await bad.done, 2, `${args.join(' ')}: a usage error`);
+    t.match(bad.err(), message);
+  }
   const help = run(['--help']);
   t.equal(await help.done, 0);
   t.match(help.out(), /run .*\n.*once/s);
@@ -96,6 +107,9 @@ t.test('run serves /healthz and /readyz', async (t) => {
   t.equal(ready, 200, 'ready after the first sync');
   t.equal(await get('/healthz'), 200);
   t.equal(await get('/nope'), 404);
+  const clash = run(['run', '--health-addr', `127.0.0.1:${port}`], env);
+  t.equal(await clash.done, 1, 'a health port in use: exit 1');
+  t.match(clash.err(), new RegExp(`^lockbox-agent: --health-addr: cannot listen on 127.0.0.1:${port}: EADDRINUSE\n$`));
   second.child.kill('SIGTERM');
   t.equal(await second.done, 0, 'SIGTERM stops cleanly');
 });

@@ -2,7 +2,8 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, parseDaemonConfig, parseDuration, parseHostPort } from '../../daemon/src/config.js';
+import { parseDaemonConfig } from '../../daemon/src/config.js';
+import { SettingError, parseDuration, parseHostPort } from '../../shared/src/settings.js';
 import { loadServices } from '../../shared/src/proto.js';
 import { LockboxClient } from '../../shared/src/client.js';
 import { Agent } from '../../agent/src/agent.js';
@@ -51,7 +52,7 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
     [['--http-body-limit', 'big'], /--http-body-limit \(LOCKBOX_HTTP_BODY_LIMIT\): "big" is not a size/],
     [['--http-body-limit', '10'], /--http-body-limit .*must be from 1KiB to 1GiB/],
   ];
-  for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'ConfigError', message }, args.join(' '));
+  for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'SettingError', message }, args.join(' '));
   t.throws(() => parseDaemonConfig(['--audit-reads', 'maybe']), { code: 'commander.invalidArgument' });
   t.equal(parseDaemonConfig(['--audit-reads', 'async']).auditReads, 'async');
   t.same(parseDaemonConfig(['--max-tenant-wide-secrets', '2']).quotas, { maxTenantWideSecrets: 2, maxResourceGroups: 50 });
@@ -59,7 +60,7 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
   t.equal(parseDuration('5m', 'x'), 300_000);
   t.equal(parseDuration('250', 'x'), 250);
   t.same(parseHostPort('[::1]:7700', 'x'), { host: '::1', port: 7700 });
-  t.type(new ConfigError('x'), Error);
+  t.type(new SettingError('x'), Error);
 });
 
 t.test('the lockboxd binary: --help, a bad setting is one line and exit 2, a bad key file stops it', async (t) => {

@@ -1,0 +1,27 @@
+/**
+ * Parsing of flags and settings shared by lockboxd and lockbox-agent. A bad one is a
+ * SettingError whose message names the setting and what it must be; the programs print it on
+ * one line and exit 2.
+ */
+export class SettingError extends Error {
+  override name = 'SettingError';
+}
+
+/**
+ * "250ms", "10s", "5m", "24h"; a bare number is in `bareUnit` (lockboxd: milliseconds;
+ * lockbox-agent: seconds, as its --resync-interval always was).
+ */
+export function parseDuration(text: string, setting: string, bareUnit: 'ms' | 's' = 'ms'): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new SettingError(`${setting}: "${text}" is not a duration (e.g. 500ms, 10s, 5m, 24h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? bareUnit]!;
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** host:port, the host a name, an IPv4 address or a bracketed IPv6 one; port 0 to 65535. */
+export function parseHostPort(text: string, setting: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw new SettingError(`${setting}: "${text}" must be host:port (e.g. 127.0.0.1:7700; port 0 picks a free one)`);
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
