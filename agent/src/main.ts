@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
-import { parseDuration, parseHostPort, SettingError } from '../../shared/src/settings.js';
+import { parseDuration, parseHostPort, parseNatsUrl, SettingError } from '../../shared/src/settings.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { Agent, MountWriteError } from './agent.js';
 import type { Rendered } from './render.js';
@@ -74,7 +74,8 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
   return new Agent({
     client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },
     bentomlHome: home,
-    natsUrl: o.natsUrl,
+    // Unset: what lockboxd advertises; "none" (or ""): resync only.
+    natsUrl: o.natsUrl === undefined ? undefined : parseNatsUrl(o.natsUrl, '--nats-url') || 'none',
     resyncIntervalMs,
     modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
     agentId: o.agentId,
@@ -138,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('write the secrets and exit 0 (init containers); exit 1 if lockboxd cannot be reached, or the secrets written, in time')
     .addOption(new Option('--timeout <duration>', 'how long to keep trying').default('30s'))
     .action(async (o) => {
+      if (o.natsUrl !== undefined) parseNatsUrl(o.natsUrl, '--nats-url'); // `once` never follows, but a bad setting is still one
       const agent = buildAgent({ ...o, natsUrl: 'none' });
       try {
         await firstSync(agent, duration(o.timeout, '--timeout'), (a) => a.syncOnce());

@@ -3,7 +3,7 @@
  * validated once into a typed object; a bad setting stops the program with one line naming it.
  */
 import { Command, Option } from 'commander';
-import { SettingError, parseDuration, parseHostPort } from '../../shared/src/settings.js';
+import { SettingError, parseDuration, parseHostPort, parseNatsUrl } from '../../shared/src/settings.js';
 
 export interface DaemonConfig {
   dataDir: string;
@@ -120,8 +120,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (httpAddr) parseHostPort(httpAddr, '--http-addr (LOCKBOX_HTTP_ADDR)');
   const httpBodyLimit = parseSize(raw.httpBodyLimit ?? defaults.httpBodyLimit, '--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT)');
   if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new SettingError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
-  const natsUrl = raw.natsUrl === 'none' ? '' : raw.natsUrl;
-  if (natsUrl && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl)) throw new SettingError(`--nats-url (LOCKBOX_NATS_URL): "${natsUrl}" must be a nats:// URL, or "none"`);
+  const natsUrl = parseNatsUrl(raw.natsUrl, '--nats-url (LOCKBOX_NATS_URL)');
   const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
   const quotas = {
     maxTenantWideSecrets: wholeNumber(raw.maxTenantWideSecrets ?? String(defaults.maxTenantWideSecrets), 0, 1_000_000, '--max-tenant-wide-secrets (LOCKBOX_MAX_TENANT_WIDE_SECRETS)'),
@@ -138,7 +137,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     httpAddr,
     httpBodyLimit,
     natsUrl,
-    natsAdvertiseUrl: raw.natsAdvertiseUrl || undefined,
+    natsAdvertiseUrl: raw.natsAdvertiseUrl ? parseNatsUrl(raw.natsAdvertiseUrl, '--nats-advertise-url (LOCKBOX_NATS_ADVERTISE_URL)') || undefined : undefined,
     masterKeyFile: raw.masterKeyFile || undefined,
     tls: raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey!, clientCa: raw.tlsClientCa } : undefined,
     maxVersions,

@@ -25,3 +25,10 @@ export function parseHostPort(text: string, setting: string): { host: string; po
   if (!match || port > 65535) throw new SettingError(`${setting}: "${text}" must be host:port (e.g. 127.0.0.1:7700; port 0 picks a free one)`);
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
+
+/** A NATS URL (nats://, tls://, ws://, wss://); "" or "none" for none, returned as "". */
+export function parseNatsUrl(text: string, setting: string): string {
+  if (text === '' || text === 'none') return '';
+  if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(text)) throw new SettingError(`${setting}: "${text}" must be a nats:// URL, or "none"`);
+  return text;
+}

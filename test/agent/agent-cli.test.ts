@@ -75,6 +75,7 @@ t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', 
     [['--resync-interval', '0s'], /--resync-interval: "0s" must be from 100ms to 24h/],
     [['--resync-interval', 'often'], /--resync-interval: "often" is not a duration/],
     [['--timeout', 'soon'], /--timeout: "soon" is not a duration/],
+    [['--nats-url', 'http://127.0.0.1:4222'], /--nats-url: "http:\/\/127.0.0.1:4222" must be a nats:\/\/ URL, or "none"/],
   ] as const) {
     const bad = run(['once', ...args], env);
     t.equal(await bad.done, 2, `${args.join(' ')}: a usage error`);

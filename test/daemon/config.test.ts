@@ -41,6 +41,7 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
     [['--grpc-addr', 'nope'], /--grpc-addr \(LOCKBOX_GRPC_ADDR\): "nope" must be host:port/],
     [['--grpc-addr', '1.2.3.4:70000'], /must be host:port/],
     [['--nats-url', 'http://x'], /--nats-url .* must be a nats:\/\/ URL/],
+    [['--nats-advertise-url', 'nats-server:4222'], /--nats-advertise-url .*"nats-server:4222" must be a nats:\/\/ URL/],
     [['--log-level', 'loud'], /--log-level/],
     [['--tls-cert', 'a.pem'], /must be given together/],
     [['--tls-client-ca', 'ca.pem'], /needs --tls-cert/],
