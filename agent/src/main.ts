@@ -53,7 +53,8 @@ function common(command: Command): Command {
     .addOption(new Option('--log-level <level>', 'info, warn, error').env(env('LOG_LEVEL')).default('info'));
 }
 
-function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Rendered) => void): Agent {
+/** `follow: false` (for `once`): no NATS, whatever --nats-url says (it is still checked). */
+function buildAgent(o: Record<string, string | undefined>, { onChange, follow = true }: { onChange?: (r: Rendered) => void; follow?: boolean } = {}): Agent {
   let token = o.token;
   if (!token && o.tokenFile) {
     try {
@@ -70,12 +71,14 @@ function buildAgent(o: Record<string, string | undefined>, onChange?: (r: Render
   if (!/^(unix|unix-abstract|dns|ipv4|ipv6):/.test(o.addr!)) parseHostPort(o.addr!, '--addr');
   const resyncIntervalMs = duration(o.resyncInterval!, '--resync-interval');
   if (resyncIntervalMs < 100 || resyncIntervalMs > 86_400_000) throw new SettingError(`--resync-interval: "${o.resyncInterval}" must be from 100ms to 24h`);
+  // Unset: what lockboxd advertises; "none" (or ""): resync only.
+  const given = o.natsUrl === undefined ? undefined : parseNatsUrl(o.natsUrl, '--nats-url');
+  const natsUrl = !follow ? 'none' : given === undefined ? undefined : given || 'none';
   const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
   return new Agent({
     client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },
     bentomlHome: home,
-    // Unset: what lockboxd advertises; "none" (or ""): resync only.
-    natsUrl: o.natsUrl === undefined ? undefined : parseNatsUrl(o.natsUrl, '--nats-url') || 'none',
+    natsUrl,
     resyncIntervalMs,
     modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
     agentId: o.agentId,
@@ -139,8 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('write the secrets and exit 0 (init containers); exit 1 if lockboxd cannot be reached, or the secrets written, in time')
     .addOption(new Option('--timeout <duration>', 'how long to keep trying').default('30s'))
     .action(async (o) => {
-      if (o.natsUrl !== undefined) parseNatsUrl(o.natsUrl, '--nats-url'); // `once` never follows, but a bad setting is still one
-      const agent = buildAgent({ ...o, natsUrl: 'none' });
+      const agent = buildAgent(o, { follow: false });
       try {
         await firstSync(agent, duration(o.timeout, '--timeout'), (a) => a.syncOnce());
       } finally {
@@ -195,13 +197,13 @@ export async function main(argv: string[]): Promise<number> {
           if (!stopping) launch();
         })();
       };
-      const agent = buildAgent(o, (rendered) => {
+      const agent = buildAgent(o, { onChange: (rendered) => {
         const changed = JSON.stringify(rendered.env) !== JSON.stringify(env);
         env = rendered.env;
         if (!child || !changed || stopping) return;
         if (onChange === 'restart') restart();
         else if (signalName) child.kill(signalName as NodeJS.Signals);
-      });
+      } });
       await firstSync(agent, 30_000, (a) => a.start());
       env = agent.lastRendered?.env ?? {};
       launch();
