@@ -16,7 +16,7 @@ function runtimeImports(file: string): string[] {
 }
 
 t.test('no circular imports between source files', async (t) => {
-  const files = dirs.flatMap((d) => readdirSync(join(root, d)).filter((f) => f.endsWith('.ts')).map((f) => join(root, d, f)));
+  const files = dirs.flatMap((d) => readdirSync(join(root, d), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => join(root, d, f)));
   const graph = new Map(files.map((f) => [f, runtimeImports(f)]));
   const cycles: string[] = [];
   const state = new Map<string, 'visiting' | 'done'>();

@@ -4,7 +4,7 @@ import { CommanderError } from 'commander';
 import { SettingError } from '../../shared/src/settings.js';
 import { parseDaemonConfig } from './config.js';
 import { startDaemon } from './daemon.js';
-import { KeyringError } from './keyring.js';
+import { KeyringError } from './security/keyring.js';
 import { createLogger } from './log.js';
 
 async function main(): Promise<void> {

@@ -4,7 +4,7 @@ import { loadServices } from '../../shared/src/proto.js';
 import { LockboxClient } from '../../shared/src/client.js';
 import { pino } from 'pino';
 import { AgentSession, SessionRequestError } from '../../agent/src/session.js';
-import { AgentSessions } from '../../daemon/src/grpc-agent-session.js';
+import { AgentSessions } from '../../daemon/src/api/grpc-agent-session.js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 
 const scope = { tenant: 'default', resource_group: 'team-a' };

@@ -3,8 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
-import { TokenAuthority } from '../../daemon/src/auth.js';
-import { Keyring } from '../../daemon/src/keyring.js';
+import { TokenAuthority } from '../../daemon/src/security/auth.js';
+import { Keyring } from '../../daemon/src/security/keyring.js';
 import { join } from 'node:path';
 import { startTestDaemon } from '../helpers/daemon.js';
 

@@ -13,7 +13,7 @@ import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
 import pg from 'pg';
-import { PostgresStore, unavailable } from '../../daemon/src/store-postgres.js';
+import { PostgresStore, unavailable } from '../../daemon/src/store/store-postgres.js';
 import { UnavailableError } from '../../shared/src/errors.js';
 
 function sharedKeyFile(t: { teardown(fn: () => unknown): void }): string {

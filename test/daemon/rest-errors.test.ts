@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { b64, restClient } from '../helpers/rest.js';
-import * as schemas from '../../daemon/src/rest-schemas.js';
+import * as schemas from '../../daemon/src/api/rest-schemas.js';
 
 const CANARY = 'canary-rest-7f3a9c';
 

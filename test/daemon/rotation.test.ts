@@ -3,7 +3,7 @@ import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
-import { Keyring } from '../../daemon/src/keyring.js';
+import { Keyring } from '../../daemon/src/security/keyring.js';
 
 t.test('key rotation under load: every data key re-wrapped, nothing unreadable, writes keep landing', async (t) => {
   const d = await startTestDaemon(t);

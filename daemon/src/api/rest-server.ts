@@ -12,11 +12,11 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { InvalidArgumentError, LockboxError } from '../../shared/src/errors.js';
-import type { Principal, TokenAuthority } from './auth.js';
+import { InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
+import type { Principal, TokenAuthority } from '../security/auth.js';
 import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
-import type { CallContext } from './context.js';
-import type { Logger } from './log.js';
+import type { CallContext } from '../services/context.js';
+import type { Logger } from '../log.js';
 import { buildOpenApi } from './rest-openapi.js';
 import { restRoutes, type RestRequest, type RestRoute, type RestServices } from './rest-routes.js';
 

@@ -14,10 +14,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { constantTimeEqual, keyedHash, randomBytes } from '../../shared/src/crypto.js';
-import { PermissionDeniedError, UnauthenticatedError } from '../../shared/src/errors.js';
-import { createFileExclusively, writeFileDurably } from './files.js';
-import type { ScopeKey, Store, TokenRecord } from './store.js';
+import { constantTimeEqual, keyedHash, randomBytes } from '../../../shared/src/crypto.js';
+import { PermissionDeniedError, UnauthenticatedError } from '../../../shared/src/errors.js';
+import { createFileExclusively, writeFileDurably } from '../files.js';
+import type { ScopeKey, Store, TokenRecord } from '../store/store.js';
 
 export const roles = ['tenant-admin', 'rg-admin', 'reader', 'viewer', 'agent'] as const;
 export type Role = (typeof roles)[number];

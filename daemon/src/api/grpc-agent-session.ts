@@ -19,13 +19,13 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, type LockboxError } from '../../shared/src/errors.js';
-import type { Principal, TokenAuthority } from './auth.js';
+import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, type LockboxError } from '../../../shared/src/errors.js';
+import type { Principal, TokenAuthority } from '../security/auth.js';
 import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
-import type { CallContext } from './context.js';
+import type { CallContext } from '../services/context.js';
 import { firstValue } from './grpc-metadata.js';
-import type { Logger } from './log.js';
-import type { AgentService } from './service-agent.js';
+import type { Logger } from '../log.js';
+import type { AgentService } from '../services/service-agent.js';
 
 const MAX_IN_FLIGHT = 16;
 

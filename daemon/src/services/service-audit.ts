@@ -1,12 +1,12 @@
 /** Reading and verifying the audit log. */
-import { InvalidArgumentError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { limits } from '../../shared/src/limits.js';
-import { checkTenant } from '../../shared/src/validate.js';
-import { ChainVerifier } from './audit.js';
-import { authorizeOperator, isOperator } from './auth.js';
+import { InvalidArgumentError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import { limits } from '../../../shared/src/limits.js';
+import { checkTenant } from '../../../shared/src/validate.js';
+import { ChainVerifier } from '../security/audit.js';
+import { authorizeOperator, isOperator } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { auditMessage } from './messages.js';
-import type { AuditHasher, Store } from './store.js';
+import type { AuditHasher, Store } from '../store/store.js';
 
 export class AuditService {
   constructor(

@@ -2,7 +2,7 @@
  * Table rows (snake_case columns, as both SQL stores name them) to the store's records. One set
  * of mappers for SQLite and PostgreSQL: the tables are the same, only the dialects differ.
  */
-import type { MountSpec, SecretType } from '../../shared/src/validate.js';
+import type { MountSpec, SecretType } from '../../../shared/src/validate.js';
 import type { AgentReport, AppliedRecord, AuditRecord, DeploymentRecord, SecretHead, TokenRecord, VersionRecord } from './store.js';
 
 /** A row as a driver returns it: numbers may come as strings (PostgreSQL BIGINT) or numbers. */

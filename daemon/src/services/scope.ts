@@ -1,5 +1,5 @@
 import type { ScopeMessage } from './messages.js';
-import type { ScopeKey } from './store.js';
+import type { ScopeKey } from '../store/store.js';
 
 /** A request's scope, unvalidated: an empty tenant means "default", an absent group "". */
 export function scopeOf(message: ScopeMessage | undefined): ScopeKey {

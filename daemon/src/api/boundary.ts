@@ -4,9 +4,9 @@
  * one log line per call.
  */
 import { randomUUID } from 'node:crypto';
-import { LockboxError } from '../../shared/src/errors.js';
-import type { Principal } from './auth.js';
-import type { Logger } from './log.js';
+import { LockboxError } from '../../../shared/src/errors.js';
+import type { Principal } from '../security/auth.js';
+import type { Logger } from '../log.js';
 
 /**
  * The token from `authorization: Bearer <token>` or, failing that, `x-api-key: <token>`. A

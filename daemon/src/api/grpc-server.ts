@@ -6,19 +6,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { loadPackageDefinition, loadServices } from '../../shared/src/proto.js';
-import type { Principal, TokenAuthority } from './auth.js';
+import { loadPackageDefinition, loadServices } from '../../../shared/src/proto.js';
+import type { Principal, TokenAuthority } from '../security/auth.js';
 import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
-import type { Logger } from './log.js';
-import type { AgentService } from './service-agent.js';
+import type { Logger } from '../log.js';
+import type { AgentService } from '../services/service-agent.js';
 import { AgentSessions } from './grpc-agent-session.js';
 import { firstValue } from './grpc-metadata.js';
-import type { AuditService } from './service-audit.js';
-import type { DeploymentsService } from './service-deployments.js';
-import type { KeysService } from './service-keys.js';
-import type { TokensService } from './service-tokens.js';
-import type { CallContext } from './context.js';
-import type { SecretsService } from './service-secrets.js';
+import type { AuditService } from '../services/service-audit.js';
+import type { DeploymentsService } from '../services/service-deployments.js';
+import type { KeysService } from '../services/service-keys.js';
+import type { TokensService } from '../services/service-tokens.js';
+import type { CallContext } from '../services/context.js';
+import type { SecretsService } from '../services/service-secrets.js';
 
 export interface GrpcServerParts {
   auth: TokenAuthority;

@@ -9,11 +9,11 @@
  * Payloads are never re-encrypted. Reads keep working throughout: each row names its master key.
  * A daemon that stops mid-way resumes (3) on its next start.
  */
-import { rewrapDataKey } from '../../shared/src/crypto.js';
-import { ConflictError, LockboxError } from '../../shared/src/errors.js';
-import { authorizeOperator, type Principal } from './auth.js';
-import type { Keyring } from './keyring.js';
-import type { Store } from './store.js';
+import { rewrapDataKey } from '../../../shared/src/crypto.js';
+import { ConflictError, LockboxError } from '../../../shared/src/errors.js';
+import { authorizeOperator, type Principal } from '../security/auth.js';
+import type { Keyring } from '../security/keyring.js';
+import type { Store } from '../store/store.js';
 
 export class KeysService {
   private rotating: Promise<unknown> | undefined;

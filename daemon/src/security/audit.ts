@@ -5,10 +5,10 @@
  * hash(n) = BLAKE2b_key(seq, fields of n, hash(n-1)). Editing an entry breaks its hash; removing
  * one breaks the next entry's link; without the key nobody can forge a consistent chain.
  */
-import { deriveKey, keyedHash } from '../../shared/src/crypto.js';
-import { LockboxError } from '../../shared/src/errors.js';
-import type { CallContext } from './context.js';
-import type { AuditDraft, AuditHasher, AuditRecord, ScopeKey, Store } from './store.js';
+import { deriveKey, keyedHash } from '../../../shared/src/crypto.js';
+import { LockboxError } from '../../../shared/src/errors.js';
+import type { CallContext } from '../services/context.js';
+import type { AuditDraft, AuditHasher, AuditRecord, ScopeKey, Store } from '../store/store.js';
 
 export function auditHasher(rootKey: Uint8Array): AuditHasher {
   const key = deriveKey(rootKey, 2, 'lbxaudit');

@@ -5,16 +5,16 @@
  * them all) or when mounts clash (FAILED_PRECONDITION listing every collision).
  */
 import { randomUUID } from 'node:crypto';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { mountCollisions } from '../../shared/src/layout.js';
-import { checkDescription, checkLabels, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
-import { auditDraft, auditFailures } from './audit.js';
-import { authorizeDeployment } from './auth.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import { mountCollisions } from '../../../shared/src/layout.js';
+import { checkDescription, checkLabels, checkResourceGroup, checkSecretName, checkTenant } from '../../../shared/src/validate.js';
+import { auditDraft, auditFailures } from '../security/audit.js';
+import { authorizeDeployment } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type DeploymentInputMessage, type ScopeMessage } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
-import type { DeploymentRecord, Quotas, ScopeKey, Store } from './store.js';
+import type { DeploymentRecord, Quotas, ScopeKey, Store } from '../store/store.js';
 
 const MAX_SECRETS = 100;
 

@@ -22,9 +22,9 @@
  * No head cache: another replica may change any secret at any time.
  */
 import pg from 'pg';
-import { AlreadyExistsError, ConflictError, LockboxError, NotFoundError, ResourceExhaustedError, UnavailableError } from '../../shared/src/errors.js';
-import { deploymentSubject } from '../../shared/src/subject.js';
-import { describeScope } from './scope.js';
+import { AlreadyExistsError, ConflictError, LockboxError, NotFoundError, ResourceExhaustedError, UnavailableError } from '../../../shared/src/errors.js';
+import { deploymentSubject } from '../../../shared/src/subject.js';
+import { describeScope } from '../services/scope.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,

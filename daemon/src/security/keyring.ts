@@ -10,9 +10,9 @@
  * they are being re-wrapped.
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { KEY_BYTES, deriveKey, keyedHash, randomKey, type MasterKey } from '../../shared/src/crypto.js';
-import { FailedPreconditionError } from '../../shared/src/errors.js';
-import { createFileExclusively, writeFileDurably } from './files.js';
+import { KEY_BYTES, deriveKey, keyedHash, randomKey, type MasterKey } from '../../../shared/src/crypto.js';
+import { FailedPreconditionError } from '../../../shared/src/errors.js';
+import { createFileExclusively, writeFileDurably } from '../files.js';
 
 const FORMAT = 'lockbox-keyring/v1';
 

@@ -2,14 +2,14 @@
  * What lockbox-agent calls with its agent token (its deployment's configuration and secrets, its
  * status reports), and the rollout status that `lockbox status NAME` reads.
  */
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { CHANGES_PREFIX, deploymentSubject, encodeSubjectToken } from '../../shared/src/subject.js';
-import { checkSecretName } from '../../shared/src/validate.js';
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import { CHANGES_PREFIX, deploymentSubject, encodeSubjectToken } from '../../../shared/src/subject.js';
+import { checkSecretName } from '../../../shared/src/validate.js';
 import type { CallContext } from './context.js';
 import { deploymentMessage, type ScopeMessage } from './messages.js';
 import { scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
-import type { AgentReport, AppliedRecord, DeploymentRecord, Store } from './store.js';
+import type { AgentReport, AppliedRecord, DeploymentRecord, Store } from '../store/store.js';
 
 const MAX_PROBLEMS = 100;
 /** How long status reports are kept before they are written together. */

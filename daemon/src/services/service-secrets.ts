@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { DataKeyCache, keyedHash, openSecret, sealSecret } from '../../shared/src/crypto.js';
+import { DataKeyCache, keyedHash, openSecret, sealSecret } from '../../../shared/src/crypto.js';
 import {
   ConflictError,
   FailedPreconditionError,
@@ -16,9 +16,9 @@ import {
   PermissionDeniedError,
   errorKinds,
   type ErrorKind,
-} from '../../shared/src/errors.js';
-import { limits } from '../../shared/src/limits.js';
-import { changeSubject } from '../../shared/src/subject.js';
+} from '../../../shared/src/errors.js';
+import { limits } from '../../../shared/src/limits.js';
+import { changeSubject } from '../../../shared/src/subject.js';
 import {
   checkData,
   checkDescription,
@@ -35,13 +35,13 @@ import {
   type MountSpec as MountSpecType,
   type MountSpec,
   type SecretType,
-} from '../../shared/src/validate.js';
-import { auditDraft, auditFailures, outcomeOf } from './audit.js';
-import { authorizeSecret, type SecretAction } from './auth.js';
+} from '../../../shared/src/validate.js';
+import { auditDraft, auditFailures, outcomeOf } from '../security/audit.js';
+import { authorizeSecret, type SecretAction } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { ReadAuditLog } from './read-audit.js';
-import type { Keyring } from './keyring.js';
+import { ReadAuditLog } from '../security/read-audit.js';
+import type { Keyring } from '../security/keyring.js';
 import {
   headMessage,
   secretMessage,
@@ -58,7 +58,7 @@ import {
   type UpdateSecretRequest,
 } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
-import { mountCollisions, mountFromMessage } from '../../shared/src/layout.js';
+import { mountCollisions, mountFromMessage } from '../../../shared/src/layout.js';
 import {
   IdempotencyReplayError,
   type AuditDraft,
@@ -72,7 +72,7 @@ import {
   type SecretHead,
   type Store,
   type VersionRecord,
-} from './store.js';
+} from '../store/store.js';
 
 export type { CallContext };
 

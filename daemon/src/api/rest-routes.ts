@@ -4,14 +4,14 @@
  * shape: where the scope comes from (headers), how values are spelled (text in /v1, base64 in
  * /v2), and which status a result gets.
  */
-import { InvalidArgumentError, LockboxError, errorKinds } from '../../shared/src/errors.js';
-import { templateKeys } from '../../shared/src/validate.js';
-import type { CallContext } from './context.js';
-import type { MountMessage, ScopeMessage, SecretMessage, UpdateSecretRequest } from './messages.js';
+import { InvalidArgumentError, LockboxError, errorKinds } from '../../../shared/src/errors.js';
+import { templateKeys } from '../../../shared/src/validate.js';
+import type { CallContext } from '../services/context.js';
+import type { MountMessage, ScopeMessage, SecretMessage, UpdateSecretRequest } from '../services/messages.js';
 import * as schemas from './rest-schemas.js';
 import type { JsonSchema } from './rest-schemas.js';
-import type { AgentService } from './service-agent.js';
-import type { SecretsService } from './service-secrets.js';
+import type { AgentService } from '../services/service-agent.js';
+import type { SecretsService } from '../services/service-secrets.js';
 
 export interface RestRequest {
   params: Record<string, string>;

@@ -8,7 +8,7 @@
  *   lose that window).
  * Coalescing keeps a busy read path from paying one hashed, indexed row per call.
  */
-import type { AuditDraft, Store } from './store.js';
+import type { AuditDraft, Store } from '../store/store.js';
 
 function coalesce(entries: AuditDraft[]): AuditDraft[] {
   const byKey = new Map<string, AuditDraft>();

@@ -11,10 +11,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
-import type { ChangeNotice } from '../../shared/src/subject.js';
-import { withTimeout } from '../../shared/src/timeout.js';
-import type { Logger } from './log.js';
-import type { Store, StoredNotice } from './store.js';
+import type { ChangeNotice } from '../../../shared/src/subject.js';
+import { withTimeout } from '../../../shared/src/timeout.js';
+import type { Logger } from '../log.js';
+import type { Store, StoredNotice } from '../store/store.js';
 
 export interface OutboxPublisherOptions {
   store: Store;

@@ -8,13 +8,13 @@
  * - any token may revoke itself.
  * A token the caller may not see answers NOT_FOUND, so ids of other tenants are not confirmed.
  */
-import { checkDescription, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../shared/src/errors.js';
-import { auditDraft, auditFailures } from './audit.js';
-import { isOperator, roles, type Principal, type Role, type TokenAuthority } from './auth.js';
+import { checkDescription, checkResourceGroup, checkSecretName, checkTenant } from '../../../shared/src/validate.js';
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import { auditDraft, auditFailures } from '../security/audit.js';
+import { isOperator, roles, type Principal, type Role, type TokenAuthority } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { tokenInfo } from './messages.js';
-import type { Store, TokenRecord } from './store.js';
+import type { Store, TokenRecord } from '../store/store.js';
 
 const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 

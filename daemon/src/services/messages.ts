@@ -3,16 +3,16 @@
  * (keepCase, defaults: false: absent fields are undefined), and the conversions between them and
  * the store's records.
  */
-import type { MountSpec } from '../../shared/src/validate.js';
-import type { AuditRecord, DeploymentRecord, SecretHead, TokenRecord, VersionRecord } from './store.js';
+import type { MountSpec } from '../../../shared/src/validate.js';
+import type { AuditRecord, DeploymentRecord, SecretHead, TokenRecord, VersionRecord } from '../store/store.js';
 
 export interface ScopeMessage {
   tenant?: string;
   resource_group?: string;
 }
 
-export type { MountMessage } from '../../shared/src/layout.js';
-import type { MountMessage } from '../../shared/src/layout.js';
+export type { MountMessage } from '../../../shared/src/layout.js';
+import type { MountMessage } from '../../../shared/src/layout.js';
 
 export interface SecretInputMessage {
   name?: string;

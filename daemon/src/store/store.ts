@@ -3,9 +3,9 @@
  * stand beside the SQLite one without touching it. Every method is async; a store decides how it
  * groups writes into transactions, but each `commit` call is atomic and durable when it resolves.
  */
-import type { LockboxError } from '../../shared/src/errors.js';
-import type { Envelope } from '../../shared/src/crypto.js';
-import type { MountSpec, SecretType } from '../../shared/src/validate.js';
+import type { LockboxError } from '../../../shared/src/errors.js';
+import type { Envelope } from '../../../shared/src/crypto.js';
+import type { MountSpec, SecretType } from '../../../shared/src/validate.js';
 
 export interface ScopeKey {
   tenant: string;

@@ -1,4 +1,4 @@
-import type { Principal } from './auth.js';
+import type { Principal } from '../security/auth.js';
 
 /** Who is calling and how, as the transport saw it. */
 export interface CallContext {

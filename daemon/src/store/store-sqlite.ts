@@ -29,7 +29,7 @@ import {
   LockboxError,
   NotFoundError,
   ResourceExhaustedError,
-} from '../../shared/src/errors.js';
+} from '../../../shared/src/errors.js';
 import {
   IdempotencyReplayError,
   type AgentReport,
@@ -53,9 +53,9 @@ import {
   type VersionRecord,
   type WrappedKeyRow,
 } from './store.js';
-import { describeScope } from './scope.js';
+import { describeScope } from '../services/scope.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
-import { deploymentSubject } from '../../shared/src/subject.js';
+import { deploymentSubject } from '../../../shared/src/subject.js';
 
 /** Ordered; each runs once, in a transaction, and is recorded in schema_migrations. */
 const migrations: string[] = [
