@@ -2,7 +2,7 @@
  * /openapi.json: an OpenAPI 3.1 document built from the route table and the very schemas the
  * gateway validates with (rest-schemas.ts), so what is published is what is enforced.
  */
-import type { RestRoute } from './rest-routes.js';
+import type { RestRoute } from './rest-common.js';
 import { errorResponse, healthResponse, type JsonSchema } from './rest-schemas.js';
 
 function parameters(where: 'path' | 'query', schema: JsonSchema | undefined) {

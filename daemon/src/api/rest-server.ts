@@ -6,7 +6,7 @@
  * (3) the body: JSON only, at most `bodyLimit` bytes, parsed without ever quoting it back;
  * (4) path, query and body checked against the route's JSON Schemas (the same ones /openapi.json
  *     publishes), unknown fields refused by name;
- * (5) the route's translation into a service call (rest-routes.ts);
+ * (5) the route's translation into a service call (rest-routes.ts lists the families' files);
  * (6) one error shape, `{"error": {"code", "message", "request_id"}}`, with the HTTP status of the
  *     error's kind (shared/src/errors.ts), and one log line per request (boundary.ts).
  */
@@ -18,7 +18,8 @@ import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundar
 import type { CallContext } from '../services/context.js';
 import type { Logger } from '../log.js';
 import { buildOpenApi } from './rest-openapi.js';
-import { restRoutes, type RestRequest, type RestRoute, type RestServices } from './rest-routes.js';
+import type { RestRequest, RestRoute, RestServices } from './rest-common.js';
+import { restRoutes } from './rest-routes.js';
 
 export interface RestServerOptions extends RestServices {
   auth: TokenAuthority;
