@@ -1,0 +1,98 @@
+/**
+ * What every command of the CLI is handed: the program's I/O, the global options, one gRPC
+ * client opened on first use (closed by runCli), and `print` for `-o table|json|yaml`.
+ * A failed call becomes CallFailed, one line on stderr and exit 1.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { LockboxClient, type ServiceName } from '../../shared/src/client.js';
+import { UsageError } from './inputs.js';
+import { renderStructured, type OutputFormat } from './output.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  readStdin: () => Buffer;
+  /** Where ./.lockbox/admin.token is looked for. Settings' env vars come from process.env. */
+  cwd: string;
+}
+
+export interface GlobalOptions {
+  addr: string;
+  token?: string;
+  tokenFile?: string;
+  output: OutputFormat;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  timeout: string;
+}
+
+export class CallFailed extends Error {
+  override name = 'CallFailed';
+}
+
+function grpcMessage(error: unknown): string {
+  const e = error as ServiceError;
+  if (typeof e?.code === 'number') {
+    const name = GrpcStatus[e.code] ?? String(e.code);
+    if (e.code === GrpcStatus.UNAVAILABLE) return `${name}: cannot reach lockboxd (${e.details})`;
+    if (e.code === GrpcStatus.DEADLINE_EXCEEDED) return `${name}: lockboxd did not answer in time`;
+    return `${name}: ${e.details}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export interface CliContext {
+  io: CliIo;
+  globals(): GlobalOptions;
+  /** One call; a gRPC error becomes CallFailed with its status name and message. */
+  rpc(service: ServiceName, method: string, request: object, idempotencyKey?: string): Promise<any>;
+  /** `value` as JSON/YAML, or the text `table()` renders. */
+  print(value: unknown, table: () => string): void;
+  /** A file's text, or standard input for `-`; a file that cannot be read is a usage error. */
+  readInputFile(file: string): string;
+  close(): void;
+}
+
+export function cliContext(program: Command, io: CliIo): CliContext {
+  let client: LockboxClient | undefined;
+  const globals = () => program.opts<GlobalOptions>();
+  const connect = (): LockboxClient => {
+    if (client) return client;
+    const g = globals();
+    let token = g.token;
+    if (!token) {
+      const file = g.tokenFile ?? join(io.cwd, '.lockbox', 'admin.token');
+      if (!existsSync(file))
+        throw new UsageError(`no token: pass --token, set LOCKBOX_TOKEN or LOCKBOX_TOKEN_FILE, or run where ./.lockbox/admin.token exists`);
+      token = readFileSync(resolve(io.cwd, file), 'utf8').trim();
+    }
+    const timeout = Number(g.timeout);
+    if (!(timeout > 0)) throw new UsageError(`--timeout "${g.timeout}" must be a positive number of seconds`);
+    client = new LockboxClient({ addr: g.addr, token, tlsCa: g.tlsCa, tlsCert: g.tlsCert, tlsKey: g.tlsKey, timeoutMs: timeout * 1000 });
+    return client;
+  };
+  return {
+    io,
+    globals,
+    rpc: (service, method, request, idempotencyKey) =>
+      connect().call(service, method, request, { idempotencyKey }).catch((error: unknown) => {
+        throw new CallFailed(grpcMessage(error));
+      }),
+    print(value, table) {
+      const format = globals().output;
+      io.stdout(format === 'table' ? table() : renderStructured(value, format));
+    },
+    readInputFile(file) {
+      try {
+        return file === '-' ? io.readStdin().toString('utf8') : readFileSync(resolve(io.cwd, file), 'utf8');
+      } catch (error) {
+        throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    },
+    close: () => client?.close(),
+  };
+}
