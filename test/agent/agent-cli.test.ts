@@ -9,12 +9,12 @@ import { watchSecrets, type SecretsSnapshot } from '../../agent/src/index.js';
 import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
-import { agentBin, agentFlags, repoRoot } from '../helpers/spawn.js';
+import { agentBin, agentEnv, agentFlags, repoRoot } from '../helpers/spawn.js';
 
 const scope = { tenant: 'default', resource_group: '' };
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [...agentFlags, agentBin, ...args], { env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [...agentFlags, agentBin, ...args], { env: agentEnv(env) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c));

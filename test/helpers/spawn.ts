@@ -11,6 +11,16 @@ export const cliBin = join(repoRoot, 'dist', 'cli', 'src', 'main.js');
 export const agentBin = join(repoRoot, 'dist', 'agent', 'lockbox-agent.js');
 /** The node flags of lockbox-agent's shebang: tests start the agent as the installed command does. */
 export const agentFlags = agentNodeFlags();
+/**
+ * The environment a spawned lockbox-agent gets. Under tap's coverage, processinfo drops a whole
+ * script whose source map names any node_modules file, and the bundle's map names grpc-js and
+ * the rest beside agent/src: widening the exclusion to nothing keeps the bundle's coverage, and
+ * the report still leaves node_modules out (it maps the bundle back to agent/src and shared/src).
+ */
+export function agentEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const coverage = process.env._TAPJS_PROCESSINFO_COV_EXCLUDE_ !== undefined ? { _TAPJS_PROCESSINFO_COV_EXCLUDE_: '/^$./' } : {};
+  return { ...process.env, ...coverage, ...env };
+}
 
 export interface SpawnedDaemon {
   child: ChildProcess;

@@ -1,0 +1,54 @@
+/**
+ * Per-file line coverage, checked after `tap` (npm test): tap's own thresholds are one global
+ * figure, which a well-covered file can hide a bare one behind. Every product source file
+ * (shared, daemon, cli, agent) must appear in the coverage report — a file no test loads is
+ * reported as missing, not skipped; only a file of types alone is left out — and reach LINES
+ * percent of its lines. The spawned
+ * programs count too: they run from dist/ with source maps, and the report maps them back.
+ *
+ * Usage: node scripts/coverage-per-file.mjs [.tap/report/coverage-summary.json]
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+
+const LINES = 80;
+const root = resolve(import.meta.dirname, '..');
+const summaryFile = resolve(root, process.argv[2] ?? '.tap/report/coverage-summary.json');
+const productDirs = ['shared/src', 'daemon/src', 'cli/src', 'agent/src'];
+
+let summary;
+try {
+  summary = JSON.parse(readFileSync(summaryFile, 'utf8'));
+} catch (err) {
+  console.error(`coverage-per-file: cannot read ${relative(root, summaryFile)} (${err.code ?? err.message}); run tap with the json-summary report first`);
+  process.exit(1);
+}
+const covered = new Map(Object.entries(summary).filter(([file]) => file !== 'total').map(([file, s]) => [resolve(root, file), s.lines.pct]));
+
+/** A file of types alone compiles to `export {};`: there is nothing in it to run or cover. */
+function typeOnly(built) {
+  let js;
+  try {
+    js = readFileSync(built, 'utf8');
+  } catch {
+    return false;
+  }
+  return js.replace(/\/\/.*$/gm, '').replace(/\s+/g, '') === 'export{};';
+}
+
+const failures = [];
+let checked = 0;
+for (const dir of productDirs) {
+  for (const name of readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })) {
+    if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue;
+    const file = join(root, dir, name);
+    if (typeOnly(join(root, 'dist', dir, name.replace(/\.ts$/, '.js')))) continue;
+    checked++;
+    const pct = covered.get(file);
+    if (pct === undefined) failures.push(`${relative(root, file)}: not loaded by any test`);
+    else if (pct < LINES) failures.push(`${relative(root, file)}: ${pct} % of lines (needs ${LINES} %)`);
+  }
+}
+for (const line of failures) console.log(`coverage-per-file: ${line}`);
+console.log(`coverage-per-file: ${checked - failures.length} of ${checked} product files at ≥ ${LINES} % of lines`);
+process.exit(failures.length ? 1 : 0);
