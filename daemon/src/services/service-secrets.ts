@@ -40,6 +40,7 @@ import { auditDraft, auditFailures, outcomeOf } from '../security/audit.js';
 import { authorizeSecret, type SecretAction } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { ListCursors } from './list-cursor.js';
 import { ReadAuditLog } from '../security/read-audit.js';
 import type { Keyring } from '../security/keyring.js';
 import {
@@ -134,11 +135,13 @@ export class SecretsService {
   private readonly reads: ReadAuditLog;
   private readonly dataKeys = new DataKeyCache();
   private readonly writers = new KeyedMutex();
+  private readonly cursors: ListCursors;
 
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
     this.keyring = options.keyring;
     this.quotas = options.quotas;
+    this.cursors = new ListCursors(options.keyring.tokenKey);
     this.reads = new ReadAuditLog(options.store, options.durableReadAudit ?? true, options.onBackgroundError ?? (() => {}));
     this.onCommitted = options.onCommitted ?? (() => {});
     this.maxConflictRetries = options.maxConflictRetries ?? 16;
@@ -571,7 +574,7 @@ export class SecretsService {
     const template = request.template ? checkTemplate(request.template) : '';
     const labelFilter = (request.labels ?? []).map((text, i) => splitAssignment(text, `labels[${i}]`));
     const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter]), this.keyring.tokenKey).slice(0, 16);
-    const after = request.cursor ? decodeCursor(request.cursor, filterKey) : '';
+    const after = request.cursor ? this.cursors.decode(request.cursor, filterKey) : '';
     const matches = (head: SecretHead) =>
       (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => head.labels[k] === v);
     // Keyset pagination by name: stable under concurrent writes (no item is skipped or repeated).
@@ -589,7 +592,7 @@ export class SecretsService {
     }
     const page = found.slice(0, limit);
     const more = found.length > limit;
-    return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? encodeCursor(page[page.length - 1].name, filterKey) : '' };
+    return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? this.cursors.encode(page[page.length - 1].name, filterKey) : '' };
   }
 
   /**
@@ -662,20 +665,4 @@ export class SecretsService {
       return build(outcomes);
     }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
   }
-}
-
-function encodeCursor(afterName: string, filterKey: string): string {
-  return Buffer.from(JSON.stringify({ v: 1, a: afterName, f: filterKey })).toString('base64url');
-}
-
-function decodeCursor(cursor: string, filterKey: string): string {
-  let parsed: { v?: number; a?: unknown; f?: unknown };
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as typeof parsed;
-  } catch {
-    throw new InvalidArgumentError('cursor', 'is not a cursor this server issued');
-  }
-  if (parsed.v !== 1 || typeof parsed.a !== 'string') throw new InvalidArgumentError('cursor', 'is not a cursor this server issued');
-  if (parsed.f !== filterKey) throw new InvalidArgumentError('cursor', 'was issued for other filters or another scope; repeat the same filters');
-  return parsed.a;
 }
