@@ -13,7 +13,8 @@ import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
 import pg from 'pg';
-import { PostgresStore, unavailable } from '../../daemon/src/store/store-postgres.js';
+import { PostgresStore } from '../../daemon/src/store/store-postgres.js';
+import { unavailable } from '../../daemon/src/store/store-postgres-pool.js';
 import { UnavailableError } from '../../shared/src/errors.js';
 
 function sharedKeyFile(t: { teardown(fn: () => unknown): void }): string {

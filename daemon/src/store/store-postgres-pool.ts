@@ -1,0 +1,85 @@
+/**
+ * The PostgreSQL store's connections: a pool, one query outside a transaction, a transaction on
+ * one pooled connection, savepoints inside it. A database that cannot be reached becomes
+ * UNAVAILABLE here, once, for every caller (store-postgres.ts step (1)).
+ */
+import pg from 'pg';
+import { UnavailableError } from '../../../shared/src/errors.js';
+
+/**
+ * A database that cannot be reached (refused, reset, timed out, shutting down, connection lost)
+ * is UNAVAILABLE, which tells a client to retry, perhaps on another replica. Other errors pass.
+ */
+export function unavailable(error: unknown): unknown {
+  const { code } = (error ?? {}) as { code?: string };
+  const lost =
+    (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code))) ||
+    /Connection terminated/.test((error as Error)?.message ?? '');
+  return lost ? new UnavailableError('the database is unreachable; retry (another replica may answer)', { cause: error }) : error;
+}
+
+export const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
+
+/** Told when a transaction's connection commits and when it goes back to the pool. */
+export interface TransactionHooks {
+  committed(db: pg.PoolClient): void;
+  released(db: pg.PoolClient): void;
+}
+
+export class PostgresPool {
+  /** Set by the store once the parts that want to know are built (the audit chain). */
+  hooks: TransactionHooks = { committed: () => {}, released: () => {} };
+
+  constructor(readonly pool: pg.Pool) {}
+
+  /** A query outside a transaction; a lost database becomes UNAVAILABLE. */
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult> {
+    return this.pool.query(text, values).catch((error: unknown) => {
+      throw unavailable(error);
+    });
+  }
+
+  /** (1) Runs `work` in one transaction; rolls back on any error. */
+  async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+    const db = await this.pool.connect().catch((error: unknown) => {
+      throw unavailable(error);
+    });
+    // A connection the server drops while checked out emits 'error'; without a listener that
+    // would crash the daemon. The query in flight fails on its own; the client is discarded.
+    let broken: Error | undefined;
+    const onError = (error: Error) => (broken = error);
+    db.on('error', onError);
+    try {
+      await db.query('BEGIN');
+      const result = await work(db);
+      await db.query('COMMIT');
+      this.hooks.committed(db);
+      return result;
+    } catch (error) {
+      await db.query('ROLLBACK').catch(() => {});
+      throw unavailable(error);
+    } finally {
+      this.hooks.released(db);
+      db.off('error', onError);
+      db.release(broken);
+    }
+  }
+
+  /** Runs `work` in a savepoint of the current transaction: a failure rolls back only it. */
+  async savepoint<T>(db: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+    await db.query('SAVEPOINT change');
+    try {
+      const result = await work();
+      await db.query('RELEASE SAVEPOINT change');
+      return result;
+    } catch (error) {
+      await db.query('ROLLBACK TO SAVEPOINT change');
+      await db.query('RELEASE SAVEPOINT change');
+      throw error;
+    }
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}
