@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { until } from '../helpers/wait.js';
 
 const OK = 'OK';
 const DENIED = 'PERMISSION_DENIED';
@@ -255,11 +256,13 @@ t.test('tokens: shown once, listed without the secret, expiry, revocation, who m
 t.test('async read audit: reads are buffered, written within the window and on stop', async (t) => {
   const d = await startTestDaemon(t, { auditReads: 'async' });
   await d.call('CreateSecret', createRequest('s', { K: 'v' }));
-  for (let i = 0; i < 5; i++) await d.call('GetSecret', { name: 's', include_values: true }, { metadata: { 'x-request-id': `read-${i}` } });
-  await sleep(250);
-  let reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });
-  t.equal(reads.entries.length, 1, 'written within the window, five identical reads in one entry');
-  t.match(reads.entries[0], { count: 5, request_id: 'read-0', version: 1, outcome: 'ok' });
+  // Five identical reads at once: the buffer writes them as one entry once its window closes,
+  // without a stop.
+  await Promise.all(Array.from({ length: 5 }, (_, i) => d.call('GetSecret', { name: 's', include_values: true }, { metadata: { 'x-request-id': `read-${i}` } })));
+  let reads: any = {};
+  await until('the buffered reads are written', async () => ((reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' })).entries ?? []).length > 0);
+  t.equal(reads.entries.length, 1, 'five identical reads in one entry');
+  t.match(reads.entries[0], { count: 5, request_id: /^read-[0-4]$/, version: 1, outcome: 'ok' });
   await d.call('GetSecret', { name: 's', include_values: true });
   await d.restart();
   reads = await d.rpc('AuditService', 'ListAudit', { action: 'secret.read' });

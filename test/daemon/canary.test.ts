@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { connect } from 'nats';
 import { createRequest, startTestDaemon } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
+import { until } from '../helpers/wait.js';
 
 const CANARY = 'CANARY-d41d8cd98f00b204e980';
 
@@ -33,7 +34,9 @@ t.test('a planted value never reaches the database files, the logs or NATS', asy
   await d.keysCall('RotateMasterKey', {});
   const wide = await d.call('GetSecret', { name: 'canary', include_values: true, version: 2 });
   t.equal(Buffer.from(wide.data.OTHER).toString(), CANARY + '-2', 'the value is really stored');
-  await new Promise((r) => setTimeout(r, 300));
+  // Every notice is on NATS once the outbox is empty; one round trip brings them to `wire`.
+  await until('the outbox drained', async () => (await d.daemon.store.pendingNotices(1)).length === 0);
+  await nc.flush();
 
   const files = readdirSync(d.dataDir).filter((f) => f.startsWith('lockbox.db'));
   t.ok(files.includes('lockbox.db'));

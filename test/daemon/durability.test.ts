@@ -33,6 +33,8 @@ t.test('SIGKILL in a write loop loses no acknowledged write, and their notices a
   const acked = new Map<string, string>();
   let counterAcked = 1;
   let stop = false;
+  let killed = false;
+  const refusedBeforeKill: string[] = [];
   let n = 0;
   const worker = async (w: number) => {
     while (!stop) {
@@ -47,19 +49,24 @@ t.test('SIGKILL in a write loop loses no acknowledged write, and their notices a
           await c1.call('CreateSecret', { secret: { name, data: { V: Buffer.from(value) } } });
           acked.set(name, value);
         }
-      } catch {
-        return; // the daemon is gone: this call was not acknowledged
+      } catch (err) {
+        // After the kill a call in flight fails: it was not acknowledged. Before it, any failure
+        // is a fault of the daemon, recorded and asserted below.
+        if (!killed) refusedBeforeKill.push(`${(err as grpc.ServiceError).code}: ${(err as Error).message}`);
+        return;
       }
     }
   };
   const workers = Array.from({ length: 64 }, (_, w) => worker(w));
   while (acked.size < 400) await sleep(5);
+  killed = true;
   first.child.kill('SIGKILL');
   t.equal(await first.exited, 'SIGKILL');
   stop = true;
   await Promise.all(workers);
   c1.close();
   t.ok(acked.size >= 400, `${acked.size} creates acknowledged before the kill`);
+  t.same(refusedBeforeKill, [], 'no call failed before the kill');
 
   const nats = await startNats(t);
   const nc = await connect({ servers: nats.url });

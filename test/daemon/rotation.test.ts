@@ -91,10 +91,20 @@ t.test('an operator key file: raw key accepted, read-only refused for rotation, 
 t.test('a second rotation while one runs is refused; only operator admins rotate', async (t) => {
   const d = await startTestDaemon(t);
   for (let i = 0; i < 50; i++) await d.call('CreateSecret', createRequest(`s${i}`, { V: 'v' }));
+  // The service marks a rotation as running before its first await, so a second call made while
+  // the first is in flight is refused, whatever the machine's speed.
+  const admin = await d.daemon.auth.authenticate(d.adminToken);
+  const first = d.daemon.keys.rotate(admin);
+  await t.rejects(d.daemon.keys.rotate(admin), { code: 'ROTATION_IN_PROGRESS' }, 'a second rotation while one runs is refused');
+  const ran = await first;
+  t.equal(ran.rewrapped, 50, 'the first one ran to the end');
+  t.not(ran.active_key_id, ran.previous_key_id);
+  // Over gRPC, two at once: one runs; the other is refused with ABORTED or runs after it.
   const [a, b] = await Promise.allSettled([d.keysCall('RotateMasterKey', {}), d.keysCall('RotateMasterKey', {})]);
   const outcomes = [a, b].map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: number }).code));
   t.ok(outcomes.includes('ok'), 'one rotation ran');
   t.ok(outcomes.every((o) => o === 'ok' || o === status.ABORTED), `the other ran after it or was refused (${outcomes})`);
+  t.equal((await d.keysCall('RotateMasterKey', {})).rewrapped, 50, 'once they ended, a rotation runs again');
   await t.rejects(d.keysCall('RotateMasterKey', {}, { token: 'lbx_0000000000000000_' + 'A'.repeat(43) }), { code: status.UNAUTHENTICATED });
 });
 
