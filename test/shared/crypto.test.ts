@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  constantTimeEqual,
   DataKeyCache,
   decodePayload,
   encodePayload,
@@ -78,4 +79,12 @@ t.test('the data key cache opens what the envelope opens, and nothing else', asy
     t.same(openSecret(sealSecret(data, master, r), master, r, cache), data, `version ${v} (the cache holds 2)`);
   }
   t.same(openSecret(envelope, master, record, cache), data, 'an evicted key is unwrapped again');
+});
+
+t.test('constantTimeEqual: equal only for the same bytes, never for another length', async (t) => {
+  t.equal(constantTimeEqual('3f2c9a1b', '3f2c9a1b'), true);
+  t.equal(constantTimeEqual('3f2c9a1b', '3f2c9a1c'), false, 'one byte differs');
+  t.equal(constantTimeEqual('3f2c9a1b', '3f2c9a1b00'), false, 'a longer string with the same start');
+  t.equal(constantTimeEqual('3f2c9a1b', ''), false, 'an empty string');
+  t.equal(constantTimeEqual('', ''), true);
 });
