@@ -4,7 +4,9 @@
  * one log line per call.
  */
 import { randomUUID } from 'node:crypto';
-import { LockboxError } from '../../../shared/src/errors.js';
+import { Metadata, type StatusObject } from '@grpc/grpc-js';
+import { errorDomain, encodeStatusDetails, statusDetailsKey } from '../../../shared/src/error-details.js';
+import { InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
 import type { Principal } from '../security/auth.js';
 import type { Logger } from '../log.js';
 
@@ -35,6 +37,19 @@ export function publicError(error: unknown, requestId: string, log: Logger): Loc
   if (error instanceof LockboxError && error.kind !== 'INTERNAL') return error;
   log.error({ request_id: requestId, err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'internal error');
   return new LockboxError('INTERNAL', 'INTERNAL', `internal error (request id ${requestId})`);
+}
+
+/**
+ * A public error as gRPC sends it: the status code and message, and in the trailers the request
+ * id (`x-request-id`) and a `google.rpc.Status` whose `google.rpc.ErrorInfo` has the stable code as
+ * `reason`, domain `lockbox`, and metadata `request_id` (and `field` for a bad field).
+ */
+export function grpcStatusOf(error: LockboxError, requestId: string): StatusObject {
+  const metadata = new Metadata();
+  metadata.set('x-request-id', requestId);
+  const info = { reason: error.code, domain: errorDomain, metadata: { request_id: requestId, ...(error instanceof InvalidArgumentError ? { field: error.field } : {}) } };
+  metadata.set(statusDetailsKey, encodeStatusDetails(error.grpcCode, error.message, info));
+  return { code: error.grpcCode, details: error.message, metadata };
 }
 
 export interface CallRecord {

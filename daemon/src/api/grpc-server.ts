@@ -5,10 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
-import { loadPackageDefinition, loadServices } from '../../../shared/src/proto.js';
+import { loadServices } from '../../../shared/src/proto.js';
+import { addReflection } from './grpc-reflection.js';
 import type { Principal, TokenAuthority } from '../security/auth.js';
-import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
+import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from '../log.js';
 import type { AgentService } from '../services/service-agent.js';
 import { AgentSessions } from './grpc-agent-session.js';
@@ -48,12 +48,14 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
         return handler(call.request, ctx);
       })().then(
         (response) => {
-          callback(null, response);
+          const trailers = new grpc.Metadata();
+          trailers.set('x-request-id', requestId);
+          callback(null, response, trailers);
           logCall(log, { method, started, requestId, principal, status: 'OK' });
         },
         (caught: unknown) => {
           const error = publicError(caught, requestId, log);
-          callback({ code: error.grpcCode, details: error.message } as grpc.ServiceError);
+          callback(grpcStatusOf(error, requestId) as grpc.ServiceError);
           logCall(log, { method, started, requestId, principal, status: grpc.status[error.grpcCode], error });
         },
       );
@@ -102,6 +104,6 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serving) });
   health.addToServer(server);
-  new ReflectionService(loadPackageDefinition()).addToServer(server);
+  addReflection(server);
   return { server, health, sessions };
 }
