@@ -57,6 +57,15 @@ export interface CliContext {
   close(): void;
 }
 
+/** A file a flag names, read from the command's working directory; unreadable is a usage error naming both. */
+function readSettingFile(cwd: string, file: string, flag: string): Buffer {
+  try {
+    return readFileSync(resolve(cwd, file));
+  } catch (error) {
+    throw new UsageError(`${flag} ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
 export function cliContext(program: Command, io: CliIo): CliContext {
   let client: LockboxClient | undefined;
   const globals = () => program.opts<GlobalOptions>();
@@ -65,14 +74,19 @@ export function cliContext(program: Command, io: CliIo): CliContext {
     const g = globals();
     let token = g.token;
     if (!token) {
-      const file = g.tokenFile ?? join(io.cwd, '.lockbox', 'admin.token');
-      if (!existsSync(file))
+      const fallback = join(io.cwd, '.lockbox', 'admin.token');
+      if (g.tokenFile === undefined && !existsSync(fallback))
         throw new UsageError(`no token: pass --token, set LOCKBOX_TOKEN or LOCKBOX_TOKEN_FILE, or run where ./.lockbox/admin.token exists`);
-      token = readFileSync(resolve(io.cwd, file), 'utf8').trim();
+      const file = g.tokenFile ?? fallback;
+      token = readSettingFile(io.cwd, file, '--token-file').toString('utf8').trim();
+      if (!token) throw new UsageError(`--token-file ${file} is empty`);
     }
+    for (const [flag, file] of [['--tls-ca', g.tlsCa], ['--tls-cert', g.tlsCert], ['--tls-key', g.tlsKey]] as const)
+      if (file !== undefined) readSettingFile(io.cwd, file, flag);
     const timeout = Number(g.timeout);
     if (!(timeout > 0)) throw new UsageError(`--timeout "${g.timeout}" must be a positive number of seconds`);
-    client = new LockboxClient({ addr: g.addr, token, tlsCa: g.tlsCa, tlsCert: g.tlsCert, tlsKey: g.tlsKey, timeoutMs: timeout * 1000 });
+    const at = (file: string | undefined) => (file === undefined ? undefined : resolve(io.cwd, file));
+    client = new LockboxClient({ addr: g.addr, token, tlsCa: at(g.tlsCa), tlsCert: at(g.tlsCert), tlsKey: at(g.tlsKey), timeoutMs: timeout * 1000 });
     return client;
   };
   return {

@@ -8,6 +8,7 @@ import { loadServices } from '../../shared/src/proto.js';
 import { LockboxClient } from '../../shared/src/client.js';
 import { Agent } from '../../agent/src/agent.js';
 import { realpathSync } from 'node:fs';
+import { makeCertificates } from '../helpers/tls.js';
 import { startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { spawnDaemon } from '../helpers/spawn.js';
 
@@ -89,15 +90,7 @@ t.test('listening beyond loopback without TLS warns', async (t) => {
 
 t.test('TLS and mTLS', async (t) => {
   const dir = tempDir(t);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=lockbox test CA');
-  const leaf = (name: string, ext: string) => {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    execFileSync('sh', ['-c', `printf '%s' '${ext}' > ${name}.ext`], { cwd: dir });
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
-  };
-  leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth');
-  leaf('client', 'extendedKeyUsage=clientAuth');
+  makeCertificates(dir); // ca.pem, server.pem and .key, client.pem and .key
   const p = (f: string) => join(dir, f);
   const d = await startTestDaemon(t, { tls: { cert: p('server.pem'), key: p('server.key'), clientCa: p('ca.pem') } });
   const services = loadServices();
