@@ -296,7 +296,7 @@ export class Agent {
       [...rendered.dirs].map(async ([path, payload]) => {
         let writer = this.writers.get(path);
         if (!writer) {
-          writer = new AtomicWriter(this.home, path, this.options.modes);
+          writer = new AtomicWriter(this.home, path, this.options.modes, this.options.log);
           this.writers.set(path, writer);
         }
         try {

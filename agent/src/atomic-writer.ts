@@ -9,20 +9,29 @@
  *
  * write(payload):
  * 1. Validate every payload path before anything is written (relative, no "..", no reserved
- *    "..x" segment), and check that <dir> and its parents below the root are real directories,
- *    not symlinks (a symlink could lead the write outside $BENTOML_HOME).
- * 2. Read the version ..data points at; when its files equal the payload and every visible link
+ *    "..x" segment), and check that <dir> and every dir between the root and it are real
+ *    directories, not symlinks (a symlink could lead the write outside $BENTOML_HOME); a visible
+ *    name held by a real dir the writer did not make is refused, left alone.
+ * 2. Read the version ..data points at (only when ..data is a symlink to a `..<timestamp>` real
+ *    dir of <dir>: see mount-entries.ts); when its files equal the payload and every visible link
  *    is in place, stop: nothing is rewritten.
  * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, then the
- *    files and dirs fsynced together (where there is a disk), then the dirs made read-only.
- * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once. A write that
- *    fails before this rename (a full disk, say) removes its half-written version and throws;
+ *    files and dirs fsynced together (where there is a disk), then the dirs made read-only
+ *    (through no-follow fds).
+ * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once (a ..data link
+ *    that led elsewhere is replaced, never followed). A write that fails before this rename (a
+ *    full disk, say) removes its half-written version, if it is still a real dir, and throws;
  *    readers stay on the old one.
- * 5. Create the visible links of new top-level entries. write() returns here: the new files are
- *    readable under their names.
+ * 5. Create the visible links of new top-level entries (a file or a foreign link at such a name is
+ *    unlinked itself, never followed). write() returns here: the new files are readable under
+ *    their names.
  * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
- *    swap itself is durable, remove visible links the payload no longer has, the old
- *    ..<timestamp> dir, and any version dir a crash left behind.
+ *    swap itself is durable, check (1) again, remove visible links the payload no longer has (only
+ *    links to ..data/<name>), the old ..<timestamp> dir (only a real dir), and any version dir a
+ *    crash left behind.
+ * clear() removes the same things the same way, after checking (1) without creating anything.
+ * Whatever else is found (a planted symlink, a foreign dir) is logged by path and left alone: the
+ * writer never removes, chmods, chowns or writes through a symlink it did not make.
  * One writer per dir: the agent groups every file of a dir into one payload. The waits on the disk
  * (fsync) are async, all of one step at once, so many writers (many agents in one process, or
  * many dirs) overlap them, and skipped on a memory-backed file system (tmpfs, ramfs: nothing to
@@ -32,11 +41,12 @@
  * itself. Keeping (6) off the path to (5) keeps a rotation's visible latency to the writes readers
  * need.
  */
-import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
+import { DATA_LINK, PathSafetyError, dataTarget, listFiles, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, setDirMode, unlinkForLink } from './mount-entries.js';
 
-export const DATA_LINK = '..data';
+export { DATA_LINK, PathSafetyError } from './mount-entries.js';
 export const VERSION_FILE = '..version';
 
 export interface WriterModes {
@@ -46,8 +56,9 @@ export interface WriterModes {
   gid?: number;
 }
 
-export class PathSafetyError extends Error {
-  override name = 'PathSafetyError';
+/** Where the writer reports what it found and left alone (a planted symlink, say): by path, never contents. */
+export interface WriterLog {
+  warn(fields: object, message: string): void;
 }
 
 /** tmpfs and ramfs (statfs f_type): memory-backed, nothing to flush. */
@@ -65,26 +76,6 @@ async function fsyncPath(path: string): Promise<void> {
   } finally {
     closeSync(fd);
   }
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Relative paths of every file under `dir`, following no symlinks. */
-function listFiles(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...listFiles(join(dir, entry.name), rel));
-    else out.push(rel);
-  }
-  return out;
 }
 
 /** The dirs under a version dir that hold the payload's nested files. */
@@ -147,6 +138,7 @@ export class AtomicWriter {
     readonly root: string,
     readonly relDir: string,
     private readonly modes: WriterModes,
+    private readonly log: WriterLog = { warn() {} },
   ) {
     const problem = relativePathProblem(relDir);
     if (problem) throw new PathSafetyError(`mount path ${JSON.stringify(relDir)} ${problem}`);
@@ -155,32 +147,37 @@ export class AtomicWriter {
     for (const segment of relDir.split('/')) this.segments.push((current = join(current, segment)));
   }
 
-  /** Step (1), second half: every existing segment from the root to `dir` is a real directory. */
-  private ensureDir(): void {
+  /** Reports an entry found and left alone. */
+  private readonly leftAlone = (path: string, reason: string): void => this.log.warn({ path }, `left alone: ${reason}`);
+
+  /**
+   * Step (1), second half: every segment from the root to `dir` is a real directory (checked
+   * again after a mkdir, so one raced in as a symlink is caught). `create`: make missing ones;
+   * otherwise returns false when one is missing.
+   */
+  private checkDirs(create: boolean): boolean {
     for (const current of this.segments) {
-      const stat = lstatSync(current, { throwIfNoEntry: false });
+      let stat = lstatSync(current, { throwIfNoEntry: false });
       if (!stat) {
+        if (!create) return false;
         try {
           mkdirSync(current, { mode: 0o755 });
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
-        continue;
+        stat = lstatSync(current);
       }
-      if (stat.isSymbolicLink()) throw new PathSafetyError(`${current} is a symlink; refusing to write through it (it could lead outside ${this.root})`);
+      if (stat.isSymbolicLink()) throw new PathSafetyError(`${current} is a symlink; refusing to write or remove through it (it could lead outside ${this.root})`);
       if (!stat.isDirectory()) throw new PathSafetyError(`${current} is not a directory`);
     }
+    return true;
   }
 
-  private currentVersionDir(): string | undefined {
-    try {
-      const target = readlinkSync(`${this.dir}/${DATA_LINK}`);
-      if (!/^\.\.\d{4}_/.test(target) || target.includes('/')) throw new PathSafetyError(`${this.dir}/${DATA_LINK} points at ${target}, which this writer did not make`);
-      return `${this.dir}/${target}`;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+  /** (2) The version ..data points at, when it is one the writer could have made; `report`: log what else stands there. */
+  private currentVersionDir(report = false): string | undefined {
+    const { path, problem } = dataTarget(this.dir);
+    if (problem && report) this.leftAlone(`${this.dir}/${DATA_LINK}`, `${problem}; replaced by the next version's link`);
+    return path;
   }
 
   private topLevel(paths: Iterable<string>): Set<string> {
@@ -220,7 +217,7 @@ export class AtomicWriter {
     // (2) The caller may trust that what this writer wrote last is still in place (the agent does
     // between full checks: tampering is found by its repair pass, which never trusts).
     if (options.trustWritten && this.written?.version === version) return false;
-    this.ensureDir();
+    this.checkDirs(true);
     this.durable ??= !MEMORY_FILE_SYSTEMS.has(statfsSync(this.dir).type);
     // A version other than the one this writer put there last is new: nothing to read back.
     // The same version is checked on disk in full (that is how tampering is found and repaired).
@@ -232,7 +229,14 @@ export class AtomicWriter {
       this.written = { version, dir: current, subdirs: subdirs(current, payload.keys()).sort(byDepth), top: this.topLevel(payload.keys()) };
       return false;
     }
-    const old = fresher ? last.dir : this.currentVersionDir();
+    const old = fresher ? last.dir : this.currentVersionDir(true);
+    const newTop = this.topLevel(payload.keys());
+    // When only the version changed, the links this writer made still stand (a removed one is
+    // tampering, which the agent's repair pass finds through matches()); else every link is
+    // checked in (5), and a real dir in a link's place is refused now, before anything is written.
+    const sameNames = fresher && newTop.size === last.top.size && [...newTop].every((n) => last.top.has(n));
+    const links = sameNames ? [] : [...newTop, VERSION_FILE];
+    for (const name of links) if (lstatSync(`${this.dir}/${name}`, { throwIfNoEntry: false })?.isDirectory()) throw new PathSafetyError(`${this.dir}/${name} is a directory the agent did not make; left alone`); // (1)
 
     const fresh = mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
     const sub = subdirs(fresh, payload.keys()).sort(byDepth);
@@ -259,10 +263,7 @@ export class AtomicWriter {
       } finally {
         for (const fd of fds) closeSync(fd);
       }
-      for (const d of [...sub, fresh]) {
-        if (gid !== undefined) chownSync(d, uid, gid);
-        chmodSync(d, dirMode);
-      }
+      for (const d of [...sub, fresh]) setDirMode(d, dirMode, gid === undefined ? undefined : { uid, gid });
 
       const tmpLink = `${this.dir}/${DATA_LINK}_tmp`; // (4)
       const target = fresh.slice(this.dir.length + 1);
@@ -270,7 +271,7 @@ export class AtomicWriter {
         symlinkSync(target, tmpLink);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        rmSync(tmpLink, { force: true }); // left by a crash between symlink and rename
+        unlinkForLink(tmpLink); // left by a crash between symlink and rename
         symlinkSync(target, tmpLink);
       }
       renameSync(tmpLink, `${this.dir}/${DATA_LINK}`);
@@ -278,25 +279,20 @@ export class AtomicWriter {
       // (3)-(4) failed (a full disk, say): readers still see the old version; the half-written
       // one goes now, or at the next write's sweep.
       try {
-        this.removeVersionDir(fresh);
+        removeVersionDir(fresh, this.leftAlone);
       } catch {
         this.swept = false;
       }
       throw error;
     }
 
-    const newTop = this.topLevel(payload.keys()); // (5)
-    // After a clean write of other names, or none before, every link is checked; when only the
-    // version changed, the links this writer made still stand (a removed one is tampering, which
-    // the agent's repair pass finds through matches()).
-    const sameNames = fresher && newTop.size === last.top.size && [...newTop].every((n) => last.top.has(n));
-    for (const name of sameNames ? [] : [...newTop, VERSION_FILE]) {
+    for (const name of links) { // (5)
       const link = `${this.dir}/${name}`;
       const wanted = `${DATA_LINK}/${name}`;
       const stat = lstatSync(link, { throwIfNoEntry: false });
       if (stat?.isSymbolicLink() && readlinkSync(link) === wanted) continue;
-      // Something else stands where a link belongs (tampering, or a stale file): replace it.
-      if (stat) rmSync(link, { recursive: true, force: true });
+      // A file or a foreign link stands where a link belongs (tampering): the entry is replaced.
+      if (stat) unlinkForLink(link);
       symlinkSync(wanted, link);
     }
     this.written = { version, dir: fresh, subdirs: sub, files, top: newTop };
@@ -328,64 +324,48 @@ export class AtomicWriter {
   /** Step (6). `last`: what this writer put in place before, when it knows (then `old` is its dir). */
   private async finish(old: string | undefined, fresh: string, newTop: Set<string>, last: Written | undefined): Promise<void> {
     if (this.durable) await fsyncPath(this.dir);
+    if (!this.checkDirsBeforeRemoving()) return; // (1) again: <dir> may have been swapped for a link since
     if (old && old !== fresh) {
-      const previous = last?.top ?? (exists(old) ? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE)) : new Set<string>());
-      for (const name of previous) if (!newTop.has(name)) rmSync(`${this.dir}/${name}`, { force: true });
-      if (last?.files) this.removeWritten(last);
-      else this.removeVersionDir(old);
+      const previous = last?.top ?? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE));
+      for (const name of previous) if (!newTop.has(name)) removeOwnLink(this.dir, name, this.leftAlone);
+      if (last?.files) removeKnownVersion(last.dir, last.subdirs, last.files, this.leftAlone);
+      else removeVersionDir(old, this.leftAlone);
     }
-    if (!this.swept) this.removeStrayVersionDirs(fresh);
+    if (!this.swept) removeStrayVersionDirs(this.dir, fresh, this.leftAlone);
     this.swept = true;
   }
 
-  /** Removes a version this writer made, by what it knows is in it; anything else there (tampering) falls back to a walk. */
-  private removeWritten(w: Written): void {
+  /** (1) without creating anything, before anything is removed: false (logged) when <dir> or a dir above it is a symlink or gone. */
+  private checkDirsBeforeRemoving(): boolean {
     try {
-      for (const d of [w.dir, ...w.subdirs]) chmodSync(d, 0o700);
-      for (const f of w.files!) unlinkSync(f);
-      for (const d of [...w.subdirs, w.dir]) rmdirSync(d);
-    } catch {
-      this.removeVersionDir(w.dir);
-    }
-  }
-
-  /** Removes a version dir this writer made: read-only dirs are opened up, files unlinked. */
-  private removeVersionDir(path: string): void {
-    try {
-      chmodSync(path, 0o700);
+      return this.checkDirs(false);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    for (const e of readdirSync(path, { withFileTypes: true })) {
-      if (e.isDirectory()) this.removeVersionDir(join(path, e.name));
-      else unlinkSync(join(path, e.name));
-    }
-    rmdirSync(path);
-  }
-
-  /** Version dirs left by a crash between (3) and (6): swept by a writer's first write, and after a failed (6). */
-  private removeStrayVersionDirs(keep: string): void {
-    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
-      const path = join(this.dir, entry.name);
-      if (/^\.\.\d{4}_/.test(entry.name) && path !== keep && entry.isDirectory()) this.removeVersionDir(path);
+      if (!(error instanceof PathSafetyError)) throw error;
+      this.log.warn({ path: this.dir }, `nothing removed: ${error.message}`);
+      return false;
     }
   }
 
-  /** Removes every file this writer made (the secret was deleted or unmounted). */
+  /** Removes every file this writer made (the secret was deleted or unmounted); nothing when <dir> is not a real dir any more. */
   async clear(): Promise<void> {
     await this.settle();
+    const known = this.written?.top;
     this.written = undefined;
-    if (!exists(this.dir)) return;
-    const current = this.currentVersionDir();
-    if (current && exists(current)) {
-      for (const name of [...this.topLevel(listFiles(current)), VERSION_FILE]) {
-        const link = join(this.dir, name);
-        if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(link);
-      }
-      rmSync(join(this.dir, DATA_LINK), { force: true });
-      this.removeVersionDir(current);
+    if (!this.checkDirsBeforeRemoving()) return; // (1)
+    let current: string | undefined;
+    try {
+      current = this.currentVersionDir(true);
+    } catch (error) {
+      if (!(error instanceof PathSafetyError)) throw error;
+      this.log.warn({ path: this.dir }, `nothing removed: ${error.message}`);
+      return;
     }
-    this.removeStrayVersionDirs('');
+    const names = current ? this.topLevel(listFiles(current).filter((f) => f !== VERSION_FILE)) : (known ?? new Set<string>());
+    for (const name of [...names, VERSION_FILE]) removeOwnLink(this.dir, name, this.leftAlone);
+    if (current) {
+      unlinkSync(join(this.dir, DATA_LINK)); // checked by currentVersionDir: the writer's own link
+      removeVersionDir(current, this.leftAlone);
+    }
+    removeStrayVersionDirs(this.dir, '', this.leftAlone);
   }
 }

@@ -1,38 +1,19 @@
 /**
  * Writes that fail half-way (the disk full: writeSync throws ENOSPC for files opened under a
- * chosen path) leave readers on the version before and nothing behind; the agent retries them,
- * reports the problem and does not count the version as applied until it is on disk.
- * openSync and writeSync are wrapped for this file's process only.
+ * chosen path: test/helpers/disk-full.ts) leave readers on the version before and nothing behind;
+ * the agent retries them, reports the problem and does not count the version as applied until it
+ * is on disk.
  */
 import t from 'tap';
-import fs, { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
+import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { defaultScope, startAgentWith } from '../helpers/agent.js';
 import { tempDir } from '../helpers/daemon.js';
+import { diskFull, injectDiskFull } from '../helpers/disk-full.js';
 
-const realOpenSync = fs.openSync;
-const realWriteSync = fs.writeSync;
-/** Files opened under a path holding this text cannot be written ("": all can). */
-let fullUnder = '';
-const pathOf = new Map<number, string>();
-fs.openSync = ((path: fs.PathLike, ...rest: unknown[]) => {
-  const fd = (realOpenSync as (...a: unknown[]) => number)(path, ...rest);
-  pathOf.set(fd, String(path));
-  return fd;
-}) as typeof fs.openSync;
-fs.writeSync = ((fd: number, ...rest: unknown[]) => {
-  if (fullUnder && pathOf.get(fd)?.includes(fullUnder)) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' });
-  return (realWriteSync as (...a: unknown[]) => number)(fd, ...rest);
-}) as typeof fs.writeSync;
-syncBuiltinESMExports();
-t.teardown(() => {
-  fs.openSync = realOpenSync;
-  fs.writeSync = realWriteSync;
-  syncBuiltinESMExports();
-});
+injectDiskFull(t);
 
 const payload = (entries: Record<string, string>) => new Map(Object.entries(entries).map(([k, v]) => [k, Buffer.from(v)]));
 
@@ -44,14 +25,14 @@ t.test('a write that fails half-way (disk full) leaves the old version in place 
   await w.settle();
   const before = readlinkSync(join(dir, '..data'));
 
-  fullUnder = dir;
+  diskFull.under = dir;
   for (let i = 0; i < 3; i++) await t.rejects(w.write(payload({ A: 'uno', 'sub/B': 'dos' }), 'a=2\n'), { code: 'ENOSPC' }, `try ${i + 1} fails`);
   t.equal(readlinkSync(join(dir, '..data')), before, '..data still points at the old version');
   t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'one');
   t.equal(readFileSync(join(dir, 'sub/B'), 'utf8'), 'two');
   t.same(readdirSync(dir).filter((n) => n.startsWith('..') && n !== '..data' && n !== '..version'), [before], 'no half-written version left, however many tries');
 
-  fullUnder = '';
+  diskFull.under = '';
   t.equal(await w.write(payload({ A: 'uno', 'sub/B': 'dos' }), 'a=2\n'), true, 'with room again, the write goes through');
   await w.settle();
   t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'uno');
@@ -69,7 +50,7 @@ t.test('the agent retries a dir it could not write, reports it, and does not cou
     return agents.find((a) => a.agent_id === 'disk-full');
   };
 
-  fullUnder = join(home, 'demo');
+  diskFull.under = join(home, 'demo');
   await d.call('UpdateSecret', { scope, name: 'openai', set: { OPENAI_API_KEY: Buffer.from('sk-2') } });
   await d.call('UpdateSecret', { scope, name: 'other', set: { TOKEN: Buffer.from('t-2') } });
   await agent.request({ names: ['openai', 'other'] });
@@ -81,7 +62,7 @@ t.test('the agent retries a dir it could not write, reports it, and does not cou
   t.match(during?.problems, [/^mount "demo" not written: ENOSPC/], 'and the problem, reported');
   t.notOk(logs.join('\n').includes('sk-2'), 'never the value');
 
-  fullUnder = '';
+  diskFull.under = '';
   const start = Date.now();
   while (read('demo/OPENAI_API_KEY') !== 'sk-2') {
     if (Date.now() - start > 10_000) throw new Error('the retry never wrote v2');
