@@ -1,0 +1,59 @@
+/**
+ * The PostgreSQL tests bring their own server (test/helpers/postgres-server.ts): a fresh initdb
+ * in a temp dir on a free port, never the machine's 127.0.0.1:5432, stopped and removed at the end.
+ */
+import t from 'tap';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { findPostgresBin, startOwnPostgres } from '../helpers/postgres-server.js';
+import { freshSchema, ownPostgres, postgresBaseUrl } from '../helpers/postgres.js';
+import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+
+async function query(url: string, sql: string): Promise<any[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+t.test('a server of its own: initdb in a temp dir, a free port on 127.0.0.1, gone after stop', async (t) => {
+  const server = await startOwnPostgres();
+  t.teardown(() => server.stop());
+  t.not(server.port, 5432);
+  t.equal(server.url, `postgres://postgres@127.0.0.1:${server.port}/postgres`);
+  const [row] = await query(server.url, "SELECT current_setting('data_directory') AS dir, current_setting('port') AS port, inet_server_addr()::text AS addr");
+  t.same(row, { dir: server.dataDir, port: String(server.port), addr: '127.0.0.1/32' }, 'the server answering is the one in our temp dir');
+  await server.stop();
+  t.notOk(existsSync(server.dataDir), 'the data dir is removed');
+  await t.rejects(query(server.url, 'SELECT 1'), { code: 'ECONNREFUSED' }, 'and the server is gone');
+});
+
+t.test('without LOCKBOX_TEST_DATABASE_URL the schemas live in the own server, and lockboxd runs on them', { skip: process.env.LOCKBOX_TEST_DATABASE_URL ? 'LOCKBOX_TEST_DATABASE_URL names a server' : false }, async (t) => {
+  const url = await freshSchema(t);
+  const own = ownPostgres();
+  t.ok(own, 'a server was started for this file');
+  t.equal(await postgresBaseUrl(), own!.url);
+  t.equal(new URL(url).port, String(own!.port));
+  const d = await startTestDaemon(t, { databaseUrl: url });
+  await d.call('CreateSecret', createRequest('on-own-server', { K: 'v' }));
+  const tables = await query(url, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'secrets'");
+  t.same(tables.map((r) => r.table_schema), [new URL(url).searchParams.get('options')!.replace('-c search_path=', '')], 'the daemon wrote into the fresh schema');
+});
+
+t.test('initdb and postgres are found on PATH first, else under /usr/lib/postgresql/<newest>/bin', async (t) => {
+  const dir = tempDir(t);
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  for (const name of ['initdb', 'postgres']) {
+    writeFileSync(join(bin, name), '#!/bin/sh\nexit 1\n');
+    chmodSync(join(bin, name), 0o755);
+  }
+  t.equal(findPostgresBin({ PATH: `/nonexistent:${bin}` }), bin);
+  const debian = findPostgresBin({ PATH: '/nonexistent' });
+  if (existsSync('/usr/lib/postgresql')) t.match(debian, /^\/usr\/lib\/postgresql\/\d+(\.\d+)?\/bin$/);
+  else t.equal(debian, undefined);
+});
