@@ -6,6 +6,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { b64, restClient } from '../helpers/rest.js';
 import * as schemas from '../../daemon/src/api/rest-schemas.js';
+import { OpenApiAnswers } from '../helpers/openapi-answers.js';
 
 const CANARY = 'canary-rest-7f3a9c';
 
@@ -15,6 +16,7 @@ function validRequest(operationId: string): { body?: unknown; query?: string } {
     case 'v1CreateSecret':
       return { body: { name: 'new', value: CANARY } };
     case 'v1BatchSecrets':
+    case 'blueprintsBatchSecrets':
       return { body: { items: [{ mode: 'create', name: 'new', value: CANARY }] } };
     case 'v1UpdateSecret':
       return { body: { data: { K: CANARY } } };
@@ -41,7 +43,7 @@ t.test('auth on every route: 401 without or with a bad token, 403 outside the to
   const rest = restClient(d);
   await d.call('CreateSecret', { scope: { resource_group: 'team-a' }, secret: { name: 'x', data: { K: Buffer.from('v') } } });
   const ops = await operations(d);
-  t.equal(ops.length, 11, 'every /v1 and /v2 route is in the contract and needs a token');
+  t.equal(ops.length, 13, 'every /v1, /v2 and /secrets route is in the contract and needs a token');
   const outsider = (await d.rpc('TokensService', 'CreateToken', { role: 'rg-admin', resource_groups: ['team-z'] })).token;
   const revoked = await d.rpc('TokensService', 'CreateToken', { role: 'tenant-admin' });
   await d.rpc('TokensService', 'RevokeToken', { id: revoked.info.id });
@@ -97,7 +99,8 @@ t.test('every error class has its status and the one error shape; nothing echoes
   await expectError('wrong type', await rest('POST', '/v1/admin/secrets', { body: { name: 'x', value: 42 } }), 400, 'INVALID_ARGUMENT', /^body\.value: must be string$/);
   await expectError('missing field', await rest('POST', '/v2/admin/secrets', { body: { name: 'x' }, headers: { 'AI-Tenant-Scope': 'true' } }), 400, 'INVALID_ARGUMENT', /^body\.data: is required$/);
   await expectError('bad query number', await rest('GET', '/v1/admin/secrets?limit=lots'), 400, 'INVALID_ARGUMENT', /^query\.limit: must be integer$/);
-  await expectError('service rule', await rest('GET', '/v1/admin/secrets?limit=5000'), 400, 'INVALID_ARGUMENT', /^limit: must be between 1 and 1000$/);
+  await expectError('over a documented limit', await rest('GET', '/v1/admin/secrets?limit=5000'), 400, 'INVALID_ARGUMENT', /^query\.limit: must be <= 1000$/);
+  await expectError('service rule', await rest('GET', '/v1/admin/secrets?label=no-equals-sign'), 400, 'INVALID_ARGUMENT', /^labels\[0\]: "no-equals-sign" must look like key=value$/);
   await expectError('too large', await rest('POST', '/v1/admin/secrets', { body: { name: 'x', value: CANARY + 'x'.repeat(70 * 1024) } }), 413, 'PAYLOAD_TOO_LARGE', /over the limit of 65536 bytes/);
   await expectError('not JSON', await rest('POST', '/v1/admin/secrets', { raw: `name=x&value=${CANARY}`, contentType: 'application/x-www-form-urlencoded' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   await expectError('no route', await rest('GET', '/v3/admin/secrets'), 404, 'ROUTE_NOT_FOUND', /see \/openapi\.json/);
@@ -136,13 +139,34 @@ t.test('/openapi.json is built from the schemas that validate requests', async (
   const rest = restClient(d);
   const doc = (await rest('GET', '/openapi.json', { token: null })).json;
   t.equal(doc.openapi, '3.1.0');
-  t.same(Object.keys(doc.paths).sort(), ['/healthz', '/readyz', '/v1/admin/secrets', '/v1/admin/secrets/{id}', '/v1/admin/secrets:batch', '/v2/admin/secrets', '/v2/admin/secrets/{secretName}']);
+  t.same(Object.keys(doc.paths).sort(), ['/healthz', '/openapi.json', '/readyz', '/secrets', '/v1/admin/secrets', '/v1/admin/secrets/{id}', '/v1/admin/secrets:batch', '/v2/admin/secrets', '/v2/admin/secrets/{secretName}']);
   t.same(doc.paths['/v1/admin/secrets'].post.requestBody.content['application/json'].schema, schemas.v1CreateBody, 'the create body schema is the one the gateway checks with');
   t.same(doc.paths['/v1/admin/secrets:batch'].post.requestBody.content['application/json'].schema, schemas.batchBody);
   t.same(doc.paths['/v2/admin/secrets'].post.requestBody.content['application/json'].schema, schemas.v2CreateBody);
   t.same(doc.paths['/v1/admin/secrets/{id}'].patch.requestBody.content['application/json'].schema, schemas.v1PatchBody);
   const limit = doc.paths['/v1/admin/secrets'].get.parameters.find((p: { name: string }) => p.name === 'limit');
-  t.match(limit, { in: 'query', required: false, schema: { type: 'integer' } });
+  t.match(limit, { in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } });
+  t.same(doc.servers, [{ url: '/', description: 'this lockboxd REST gateway' }], 'servers: relative to wherever the document was fetched');
+  for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, { security: unknown[]; responses: Record<string, unknown> }>>))
+    for (const [method, op] of Object.entries(methods)) {
+      if (!op.security.length) continue;
+      const listed = Object.keys(op.responses);
+      const expected = ['400', '401', '403', '500', '503', ...(method === 'get' ? [] : ['413', '415'])];
+      t.same(expected.filter((s) => !listed.includes(s)), [], `${method.toUpperCase()} ${path} lists every status the gateway can give it`);
+    }
+
+  // The checker every REST test runs its answers through (helpers/rest.ts) refuses what the document does not describe.
+  const answers = await OpenApiAnswers.fromDocument(doc);
+  const error = { error: { code: 'MALFORMED_JSON', message: 'body: is not valid JSON', request_id: 'r' } };
+  t.equal(answers.problem('POST', '/v1/admin/secrets:batch', 400, error, '{}'), undefined, 'a batch refused as a whole answers the error shape, as documented');
+  t.equal(answers.problem('POST', '/secrets', 400, { results: [], succeeded: 0, failed: 0 }, '{}'), undefined);
+  t.match(answers.problem('GET', '/v1/admin/secrets/x', 418, error, '{}'), /status 418 is not listed/);
+  t.match(answers.problem('GET', '/v1/admin/secrets', 200, { secrets: 'none' }, '{}'), /does not fit the documented schema/);
+  t.match(answers.problem('GET', '/v1/admin/secrets/x', 200, { id: 'x', name: 'x', keys: [], version: 1, value: 'v' }, '{}'), /does not fit/, 'an undocumented field is refused');
+  t.equal(answers.problem('GET', '/v3/nothing', 404, error, '{}'), undefined, 'no such path: the gateway\'s 404 in the error shape');
+  t.match(answers.problem('GET', '/v3/nothing', 200, {}, '{}'), /only 404 is possible/);
+  t.equal(answers.problem('PUT', '/v1/admin/secrets/x', 405, error, '{}'), undefined);
+  await t.rejects(OpenApiAnswers.fromDocument({ ...doc, openapi: '3.1.0', paths: { nope: {} } }), /not a valid OpenAPI document/, 'the document itself is checked against the OpenAPI schema');
   t.ok(doc.paths['/v2/admin/secrets'].post.parameters.some((p: { name: string; in: string }) => p.name === 'AI-Resource-Group' && p.in === 'header'));
   t.ok(doc.paths['/v2/admin/secrets'].post.parameters.some((p: { name: string }) => p.name === 'Idempotency-Key'));
   t.same(doc.components.securitySchemes.apiKey, { type: 'apiKey', in: 'header', name: 'X-API-Key' });

@@ -82,10 +82,10 @@ t.test('scope headers: main tenant, tenant-wide, and what is refused', async (t)
   t.equal(listNoScope.status, 400);
 });
 
-t.test('bad base64 is refused naming the key', async (t) => {
+t.test('bad base64 is refused naming the key; line breaks and spaces are not bad (RFC 2045)', async (t) => {
   const d = await startTestDaemon(t);
   const rest = restClient(d);
-  for (const bad of ['not base64!', 'YWJj=', 'YW Jj', 'YWJjZA', '-_-_']) {
+  for (const bad of ['not base64!', 'YWJj=', 'YWJjZA', '-_-_', 'YW\u00a0Jj', 'YWJj\v', 'YW.Jj']) {
     const answer = await rest('POST', '/v2/admin/secrets', { body: { name: 'x', data: { GOOD: b64('ok'), BAD_KEY: bad } }, headers: mainTenant });
     t.equal(answer.status, 400, bad);
     t.match(answer.json.error, { code: 'INVALID_BASE64', message: 'data["BAD_KEY"]: is not valid base64' });
@@ -95,6 +95,18 @@ t.test('bad base64 is refused naming the key', async (t) => {
   t.equal(patch.json.error.code, 'INVALID_BASE64');
   const empty = await rest('POST', '/v2/admin/secrets', { body: { name: 'e', data: { K: '' } }, headers: mainTenant });
   t.equal(empty.status, 200, 'an empty value is valid base64');
+
+  // What `base64 FILE` prints (76 columns, a final newline), Windows line ends, and spaces: the same bytes.
+  const value = Buffer.from(Array.from({ length: 200 }, (_, i) => i));
+  const wrapped = value.toString('base64').replace(/.{76}/g, '$&\n') + '\n';
+  const variants = { UNIX: wrapped, WINDOWS: wrapped.replace(/\n/g, '\r\n'), SPACED: ` ${value.toString('base64').replace(/.{4}/g, '$& ')}\t`, SHORT: 'YW Jj' };
+  t.equal((await rest('POST', '/v2/admin/secrets', { body: { name: 'wrapped', data: variants }, headers: mainTenant })).status, 200);
+  const stored = await d.call('GetSecret', { name: 'wrapped', include_values: true });
+  for (const key of ['UNIX', 'WINDOWS', 'SPACED']) t.ok(Buffer.from(stored.data[key]).equals(value), `${key}: decoded to the exact bytes`);
+  t.equal(Buffer.from(stored.data.SHORT).toString(), 'abc');
+  const patched = await rest('PATCH', '/v2/admin/secrets/wrapped', { body: { data: { UNIX: 'aGVs\nbG8=' } }, headers: mainTenant });
+  t.equal(patched.status, 200, 'PATCH takes wrapped base64 too');
+  t.equal(Buffer.from((await d.call('GetSecret', { name: 'wrapped', include_values: true })).data.UNIX).toString(), 'hello');
 });
 
 t.test('a tenant-wide secret reports replication per resource group', async (t) => {
@@ -130,4 +142,45 @@ t.test('a tenant-wide secret reports replication per resource group', async (t) 
   const done = await rest('GET', '/v2/admin/secrets/shared', { headers: tenantWide });
   t.same(done.json.resourceGroupSecretReplicationStatus, { 'team-a': true, 'team-b': true });
   t.notMatch(done.text, /sk-/);
+});
+
+t.test('a resource group\'s list holds the tenant-wide secrets visible there, marked; a shadowed one once', async (t) => {
+  const d = await startTestDaemon(t);
+  const rest = restClient(d);
+  for (const name of ['wide-a', 'shadowed', 'wide-z']) await rest('POST', '/v2/admin/secrets', { body: { name, data: { K: b64(`wide-canary-${name}`) } }, headers: tenantWide });
+  for (const name of ['own', 'shadowed']) await rest('POST', '/v2/admin/secrets', { body: { name, data: { K: b64(`own-canary-${name}`) } }, headers: group('team-a') });
+  await rest('POST', '/v2/admin/secrets', { body: { name: 'elsewhere', data: { K: b64('x') } }, headers: group('team-b') });
+
+  const list = await rest('GET', '/v2/admin/secrets', { headers: group('team-a') });
+  t.equal(list.status, 200);
+  t.equal(list.json.count, 4, 'own, shadowed (once) and the two other tenant-wide secrets');
+  t.same(
+    list.json.resources.map((r: { name: string; scope: string }) => [r.name, r.scope]),
+    [['own', 'resource-group'], ['shadowed', 'resource-group'], ['wide-a', 'tenant-wide'], ['wide-z', 'tenant-wide']],
+    'by name; the group\'s own secret wins over the tenant-wide one it shadows',
+  );
+  for (const r of list.json.resources as Array<{ name: string }>) {
+    const got = await rest('GET', `/v2/admin/secrets/${r.name}`, { headers: group('team-a') });
+    t.equal(got.status, 200, `${r.name}: what the list shows, a GET in the group finds`);
+  }
+  t.notMatch(list.text, /canary/);
+
+  const page = await rest('GET', '/v2/admin/secrets?$top=2&$skip=1', { headers: group('team-a') });
+  t.equal(page.json.count, 4, 'count is the merged list');
+  t.same(page.json.resources.map((r: { name: string }) => r.name), ['shadowed', 'wide-a'], 'paging runs over the merged list');
+
+  const wideList = await rest('GET', '/v2/admin/secrets', { headers: tenantWide });
+  t.same(
+    wideList.json.resources.map((r: { name: string; scope: string }) => [r.name, r.scope]),
+    [['shadowed', 'tenant-wide'], ['wide-a', 'tenant-wide'], ['wide-z', 'tenant-wide']],
+    'the tenant-wide scope lists only its own',
+  );
+  const main = await rest('GET', '/v2/admin/secrets', { headers: mainTenant });
+  t.same(main.json.resources.map((r: { name: string; scope: string }) => r.scope), ['tenant-wide', 'tenant-wide', 'tenant-wide'], 'the main-tenant scope sees the tenant-wide ones too, as a GET there does');
+
+  // A reader of team-a sees the same list; one of team-b is refused before anything is listed.
+  const readerA = (await d.rpc('TokensService', 'CreateToken', { role: 'reader', resource_groups: ['team-a'] })).token;
+  t.same((await rest('GET', '/v2/admin/secrets', { token: readerA, headers: group('team-a') })).json, list.json);
+  const readerB = (await d.rpc('TokensService', 'CreateToken', { role: 'reader', resource_groups: ['team-b'] })).token;
+  t.equal((await rest('GET', '/v2/admin/secrets', { token: readerB, headers: group('team-a') })).status, 403);
 });

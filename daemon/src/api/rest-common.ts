@@ -85,7 +85,7 @@ export function scopeFromHeaders(request: RestRequest, ctx: CallContext, fallbac
 // ---- answers ---------------------------------------------------------------------------------
 
 const httpReasons: Record<number, string> = {
-  400: 'bad request: the message names the field and the rule',
+  400: 'bad request: the message names the field and the rule (malformed JSON, unknown field, bad header, query or value)',
   401: 'no token, or a token that is malformed, unknown, expired or revoked',
   403: 'the token may not do this in this scope',
   404: 'no such secret (or version)',
@@ -94,10 +94,21 @@ const httpReasons: Record<number, string> = {
   415: 'body not sent as application/json',
   429: 'quota reached',
   500: 'internal error (the request id is in the log)',
+  503: 'the database cannot be reached, or the daemon is stopping; retry',
 };
 
-/** The error answers a route declares: each status with the one error shape. */
-export function errorResponses(...statuses: number[]): RestRoute['responses'] {
+/** What any route can answer: its headers or query refused, the token, the scope, a failure, a store away. */
+const everyRoute = [400, 401, 403, 500, 503];
+/** What a route whose method carries a body can answer too (fastify reads a DELETE's body as well). */
+const bodyMethods: Record<RestRoute['method'], number[]> = { GET: [], POST: [413, 415], PATCH: [413, 415], DELETE: [413, 415] };
+
+/**
+ * The error answers a route declares: those every route of `method` can give, plus the route's
+ * own (`specific`), each with the one error shape. /openapi.json lists them, and the tests check
+ * every answer they get against that list.
+ */
+export function errorResponses(method: RestRoute['method'], ...specific: number[]): RestRoute['responses'] {
+  const statuses = [...new Set([...everyRoute, ...bodyMethods[method], ...specific])].sort((a, b) => a - b);
   return Object.fromEntries(statuses.map((s) => [s, { description: httpReasons[s] ?? 'error', schema: schemas.errorResponse }]));
 }
 

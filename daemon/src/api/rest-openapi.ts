@@ -47,6 +47,9 @@ export function buildOpenApi(routes: RestRoute[]): Record<string, unknown> {
     },
   });
   paths['/healthz'] = probe('Liveness: the process answers', { 200: 'alive' });
+  paths['/openapi.json'] = {
+    get: { summary: 'This document', tags: ['meta'], security: [], responses: { 200: { description: 'the OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } } },
+  };
   paths['/readyz'] = probe('Readiness: serving calls, and the database answers (reports the NATS connection, which is not required)', { 200: 'ready', 503: 'stopping, or the database does not answer' });
   return {
     openapi: '3.1.0',
@@ -56,6 +59,8 @@ export function buildOpenApi(routes: RestRoute[]): Record<string, unknown> {
       description:
         'HTTP/JSON over the same services as the gRPC API (proto/lockbox/v1). Errors: {"error": {"code", "message", "request_id"}}; the codes are listed in docs/errors.md.',
     },
+    // Relative: the gateway that serves this document (whatever address or proxy it is reached by).
+    servers: [{ url: '/', description: 'this lockboxd REST gateway' }],
     paths,
     components: {
       securitySchemes: {

@@ -1,6 +1,9 @@
 /**
  * `POST /v1/admin/secrets:batch`: many creates, updates and deletes in one call, with /v1's item
- * shapes; a status per item, the others applied. 200 when every item applied, else 400.
+ * shapes; a status per item, the others applied. 200 when every item applied, else 400: with the
+ * results when the items were read, or the one error shape when the request itself is refused
+ * (malformed JSON, an unknown field, an empty batch). The AI Blueprints `POST /secrets` is the
+ * same call (rest-routes-blueprints.ts).
  */
 import { InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
 import type { CallContext } from '../services/context.js';
@@ -18,7 +21,8 @@ const modeFields: Record<BatchItemBody['mode'], Array<keyof BatchItemBody>> = {
   delete: ['type', 'force', 'expected_version'],
 };
 
-async function batch(services: RestServices, request: RestRequest, ctx: CallContext): Promise<RestReply> {
+/** Runs a batch request: the scope from the headers, then each item; answers 200 or 400. */
+async function applyBatch(services: RestServices, request: RestRequest, ctx: CallContext): Promise<RestReply> {
   const scope = scopeFromHeaders(request, ctx, true);
   await services.secrets.authorizeBatch(scope, ctx); // refuse a caller who may not write before looking at any item
   const items = (Array.isArray(request.body) ? request.body : (request.body as { items: BatchItemBody[] }).items) as BatchItemBody[];
@@ -56,6 +60,15 @@ async function batch(services: RestServices, request: RestRequest, ctx: CallCont
   return { status: failed ? 400 : 200, body: { results, succeeded: results.length - failed, failed } };
 }
 
+/** What a batch answers: 200 with the results, 400 with them or with the error shape. */
+function batchResponses(): RestRoute['responses'] {
+  return {
+    ...errorResponses('POST'),
+    200: { description: 'every item applied', schema: schemas.batchResponse },
+    400: { description: 'some item failed (the others applied; the results say which), or the request itself is refused (the error shape)', schema: schemas.batchFailure },
+  };
+}
+
 export function batchRoutes(services: RestServices): RestRoute[] {
   return [
     {
@@ -66,12 +79,8 @@ export function batchRoutes(services: RestServices): RestRoute[] {
       tag: 'v1',
       body: schemas.batchBody,
       headers: writeHeaders,
-      responses: {
-        200: { description: 'every item applied', schema: schemas.batchResponse },
-        400: { description: 'some item failed (the others applied), or the request is malformed', schema: schemas.batchResponse },
-        ...errorResponses(401, 403, 413, 415, 500),
-      },
-      handle: (request, ctx) => batch(services, request, ctx),
+      responses: batchResponses(),
+      handle: (request, ctx) => applyBatch(services, request, ctx),
     },
   ];
 }

@@ -7,26 +7,32 @@ import { errorResponses, scopeFromHeaders, scopeHeaders, writeHeaders, type Rest
 import * as schemas from './rest-schemas.js';
 import { v1Secret, v1SecretInput, v1UpdateRequest, type V1SecretFields } from './rest-shapes-v1.js';
 
+/** The list, a page at a time; also the AI Blueprints `GET /secrets` (rest-routes-blueprints.ts). */
+export function v1ListRoute(services: RestServices): RestRoute {
+  return {
+    method: 'GET',
+    path: '/v1/admin/secrets',
+    operationId: 'v1ListSecrets',
+    summary: 'List secrets (metadata only), a page at a time',
+    tag: 'v1',
+    query: schemas.v1ListQuery,
+    headers: scopeHeaders,
+    responses: { 200: { description: 'a page of secrets', schema: schemas.v1ListResponse }, ...errorResponses('GET') },
+    async handle(request, ctx) {
+      const q = request.query as { limit?: number; cursor?: string; provider_slug?: string; type?: string; label?: string[] };
+      const scope = scopeFromHeaders(request, ctx, true);
+      const page = await services.secrets.list({ scope, limit: q.limit, cursor: q.cursor, template: q.provider_slug, type: q.type, labels: q.label }, ctx);
+      return { status: 200, body: { secrets: page.secrets.map(v1Secret), next_cursor: page.next_cursor } };
+    },
+  };
+}
+
 export function v1Routes(services: RestServices): RestRoute[] {
   const { secrets } = services;
   const v1Scope = (request: RestRequest, ctx: CallContext) => scopeFromHeaders(request, ctx, true);
   const v1Id = schemas.nameParam('id');
   return [
-    {
-      method: 'GET',
-      path: '/v1/admin/secrets',
-      operationId: 'v1ListSecrets',
-      summary: 'List secrets (metadata only), a page at a time',
-      tag: 'v1',
-      query: schemas.v1ListQuery,
-      headers: scopeHeaders,
-      responses: { 200: { description: 'a page of secrets', schema: schemas.v1ListResponse }, ...errorResponses(400, 401, 403, 500) },
-      async handle(request, ctx) {
-        const q = request.query as { limit?: number; cursor?: string; provider_slug?: string; type?: string; label?: string[] };
-        const page = await secrets.list({ scope: v1Scope(request, ctx), limit: q.limit, cursor: q.cursor, template: q.provider_slug, type: q.type, labels: q.label }, ctx);
-        return { status: 200, body: { secrets: page.secrets.map(v1Secret), next_cursor: page.next_cursor } };
-      },
-    },
+    v1ListRoute(services),
     {
       method: 'POST',
       path: '/v1/admin/secrets',
@@ -35,7 +41,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       tag: 'v1',
       body: schemas.v1CreateBody,
       headers: writeHeaders,
-      responses: { 201: { description: 'created', schema: schemas.v1Secret }, ...errorResponses(400, 401, 403, 409, 413, 415, 429, 500) },
+      responses: { 201: { description: 'created', schema: schemas.v1Secret }, ...errorResponses('POST', 409, 429) },
       async handle(request, ctx) {
         const secret = await secrets.create({ scope: v1Scope(request, ctx), secret: v1SecretInput(request.body as V1SecretFields, '') }, ctx);
         return { status: 201, body: v1Secret(secret) };
@@ -50,7 +56,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       params: v1Id,
       query: schemas.v1GetQuery,
       headers: scopeHeaders,
-      responses: { 200: { description: 'the secret', schema: schemas.v1Secret }, ...errorResponses(400, 401, 403, 404, 500) },
+      responses: { 200: { description: 'the secret', schema: schemas.v1Secret }, ...errorResponses('GET', 404) },
       async handle(request, ctx) {
         const q = request.query as { version?: number; reveal?: boolean };
         const secret = await secrets.get({ scope: v1Scope(request, ctx), name: request.params.id, version: q.version, include_values: q.reveal ?? false }, ctx);
@@ -66,7 +72,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       params: v1Id,
       body: schemas.v1PatchBody,
       headers: scopeHeaders,
-      responses: { 200: { description: 'the new version', schema: schemas.v1Secret }, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 500) },
+      responses: { 200: { description: 'the new version', schema: schemas.v1Secret }, ...errorResponses('PATCH', 404, 409) },
       async handle(request, ctx) {
         const scope = v1Scope(request, ctx);
         const update = await v1UpdateRequest(services, ctx, scope, request.params.id, request.body as V1SecretFields, '');
@@ -82,7 +88,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       params: v1Id,
       query: schemas.v1DeleteQuery,
       headers: scopeHeaders,
-      responses: { 200: { description: 'deleted', schema: schemas.v1DeleteResponse }, ...errorResponses(400, 401, 403, 404, 409, 500) },
+      responses: { 200: { description: 'deleted', schema: schemas.v1DeleteResponse }, ...errorResponses('DELETE', 404, 409) },
       async handle(request, ctx) {
         const q = request.query as { force?: boolean; expected_version?: number };
         const deleted = await secrets.delete({ scope: v1Scope(request, ctx), name: request.params.id, force: q.force ?? false, expected_version: q.expected_version }, ctx);

@@ -4,11 +4,12 @@
  * JSON. No rule of the API lives in a route; only the HTTP shape does: where the scope comes from
  * (headers), how values are spelled (text in /v1, base64 in /v2), which status a result gets.
  *
- * One file per API family, named `rest-routes-<family>.ts`; a new family (the AI Blueprints
- * `/secrets`, the console's routes) gets a file of its own and one line here. What families share
+ * One file per API family, named `rest-routes-<family>.ts`; a new family (the console's routes,
+ * say) gets a file of its own and one line here. What families share
  * is in rest-common.ts.
  */
 import { batchRoutes } from './rest-routes-batch.js';
+import { blueprintsRoutes } from './rest-routes-blueprints.js';
 import { v1Routes } from './rest-routes-v1.js';
 import { v2Routes } from './rest-routes-v2.js';
 import type { RestRoute, RestServices } from './rest-common.js';
@@ -18,5 +19,6 @@ export function restRoutes(services: RestServices): RestRoute[] {
     ...v1Routes(services), // /v1/admin/secrets (FastAPI-style)
     ...batchRoutes(services), // /v1/admin/secrets:batch
     ...v2Routes(services), // /v2/admin/secrets (SAP AI Core)
+    ...blueprintsRoutes(services), // /secrets (AI Blueprints)
   ];
 }

@@ -6,6 +6,8 @@
  * characters, a mount path, a label's syntax, sizes) is the secrets service's rule, checked there
  * once for gRPC and REST alike.
  */
+import { limits } from '../../../shared/src/limits.js';
+
 export type JsonSchema = Record<string, unknown>;
 
 const text = (description: string): JsonSchema => ({ type: 'string', description });
@@ -78,7 +80,10 @@ export const batchItemSchema = closed(
 );
 
 export const batchBody: JsonSchema = {
-  oneOf: [closed({ items: { type: 'array', items: batchItemSchema } }, ['items']), { type: 'array', items: batchItemSchema }],
+  oneOf: [
+    closed({ items: { type: 'array', items: batchItemSchema, maxItems: limits.maxBatchItems } }, ['items']),
+    { type: 'array', items: batchItemSchema, maxItems: limits.maxBatchItems },
+  ],
   description: '{"items": [...]} or the bare list of items',
 };
 
@@ -100,7 +105,7 @@ export const v2PatchBody = closed(
 );
 
 export const v1ListQuery = closed({
-  limit: { type: 'integer', minimum: 1, description: '1..1000, default 100' },
+  limit: { type: 'integer', minimum: 1, maximum: limits.maxListLimit, description: `1..${limits.maxListLimit}, default ${limits.defaultListLimit}` },
   cursor: text('next_cursor of the previous page (same filters)'),
   provider_slug: text('only secrets of this provider template'),
   type: text('only secrets of this type'),
@@ -118,7 +123,7 @@ export const v1DeleteQuery = closed({
 });
 
 export const v2ListQuery = closed({
-  $top: { type: 'integer', minimum: 1, maximum: 1000, description: 'page size (default 100)' },
+  $top: { type: 'integer', minimum: 1, maximum: limits.maxListLimit, description: 'page size (default 100)' },
   $skip: { type: 'integer', minimum: 0, description: 'how many secrets to skip' },
   $count: { type: 'boolean', description: 'accepted for compatibility; the count is always returned' },
 });
@@ -179,12 +184,20 @@ export const batchResponse = closed({
   failed: { type: 'integer' },
 });
 
+/** A batch's 400: some items failed (the results), or the request was refused before any item was read (the error). */
+export const batchFailure: JsonSchema = { anyOf: [batchResponse, errorResponse] };
+
 export const v2Message = closed({ message: { type: 'string' }, name: { type: 'string' } });
 
 const v2Labels = { type: 'array', items: closed({ key: { type: 'string' }, value: { type: 'string' } }) };
 
 export const v2Secret = closed({
   name: { type: 'string' },
+  scope: {
+    type: 'string',
+    enum: ['resource-group', 'tenant-wide', 'main-tenant'],
+    description: 'lists: where the secret lives; in a resource group\'s list, "tenant-wide" marks a tenant-wide secret visible there',
+  },
   createdAt: { type: 'string', format: 'date-time' },
   labels: v2Labels,
   resourceGroupSecretReplicationStatus: {
