@@ -18,7 +18,7 @@ export interface DaemonConfig {
   natsUrl: string;
   /** The NATS URL agents are told to use (default: natsUrl). */
   natsAdvertiseUrl?: string;
-  /** Undefined: <dataDir>/master.key, generated on first start. */
+  /** Undefined: <dataDir>/master.key, generated only for an empty database. */
   masterKeyFile?: string;
   tls?: { cert: string; key: string; clientCa?: string };
   maxVersions: number;
@@ -67,7 +67,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
     .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
-    .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated on first start)').env(env('MASTER_KEY_FILE')))
+    .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated only for an empty database)').env(env('MASTER_KEY_FILE')))
     .addOption(new Option('--tls-cert <path>', 'TLS certificate chain (PEM)').env(env('TLS_CERT')))
     .addOption(new Option('--tls-key <path>', 'TLS private key (PEM)').env(env('TLS_KEY')))
     .addOption(new Option('--tls-client-ca <path>', 'CA bundle (PEM) that client certificates must chain to: enables mTLS').env(env('TLS_CLIENT_CA')))

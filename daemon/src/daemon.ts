@@ -1,7 +1,8 @@
 /**
- * Assembles lockboxd from its parts and owns its life cycle. Start-up: (1) crypto, data dir and
- * keyring, (2) the store (migrations run), (3) the bootstrap admin token, (4) the publisher,
- * (5) the gRPC server and the REST gateway, (6) resume an interrupted key rotation in the background.
+ * Assembles lockboxd from its parts and owns its life cycle. Start-up: (1) crypto and data dir,
+ * (2) the store (migrations run) and the keyring it was sealed with (keyring-check.ts), (3) the
+ * bootstrap admin token, (4) the publisher, (5) the gRPC server and the REST gateway, (6) resume
+ * an interrupted key rotation in the background.
  * Stop (SIGTERM): (a) stop taking calls and drain those in flight (bounded), (b) flush the outbox
  * to NATS (bounded), (c) write buffered read records and agent status reports, wait for queued
  * commits, close the store.
@@ -17,7 +18,8 @@ import { TokenAuthority } from './security/auth.js';
 import { parseHostPort } from '../../shared/src/settings.js';
 import { isLoopback, type DaemonConfig } from './config.js';
 import { buildGrpcServer } from './api/grpc-server.js';
-import { Keyring } from './security/keyring.js';
+import type { Keyring } from './security/keyring.js';
+import { openKeyringFor } from './security/keyring-check.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './delivery/outbox-publisher.js';
 import { buildRestServer } from './api/rest-server.js';
@@ -30,7 +32,7 @@ import { TokensService } from './services/service-tokens.js';
 import { SecretsService } from './services/service-secrets.js';
 import { SqliteStore } from './store/store-sqlite.js';
 import { PostgresStore } from './store/store-postgres.js';
-import type { Store } from './store/store.js';
+import type { AuditHasher, Store } from './store/store.js';
 
 export interface Daemon {
   /** The bound gRPC address, e.g. 127.0.0.1:40123. */
@@ -73,15 +75,25 @@ function serverCredentials(tls: ReturnType<typeof readTls>): grpc.ServerCredenti
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   await initCrypto(); // (1)
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const keyring = Keyring.open(config.masterKeyFile ?? join(config.dataDir, 'master.key'), {
-    generate: !config.masterKeyFile,
-    onGenerated: (path) =>
-      log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
-  });
-  const hasher = auditHasher(keyring.tokenKey);
+  // The store is opened before the keyring, which must match what the database holds
+  // (keyring-check.ts); the audit chain's key comes from the keyring, bound once it is known.
+  let chainHasher: AuditHasher | undefined;
+  const hasher: AuditHasher = (entry) => chainHasher!(entry);
   const store: Store = config.databaseUrl // (2)
     ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher })
     : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher });
+  let keyring: Keyring;
+  try {
+    keyring = await openKeyringFor(store, config.masterKeyFile ?? join(config.dataDir, 'master.key'), {
+      mayGenerate: !config.masterKeyFile,
+      onGenerated: (path) =>
+        log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
+    });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  chainHasher = auditHasher(keyring.tokenKey);
   const auth = new TokenAuthority(store, keyring.tokenKey);
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');

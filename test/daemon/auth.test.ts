@@ -23,7 +23,7 @@ t.test('every call needs a valid token', async (t) => {
   await t.rejects(d.keysCall('ListMasterKeys', {}, { token: '' }), { code: status.UNAUTHENTICATED });
 
   // Expired and revoked tokens (minted straight into the store; the token API is the access issue's).
-  const keyring = Keyring.open(join(d.dataDir, 'master.key'), { generate: false });
+  const keyring = Keyring.open(join(d.dataDir, 'master.key'));
   const authority = new TokenAuthority(d.daemon.store, keyring.tokenKey);
   const expired = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: new Date(Date.now() - 1000).toISOString() });
   await d.daemon.store.insertToken(expired.record);

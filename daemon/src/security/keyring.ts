@@ -62,21 +62,23 @@ export class Keyring {
   }
 
   /**
-   * Opens the keyring at `path`. When the file is missing and `generate` is set, a new keyring is
-   * created (mode 0600) and `onGenerated` is told; otherwise a missing file is an error.
+   * Writes a fresh keyring to `path` (mode 0600, O_EXCL). Returns false when a file is already
+   * there (another process won the race). Only for an empty database: see keyring-check.ts.
    */
-  static open(path: string, options: { generate: boolean; onGenerated?: (path: string) => void }): Keyring {
-    if (!existsSync(path)) {
-      if (!options.generate) throw new KeyringError(`master key file ${path} does not exist`);
-      const key = randomKey();
-      const file: KeyringFile = {
-        format: FORMAT,
-        active: newKeyId(key),
-        tokenKey: Buffer.from(randomKey()).toString('base64'),
-        keys: [{ id: newKeyId(key), key: Buffer.from(key).toString('base64'), created: new Date().toISOString() }],
-      };
-      if (createFileExclusively(path, JSON.stringify(file, null, 2) + '\n', 0o600)) options.onGenerated?.(path);
-    }
+  static generate(path: string): boolean {
+    const key = randomKey();
+    const file: KeyringFile = {
+      format: FORMAT,
+      active: newKeyId(key),
+      tokenKey: Buffer.from(randomKey()).toString('base64'),
+      keys: [{ id: newKeyId(key), key: Buffer.from(key).toString('base64'), created: new Date().toISOString() }],
+    };
+    return createFileExclusively(path, JSON.stringify(file, null, 2) + '\n', 0o600);
+  }
+
+  /** Opens the keyring at `path`; a missing file is a KeyringError naming it. */
+  static open(path: string): Keyring {
+    if (!existsSync(path)) throw new KeyringError(`master key file ${path} does not exist`);
     const mode = statSync(path).mode & 0o777;
     if (mode & 0o077) throw new KeyringError(`master key file ${path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
     const text = readFileSync(path, 'utf8');
@@ -110,13 +112,21 @@ export class Keyring {
    * whether anything changed. A file whose token key differs is another keyring and is refused.
    */
   refresh(): boolean {
-    const fresh = Keyring.open(this.path, { generate: false });
+    const fresh = Keyring.open(this.path);
     if (!Buffer.from(fresh.tokenKey).equals(Buffer.from(this.tokenKey))) throw new KeyringError(`master key file ${this.path} now holds a different keyring; restart to use it`);
     const added = fresh.keys.filter((k) => !this.get(k.id));
     if (added.length === 0 && fresh.activeId === this.activeId) return false;
     this.keys = [...this.keys, ...added];
     this.activeId = fresh.activeId;
     return true;
+  }
+
+  /**
+   * Names this keyring across rotations (derived from its token key, which rotation keeps), so
+   * the database can record which keyring sealed it without holding anything secret.
+   */
+  get id(): string {
+    return `kr-${keyedHash('lockbox/v1/keyring-id', this.tokenKey).slice(0, 16)}`;
   }
 
   get active(): MasterKeyEntry {

@@ -152,6 +152,12 @@ export const postgresSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       ALTER TABLE outbox ADD COLUMN held_until TIMESTAMPTZ;`,
   },
+  {
+    version: 4,
+    why: 'facts about the database itself: which keyring sealed it (security/keyring-check.ts)',
+    sql: `
+      CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  },
 ]);
 
 /**

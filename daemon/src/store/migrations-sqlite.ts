@@ -151,6 +151,12 @@ export const sqliteSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;`,
   },
+  {
+    version: 5,
+    why: 'facts about the database itself: which keyring sealed it (security/keyring-check.ts)',
+    sql: `
+      CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  },
 ]);
 
 /** Brings the database up to the last step; each step and its record in one transaction. */

@@ -276,6 +276,24 @@ export class PostgresStore implements Store {
     return Number((await this.db.query('SELECT COUNT(*) AS n FROM tokens')).rows[0].n);
   }
 
+  async hasData(): Promise<boolean> {
+    const { rows } = await this.db.query(
+      `SELECT EXISTS (SELECT 1 FROM secret_versions) OR EXISTS (SELECT 1 FROM tokens)
+         OR EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM audit) OR EXISTS (SELECT 1 FROM audit_pending) AS n`,
+    );
+    return rows[0].n === true;
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const { rows } = await this.db.query('SELECT value FROM meta WHERE name = $1', [name]);
+    return rows[0]?.value as string | undefined;
+  }
+
+  async claimMeta(name: string, value: string): Promise<string> {
+    await this.db.query('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, value]);
+    return (await this.getMeta(name))!;
+  }
+
   async listTokens(tenant: string | undefined): Promise<TokenRecord[]> {
     const { rows } = await this.db.query("SELECT * FROM tokens WHERE ($1 = '' OR tenant = $1) ORDER BY create_time, id", [tenant ?? '']);
     return rows.map(toToken);

@@ -325,6 +325,23 @@ export class SqliteStore implements Store {
     return this.stmt.countTokens.get()!.n;
   }
 
+  async hasData(): Promise<boolean> {
+    const sql = `SELECT EXISTS (SELECT 1 FROM secret_versions) OR EXISTS (SELECT 1 FROM tokens)
+                   OR EXISTS (SELECT 1 FROM deployments) OR EXISTS (SELECT 1 FROM audit) AS n`;
+    return this.db.prepare<[], { n: number }>(sql).get()!.n === 1;
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    return this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE name = ?').get(name)?.value;
+  }
+
+  claimMeta(name: string, value: string): Promise<string> {
+    return this.group.write(() => {
+      this.db.prepare('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(name, value);
+      return this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE name = ?').get(name)!.value;
+    });
+  }
+
   /** Waits for queued commits, then closes the database. */
   async close(): Promise<void> {
     if (!(await this.group.close())) return;

@@ -251,6 +251,13 @@ export interface Store {
   agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>>;
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
 
+  /** Whether the database holds anything a keyring sealed or keyed: secrets, tokens, deployments or audit entries. */
+  hasData(): Promise<boolean>;
+  /** A fact about the database itself (e.g. which keyring sealed it), from the `meta` table. */
+  getMeta(name: string): Promise<string | undefined>;
+  /** Stores `value` under `name` unless a value is there already; returns the stored value. */
+  claimMeta(name: string, value: string): Promise<string>;
+
   /** Stores on a server: resolves when it answers (readiness). */
   ping?(): Promise<void>;
 
