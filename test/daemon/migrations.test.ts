@@ -42,7 +42,7 @@ t.test('the steps of each dialect are numbered 1, 2, 3 … (the schema versions 
 
 t.test('SQLite: a database at an older step is brought to the schema a new database gets', async (t) => {
   const fresh = tempDir(t);
-  await new SqliteStore({ dataDir: fresh, maxVersions: 10 }).close();
+  await new SqliteStore({ dataDir: fresh, maxVersions: 10, auditHasher: hasher }).close();
   const old = tempDir(t);
   const db = new Database(join(old, 'lockbox.db'));
   migrateSqlite(db, sqliteSteps.slice(0, 2)); // what lockboxd wrote before agents and audit counts
@@ -61,11 +61,11 @@ t.test('SQLite: a database at an older step is brought to the schema a new datab
 
 t.test('SQLite: a database from a newer lockboxd is refused and left as it is', async (t) => {
   const dir = tempDir(t);
-  await new SqliteStore({ dataDir: dir, maxVersions: 10 }).close();
+  await new SqliteStore({ dataDir: dir, maxVersions: 10, auditHasher: hasher }).close();
   const db = new Database(join(dir, 'lockbox.db'));
   db.prepare("INSERT INTO schema_migrations (version, applied_time) VALUES (?, 'later')").run(sqliteLast + 1);
   db.close();
-  t.throws(() => new SqliteStore({ dataDir: dir, maxVersions: 10 }), new RegExp(`database schema version ${sqliteLast + 1} is newer than this lockboxd \\(${sqliteLast}\\); upgrade lockboxd`));
+  t.throws(() => new SqliteStore({ dataDir: dir, maxVersions: 10, auditHasher: hasher }), new RegExp(`database schema version ${sqliteLast + 1} is newer than this lockboxd \\(${sqliteLast}\\); upgrade lockboxd`));
   t.same(sqliteSchema(join(dir, 'lockbox.db')).versions, upTo(sqliteLast + 1));
 });
 

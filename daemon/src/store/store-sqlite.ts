@@ -12,7 +12,6 @@
  * the committed one. Deployments are cached the same way (every agent call reads its deployment),
  * each entry dropped by the write that touches it.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -60,8 +59,8 @@ export interface SqliteStoreOptions {
   dataDir: string;
   /** Versions kept per secret (the current one included). */
   maxVersions: number;
-  /** Chains audit entries; by default a plain (unkeyed) hash, for tests of the store alone. */
-  auditHasher?: AuditHasher;
+  /** Chains audit entries: a keyed hash (audit.ts), so an entry cannot be forged without the key. */
+  auditHasher: AuditHasher;
   /** Most jobs in one group commit. */
   maxGroup?: number;
 }
@@ -86,7 +85,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.maxVersions = options.maxVersions;
     this.group = new GroupCommit(this.db, options.maxGroup ?? 1024);
-    this.auditHasher = options.auditHasher ?? ((entry) => createHash('sha256').update(JSON.stringify(entry)).digest('hex'));
+    this.auditHasher = options.auditHasher;
     migrateSqlite(this.db);
     this.stmt = prepareStatements(this.db);
   }
