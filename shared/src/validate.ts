@@ -172,8 +172,12 @@ export function checkMount(mount: MountSpec, keys: string[], field = 'mount'): v
   }
 }
 
-/** The keys a type or template demands, checked against the data. */
-export function checkRequiredKeys(type: SecretType, template: string, keys: string[], field = 'data'): void {
+/**
+ * The keys a type or template demands, checked against the data: each present, and a template's
+ * not empty (an unset `$HF_TOKEN` piped in is no token). Refused naming the key, never its value.
+ */
+export function checkRequiredKeys(type: SecretType, template: string, data: Record<string, Uint8Array>, field = 'data'): void {
+  const keys = Object.keys(data);
   if (type === 'container_registry') {
     const missing = registryKeys.required.filter((k) => !keys.includes(k));
     const allowed: readonly string[] = [...registryKeys.required, ...registryKeys.optional];
@@ -187,6 +191,9 @@ export function checkRequiredKeys(type: SecretType, template: string, keys: stri
   const missing = required.filter((k) => !keys.includes(k));
   if (missing.length)
     throw new InvalidArgumentError(field, `template ${template} needs keys ${missing.join(', ')}`, 'TEMPLATE_KEYS_MISSING');
+  const empty = required.find((k) => data[k].length === 0);
+  if (empty !== undefined)
+    throw new InvalidArgumentError(`${field}[${quoteForMessage(empty)}]`, `is empty; template ${template} needs a value for it`, 'TEMPLATE_KEYS_MISSING');
 }
 
 /** "k=v" → [k, v], for label filters and CLI input. */

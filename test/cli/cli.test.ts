@@ -32,6 +32,10 @@ t.test('secret commands end to end', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, 'created demo version 1\n');
 
+  r = await cli([...g, 'secret', 'create', 'hf', 'HF_TOKEN=-', '--template', 'huggingface'], { stdin: '' });
+  t.equal(r.code, 1, 'HF_TOKEN=- with nothing on stdin (an unset $HF_TOKEN) stores nothing');
+  t.equal(r.stderr, 'lockbox: INVALID_ARGUMENT: secret.data["HF_TOKEN"]: is empty; template huggingface needs a value for it\n');
+
   r = await cli([...g, 'secret', 'get', 'demo']);
   t.equal(r.code, 0);
   t.match(r.stdout, /keys:\s+FROM_FILE, FROM_STDIN, OPENAI_API_KEY/);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon } from '../helpers/daemon.js';
+import { restClient } from '../helpers/rest.js';
 
 const b = (s: string) => Buffer.from(s);
 const text = (data: Record<string, Uint8Array>) => Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString()]));
@@ -111,6 +112,24 @@ t.test('types and templates', async (t) => {
   t.equal(reg.type, 'container_registry');
   await t.rejects(d.call('CreateSecret', createRequest('reg2', { server: 'x', username: 'u' }, { type: 'container_registry' })), { code: status.INVALID_ARGUMENT, details: /needs keys password/ });
   await t.rejects(d.call('CreateSecret', createRequest('reg3', { server: 'x', username: 'u', password: 'p', token: 't' }, { type: 'container_registry' })), { code: status.INVALID_ARGUMENT, details: /accepts only server, username, password, email/ });
+});
+
+t.test('a template\'s required key with an empty value is refused by every API, naming the key', async (t) => {
+  const d = await startTestDaemon(t);
+  const rest = restClient(d);
+  const empty = { code: status.INVALID_ARGUMENT, details: /(^|\.)data\["HF_TOKEN"\]: is empty; template huggingface needs a value for it$/ };
+  await t.rejects(d.call('CreateSecret', createRequest('hf', { HF_TOKEN: '' }, { template: 'huggingface' })), empty, 'gRPC create');
+  await t.rejects(d.call('CreateSecret', createRequest('aws', { AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: '' }, { template: 'aws' })), { code: status.INVALID_ARGUMENT, details: /AWS_SECRET_ACCESS_KEY.*is empty/ });
+  t.equal((await d.call('CreateSecret', createRequest('hf', { HF_TOKEN: 'h', NOTE: '' }, { template: 'huggingface' }))).version, 1, 'a key the template does not need may be empty');
+  t.equal((await d.call('CreateSecret', createRequest('plain', { TOKEN: '' }))).version, 1, 'custom checks nothing');
+  await t.rejects(d.call('UpdateSecret', { name: 'hf', set: { HF_TOKEN: b('') } }), empty, 'gRPC update');
+  const batch = await d.call('BatchSecrets', { items: [{ update: { name: 'hf', set: { HF_TOKEN: b('') } } }] });
+  t.match(batch.results[0], { status: 'INVALID_ARGUMENT', message: /HF_TOKEN.*is empty/ }, 'gRPC batch item');
+  const v1 = await rest('POST', '/v1/admin/secrets', { body: { name: 'hf-rest', value: '', provider_slug: 'huggingface' } });
+  t.match([v1.status, v1.json.error], [400, { code: 'TEMPLATE_KEYS_MISSING', message: /HF_TOKEN/ }], 'REST /v1');
+  const v2 = await rest('PATCH', '/v2/admin/secrets/hf', { body: { data: { HF_TOKEN: '', NOTE: '' } }, headers: { 'AI-Tenant-Scope': 'true' } });
+  t.equal(v2.status, 400, 'REST /v2');
+  t.equal((await d.call('GetSecret', { name: 'hf' })).version, 1, 'nothing was changed');
 });
 
 t.test('each class of bad input is INVALID_ARGUMENT naming the field', async (t) => {

@@ -216,7 +216,7 @@ export class SecretsService {
     checkData(data, `${fieldPrefix}data`);
     const keys = Object.keys(data);
     checkMount(mount, keys, `${fieldPrefix}mount`);
-    checkRequiredKeys(type, template, keys, `${fieldPrefix}data`);
+    checkRequiredKeys(type, template, data, `${fieldPrefix}data`);
   }
 
   private newRecord(
