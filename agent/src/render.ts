@@ -109,7 +109,7 @@ export function render(secrets: HeldSecret[]): Rendered {
       const format = mount.format || 'dotenv';
       const file = renderEnvFile(format, secret.data);
       files.set(`${secret.name}.${envFileExtensions[format]}`, file.content);
-      for (const key of file.refused) rendered.problems.push(`secret "${secret.name}" key "${key}" cannot be written exactly as ${format}; left out of the env file`);
+      for (const { key, reason } of file.refused) rendered.problems.push(`secret "${secret.name}" key "${key}" left out of the ${format} env file: it ${reason}`);
       for (const note of file.notes) rendered.problems.push(`secret "${secret.name}" ${note}`);
       for (const [key, value] of Object.entries(secret.data)) {
         const text = value.toString('utf8');
