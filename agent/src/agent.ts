@@ -23,6 +23,7 @@
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from 'nats';
+import { Backoff } from '../../shared/src/backoff.js';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
@@ -96,9 +97,9 @@ export class Agent {
   private pending: { all: boolean; names: Set<string>; repair?: boolean } = { all: false, names: new Set() };
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
-  /** Step (7): the retry of a failed sync, and how many failed in a row. */
+  /** Step (7): the retry of a failed sync, and its backoff (250 ms doubling to 5 s, ±20 %). */
   private retryTimer: NodeJS.Timeout | undefined;
-  private failures = 0;
+  private readonly syncBackoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.2 });
   private repairInterval: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   ready = false;
@@ -161,13 +162,13 @@ export class Agent {
     const { log } = this.options;
     // Loaded here, after the agent is ready: start-up needs only gRPC (and `once` never follows).
     const { connect } = await import('nats');
-    for (let delay = 250; !this.stopped; delay = Math.min(delay * 2, 5000)) {
+    for (const backoff = new Backoff({ initialMs: 250, maxMs: 5000 }); !this.stopped; ) {
       try {
         this.nc = await connect({ servers: url, name: `lockbox-agent ${this.agentId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
         break;
       } catch (error) {
         log.warn({ nats: url, err: (error as Error).message }, 'NATS not reachable; resync keeps files current meanwhile');
-        await new Promise((r) => setTimeout(r, delay));
+        await backoff.wait();
       }
     }
     const nc = this.nc;
@@ -242,11 +243,11 @@ export class Agent {
         this.pending = { all: false, names: new Set() };
         try {
           await this.sync(batch);
-          this.failures = 0;
+          this.syncBackoff.reset();
         } catch (error) {
           // (7) What failed is tried again after a jittered backoff (or sooner, by the next notice).
           this.queue(batch);
-          const delay = Math.round(Math.min(5000, 250 * 2 ** this.failures++) * (0.8 + Math.random() * 0.4));
+          const delay = this.syncBackoff.next();
           this.options.log.warn({ err: (error as Error).message, retry_ms: delay }, 'sync failed; retrying');
           clearTimeout(this.retryTimer);
           this.retryTimer = setTimeout(() => void this.request({}), delay);

@@ -7,6 +7,14 @@
  *   const w = watchSecrets(`${process.env.BENTOML_HOME}/demo`, ({ files }) => {
  *     client.apiKey = files.get('OPENAI_API_KEY')!.toString();
  *   });
+ *
+ * Why chokidar here and fs.watch in the agent (agent.ts, step (6)): this runs inside an app, on
+ * any platform a developer runs it (macOS, Windows, network file systems where inotify is
+ * missing and chokidar falls back to polling), watches one dir for two names, and fires once per
+ * swap, so chokidar's re-listing of the dir on each event costs nothing that matters. The agent
+ * instead watches every mount and every version dir all day, in every pod, on Linux only; there
+ * chokidar's re-list and stat per event (the agent's own swaps included) cost more CPU per
+ * rotation than the rotation itself (measured), so it uses bare inotify and judges events by name.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';

@@ -11,6 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
+import { Backoff } from '../../../shared/src/backoff.js';
 import type { ChangeNotice } from '../../../shared/src/subject.js';
 import { withTimeout } from '../../../shared/src/timeout.js';
 import type { Logger } from '../log.js';
@@ -37,10 +38,6 @@ export function noticePayload(notice: StoredNotice): ChangeNotice {
     seq: notice.seq,
     time: notice.time,
   };
-}
-
-function jitter(ms: number): number {
-  return Math.round(ms * (0.75 + Math.random() * 0.5));
 }
 
 export class OutboxPublisher {
@@ -83,7 +80,7 @@ export class OutboxPublisher {
   /** Connects, retrying with jittered backoff until stopped; the client then reconnects by itself. */
   private async connectForever(): Promise<void> {
     const { natsUrl, log } = this.options;
-    let delay = 250;
+    const backoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.25 });
     let warned = false;
     while (!this.stopping.signal.aborted) {
       try {
@@ -111,8 +108,7 @@ export class OutboxPublisher {
       } catch (error) {
         if (!warned) log.warn({ nats: natsUrl, err: (error as Error).message }, 'NATS is not reachable; lockboxd serves anyway, notices wait in the outbox until it is');
         warned = true;
-        await this.pause(jitter(delay), true);
-        delay = Math.min(delay * 2, 5000);
+        await backoff.wait(this.stopping.signal);
       }
     }
   }
@@ -133,19 +129,21 @@ export class OutboxPublisher {
 
   private async run(): Promise<void> {
     const { pollIntervalMs = 1000 } = this.options;
-    let backoff = 0;
+    const backoff = new Backoff({ initialMs: 100, maxMs: 5000, jitter: 0.25 });
+    let retryMs = 0;
     while (!this.stopping.signal.aborted) {
-      if (backoff > 0) await this.pause(backoff, true);
+      if (retryMs > 0) await this.pause(retryMs, true);
       else if (!this.pendingWake) await this.pause(pollIntervalMs);
       if (this.wakeUp.signal.aborted) this.wakeUp = new AbortController();
       this.pendingWake = false;
       if (this.stopping.signal.aborted) break;
       try {
         await this.publishPending();
-        backoff = 0;
+        backoff.reset();
+        retryMs = 0;
       } catch (error) {
-        backoff = jitter(Math.min(5000, Math.max(100, backoff * 2)));
-        this.options.log.warn({ err: (error as Error).message, retry_ms: backoff }, 'publishing notices failed; will retry');
+        retryMs = backoff.next();
+        this.options.log.warn({ err: (error as Error).message, retry_ms: retryMs }, 'publishing notices failed; will retry');
       }
     }
   }
