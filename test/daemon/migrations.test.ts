@@ -85,6 +85,8 @@ t.test('PostgreSQL: an older schema is brought forward; a newer one is refused u
   t.same(await versions(), upTo(postgresLast));
   const columns = (await client.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox' AND table_schema = current_schema()")).rows.map((r) => r.column_name);
   t.ok(columns.includes('held_until'), 'step 3 ran');
+  const versionType = (await client.query("SELECT data_type FROM information_schema.columns WHERE table_name = 'secret_versions' AND column_name = 'version' AND table_schema = current_schema()")).rows[0].data_type;
+  t.equal(versionType, 'bigint', 'step 5 ran');
 
   await client.query("INSERT INTO schema_migrations (version, applied_time) VALUES ($1, 'later')", [postgresLast + 1]);
   await t.rejects(PostgresStore.open({ url, maxVersions: 10, auditHasher: hasher }), new RegExp(`database schema version ${postgresLast + 1} is newer than this lockboxd \\(${postgresLast}\\); upgrade lockboxd`));

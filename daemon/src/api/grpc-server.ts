@@ -5,8 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { loadServices } from '../../../shared/src/proto.js';
 import { addReflection } from './grpc-reflection.js';
+import { acceptedRequest, malformedRequestInterceptor, serverServices } from './grpc-requests.js';
 import type { Principal, TokenAuthority } from '../security/auth.js';
 import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from '../log.js';
@@ -35,7 +35,12 @@ type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation; sessions: AgentSessions } {
   const { auth, secrets, keys, tokens, deployments, audit, agents, log } = parts;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  const refuseMalformed = malformedRequestInterceptor((method, error) => {
+    const requestId = requestIdFrom(undefined);
+    logCall(log, { method: method.split('/').pop()!, started: process.hrtime.bigint(), requestId, status: grpc.status[error.grpcCode], error });
+    return grpcStatusOf(error, requestId);
+  });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, interceptors: [refuseMalformed] });
 
   function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
@@ -45,7 +50,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
       void (async () => {
         principal = await auth.authenticate(tokenFromHeaders((name) => firstValue(call.metadata, name)));
         const ctx: CallContext = { principal, requestId, idempotencyKey: firstValue(call.metadata, 'idempotency-key') };
-        return handler(call.request, ctx);
+        return handler(acceptedRequest(call.request), ctx);
       })().then(
         (response) => {
           const trailers = new grpc.Metadata();
@@ -62,7 +67,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     };
   }
 
-  const services = loadServices();
+  const services = serverServices();
   const sessions = new AgentSessions(auth, agents, log);
   server.addService(services.SecretsService.service, {
     CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),

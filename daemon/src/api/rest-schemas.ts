@@ -11,6 +11,12 @@ import { limits } from '../../../shared/src/limits.js';
 export type JsonSchema = Record<string, unknown>;
 
 const text = (description: string): JsonSchema => ({ type: 'string', description });
+/**
+ * An integer the API takes: bounded above by 2^53 − 1 at most (JSON numbers past it are already
+ * rounded by the parser; 1e300 parses as a number), so no value past what the store holds and a
+ * JavaScript number keeps exactly ever reaches a service.
+ */
+const wholeNumber = (minimum: number, description: string, maximum = Number.MAX_SAFE_INTEGER): JsonSchema => ({ type: 'integer', minimum, maximum, description });
 const stringMap = (description: string): JsonSchema => ({ type: 'object', additionalProperties: { type: 'string' }, description });
 /** A map whose null values mean "remove this entry". */
 const patchMap = (description: string): JsonSchema => ({ type: 'object', additionalProperties: { type: ['string', 'null'] }, description });
@@ -60,7 +66,7 @@ const updateFields = {
   data: patchMap('key -> new value; null removes the key'),
   replace: { type: 'boolean', description: 'true: `data` becomes the whole data (keys not in it are removed)' },
   labels: patchMap('label key -> value; null removes the label'),
-  expected_version: { type: 'integer', minimum: 1, description: 'compare-and-set: apply only if the current version is this one (else 409)' },
+  expected_version: wholeNumber(1, 'compare-and-set: apply only if the current version is this one (else 409)'),
   provider_slug: secretFields.provider_slug,
   description: secretFields.description,
   mount: mountSchema,
@@ -105,7 +111,7 @@ export const v2PatchBody = closed(
 );
 
 export const v1ListQuery = closed({
-  limit: { type: 'integer', minimum: 1, maximum: limits.maxListLimit, description: `1..${limits.maxListLimit}, default ${limits.defaultListLimit}` },
+  limit: wholeNumber(1, `1..${limits.maxListLimit}, default ${limits.defaultListLimit}`, limits.maxListLimit),
   cursor: text('next_cursor of the previous page (same filters)'),
   provider_slug: text('only secrets of this provider template'),
   type: text('only secrets of this type'),
@@ -113,18 +119,18 @@ export const v1ListQuery = closed({
 });
 
 export const v1GetQuery = closed({
-  version: { type: 'integer', minimum: 1, description: 'a kept version (default: the current one)' },
+  version: wholeNumber(1, 'a kept version (default: the current one)'),
   reveal: { type: 'boolean', description: 'include the values (the read is audited)' },
 });
 
 export const v1DeleteQuery = closed({
   force: { type: 'boolean', description: 'delete even when deployments mount the secret' },
-  expected_version: { type: 'integer', minimum: 1, description: 'compare-and-set' },
+  expected_version: wholeNumber(1, 'compare-and-set'),
 });
 
 export const v2ListQuery = closed({
-  $top: { type: 'integer', minimum: 1, maximum: limits.maxListLimit, description: 'page size (default 100)' },
-  $skip: { type: 'integer', minimum: 0, description: 'how many secrets to skip' },
+  $top: wholeNumber(1, 'page size (default 100)', limits.maxListLimit),
+  $skip: wholeNumber(0, 'how many secrets to skip'),
   $count: { type: 'boolean', description: 'accepted for compatibility; the count is always returned' },
 });
 

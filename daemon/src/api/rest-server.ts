@@ -72,6 +72,16 @@ function schemaError(where: string, errors: ErrorObject[]): LockboxError {
   return new InvalidArgumentError(fieldOf(where, first.instancePath) || where, rule);
 }
 
+/**
+ * Ajv coerces "1e400" or "Infinity" in a query or path to Infinity and then lets it pass as an
+ * integer under any maximum; no route takes a number that is not finite.
+ */
+function refuseInfinity(parts: Record<string, Record<string, unknown>>): void {
+  for (const [where, values] of Object.entries(parts))
+    for (const [name, value] of Object.entries(values))
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new InvalidArgumentError(fieldOf(where, `/${name}`), 'must be a finite number');
+}
+
 /** Parses a JSON body; a syntax error gives the position only (the text may hold a value). */
 function parseJson(text: string): unknown {
   try {
@@ -174,6 +184,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
         const query = { ...(request.query as Record<string, unknown>) };
         check('path', validators.params, params); // (4)
         check('query', validators.query, query);
+        refuseInfinity({ path: params, query });
         if (route.body) {
           if (request.body === undefined) throw new InvalidArgumentError('body', 'a JSON body is required (content-type: application/json)', 'MALFORMED_JSON');
           check('body', validators.body, request.body);

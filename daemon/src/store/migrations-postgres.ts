@@ -158,6 +158,17 @@ export const postgresSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
   },
+  {
+    version: 5,
+    why: 'versions as wide as the API takes (int64; JavaScript keeps 2^53 exactly): past 2^31 a version had been "out of range for type integer", a 500',
+    sql: `
+      ALTER TABLE secrets ALTER COLUMN version TYPE BIGINT;
+      ALTER TABLE secret_versions ALTER COLUMN version TYPE BIGINT, ALTER COLUMN restored_from TYPE BIGINT;
+      ALTER TABLE outbox ALTER COLUMN version TYPE BIGINT;
+      ALTER TABLE deployments ALTER COLUMN version TYPE BIGINT;
+      ALTER TABLE audit ALTER COLUMN version TYPE BIGINT;
+      ALTER TABLE agent_applied ALTER COLUMN version TYPE BIGINT;`,
+  },
 ]);
 
 /**

@@ -78,7 +78,7 @@ export class PostgresAuditChain {
         }
         await db.query(
           `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, count, prev_hash, hash)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::int[], $13::text[], $14::text[])`,
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::int[], $13::text[], $14::text[])`,
           columns,
         );
         await db.query('DELETE FROM audit_pending WHERE id = ANY($1::bigint[])', [pending.map((p) => p.id)]);

@@ -18,6 +18,13 @@ export function unavailable(error: unknown): unknown {
   return lost ? new UnavailableError('the database is unreachable; retry (another replica may answer)', { cause: error }) : error;
 }
 
+/** BIGINT (int8) columns read as numbers, as the API carries them: nothing past 2^53 is ever written. */
+const INT8_OID = 20;
+export function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+  if (oid === INT8_OID) return Number;
+  return format ? pg.types.getTypeParser(oid, format) : pg.types.getTypeParser(oid);
+}
+
 export const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 /** Told when a transaction's connection commits and when it goes back to the pool. */

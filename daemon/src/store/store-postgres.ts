@@ -30,7 +30,7 @@ import { migratePostgres } from './migrations-postgres.js';
 import { PostgresAuditChain } from './store-postgres-audit.js';
 import { applyChange } from './store-postgres-changes.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
-import { isUniqueViolation, PostgresPool } from './store-postgres-pool.js';
+import { isUniqueViolation, PostgresPool, typeParser } from './store-postgres-pool.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,
@@ -95,7 +95,7 @@ export class PostgresStore implements Store {
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20 });
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, types: { getTypeParser: typeParser } });
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
     const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000);
     try {
