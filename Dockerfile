@@ -8,6 +8,7 @@ COPY shared ./shared
 COPY daemon ./daemon
 COPY cli ./cli
 COPY agent ./agent
+COPY console ./console
 COPY bench ./bench
 COPY test ./test
 RUN npm ci && npm prune --omit=dev

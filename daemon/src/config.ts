@@ -12,6 +12,8 @@ export interface DaemonConfig {
   grpcAddr: string;
   /** The REST gateway's address; empty: no REST gateway. */
   httpAddr: string;
+  /** Serve the web console at /ui/ on the REST address. */
+  ui: boolean;
   /** Largest REST request body, in bytes. */
   httpBodyLimit: number;
   /** Empty: run without NATS. */
@@ -64,6 +66,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--database-url <url>', 'postgres://user@host:5432/db to keep data in PostgreSQL (replicas may share it); default: SQLite in the data dir').env(env('DATABASE_URL')))
     .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
     .addOption(new Option('--http-addr <host:port>', 'REST gateway listen address; "none" turns it off').env(env('HTTP_ADDR')).default(defaults.httpAddr))
+    .addOption(new Option('--ui <on|off>', 'serve the web console at /ui/ on the REST address (--http-addr)').choices(['on', 'off', 'true', 'false']).env(env('UI')).default('on'))
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
     .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
@@ -89,6 +92,7 @@ interface RawOptions {
   grpcAddr: string;
   httpAddr?: string;
   httpBodyLimit?: string;
+  ui?: string;
   natsUrl: string;
   natsAdvertiseUrl?: string;
   masterKeyFile?: string;
@@ -135,6 +139,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     databaseUrl,
     grpcAddr: raw.grpcAddr,
     httpAddr,
+    ui: raw.ui === undefined || raw.ui === 'on' || raw.ui === 'true',
     httpBodyLimit,
     natsUrl,
     natsAdvertiseUrl: raw.natsAdvertiseUrl ? parseNatsUrl(raw.natsAdvertiseUrl, '--nats-advertise-url (LOCKBOX_NATS_ADVERTISE_URL)') || undefined : undefined,

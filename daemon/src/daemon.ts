@@ -23,6 +23,8 @@ import { openKeyringFor } from './security/keyring-check.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './delivery/outbox-publisher.js';
 import { buildRestServer } from './api/rest-server.js';
+import { defaultConsoleDir } from './api/console-static.js';
+import { RolloutService } from './services/service-rollout.js';
 import { auditHasher } from './security/audit.js';
 import { AgentService } from './services/service-agent.js';
 import { AuditService } from './services/service-audit.js';
@@ -136,6 +138,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         auth,
         secrets,
         agents,
+        deployments,
+        tokens,
+        audit,
+        rollout: new RolloutService(deployments, agents),
+        consoleDir: config.ui ? defaultConsoleDir() : undefined,
         log,
         bodyLimit: config.httpBodyLimit,
         tls,

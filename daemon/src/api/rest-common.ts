@@ -7,7 +7,11 @@ import { InvalidArgumentError, errorKinds } from '../../../shared/src/errors.js'
 import type { CallContext } from '../services/context.js';
 import type { ScopeMessage } from '../services/messages.js';
 import type { AgentService } from '../services/service-agent.js';
+import type { AuditService } from '../services/service-audit.js';
+import type { DeploymentsService } from '../services/service-deployments.js';
+import type { RolloutService } from '../services/service-rollout.js';
 import type { SecretsService } from '../services/service-secrets.js';
+import type { TokensService } from '../services/service-tokens.js';
 import * as schemas from './rest-schemas.js';
 import type { JsonSchema } from './rest-schemas.js';
 
@@ -46,6 +50,10 @@ export interface RestRoute {
 export interface RestServices {
   secrets: SecretsService;
   agents: AgentService;
+  deployments: DeploymentsService;
+  rollout: RolloutService;
+  tokens: TokensService;
+  audit: AuditService;
 }
 
 // ---- scope from headers ---------------------------------------------------------------------

@@ -12,6 +12,9 @@ import { batchRoutes } from './rest-routes-batch.js';
 import { blueprintsRoutes } from './rest-routes-blueprints.js';
 import { v1Routes } from './rest-routes-v1.js';
 import { v2Routes } from './rest-routes-v2.js';
+import { versionRoutes } from './rest-routes-versions.js';
+import { deploymentRoutes } from './rest-routes-deployments.js';
+import { accessRoutes } from './rest-routes-access.js';
 import type { RestRoute, RestServices } from './rest-common.js';
 
 export function restRoutes(services: RestServices): RestRoute[] {
@@ -20,5 +23,8 @@ export function restRoutes(services: RestServices): RestRoute[] {
     ...batchRoutes(services), // /v1/admin/secrets:batch
     ...v2Routes(services), // /v2/admin/secrets (SAP AI Core)
     ...blueprintsRoutes(services), // /secrets (AI Blueprints)
+    ...versionRoutes(services), // /v1/admin/secrets/{id}/versions, …/rollout (the console's)
+    ...deploymentRoutes(services), // /v1/admin/deployments
+    ...accessRoutes(services), // /v1/whoami, /v1/templates, /v1/admin/tokens, /v1/admin/audit
   ];
 }

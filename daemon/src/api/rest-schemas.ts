@@ -10,17 +10,17 @@ import { limits } from '../../../shared/src/limits.js';
 
 export type JsonSchema = Record<string, unknown>;
 
-const text = (description: string): JsonSchema => ({ type: 'string', description });
+export const text = (description: string): JsonSchema => ({ type: 'string', description });
 /**
  * An integer the API takes: bounded above by 2^53 − 1 at most (JSON numbers past it are already
  * rounded by the parser; 1e300 parses as a number), so no value past what the store holds and a
  * JavaScript number keeps exactly ever reaches a service.
  */
-const wholeNumber = (minimum: number, description: string, maximum = Number.MAX_SAFE_INTEGER): JsonSchema => ({ type: 'integer', minimum, maximum, description });
-const stringMap = (description: string): JsonSchema => ({ type: 'object', additionalProperties: { type: 'string' }, description });
+export const wholeNumber = (minimum: number, description: string, maximum = Number.MAX_SAFE_INTEGER): JsonSchema => ({ type: 'integer', minimum, maximum, description });
+export const stringMap = (description: string): JsonSchema => ({ type: 'object', additionalProperties: { type: 'string' }, description });
 /** A map whose null values mean "remove this entry". */
 const patchMap = (description: string): JsonSchema => ({ type: 'object', additionalProperties: { type: ['string', 'null'] }, description });
-const closed = (properties: Record<string, JsonSchema>, required: string[] = [], description?: string): JsonSchema => ({
+export const closed = (properties: Record<string, JsonSchema>, required: string[] = [], description?: string): JsonSchema => ({
   type: 'object',
   properties,
   ...(required.length ? { required } : {}),

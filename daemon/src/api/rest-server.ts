@@ -20,8 +20,11 @@ import type { Logger } from '../log.js';
 import { buildOpenApi } from './rest-openapi.js';
 import type { RestRequest, RestRoute, RestServices } from './rest-common.js';
 import { restRoutes } from './rest-routes.js';
+import { registerConsole } from './console-static.js';
 
 export interface RestServerOptions extends RestServices {
+  /** The built web console to serve at /ui/ (console-static.ts); undefined: no console. */
+  consoleDir?: string;
   auth: TokenAuthority;
   log: Logger;
   bodyLimit: number;
@@ -203,6 +206,8 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', nats, database });
   });
   app.get('/openapi.json', async () => openapi);
+  if (options.consoleDir !== undefined && !registerConsole(app, options.consoleDir))
+    log.warn({ dir: options.consoleDir }, 'the web console is not built (npm run build); /ui/ is off');
 
   const paths = routes.map((r) => ({ pattern: new RegExp(`^${r.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`), method: r.method }));
   app.setNotFoundHandler(async (request, reply) => {

@@ -37,6 +37,15 @@ export class DeploymentsService {
 
   /** Where each listed secret resolves; missing ones are refused together. */
   private async resolve(scope: ScopeKey, names: string[], strict: boolean): Promise<Record<string, string>> {
+    const { resolved, missing, collisions } = await this.inspect(scope, names);
+    if (strict && missing.length)
+      throw new NotFoundError(`secret${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} not found in ${describeScope(scope)} or tenant-wide`, 'SECRET_NOT_FOUND');
+    if (strict && collisions.length) throw new FailedPreconditionError(`these secrets clash when mounted together: ${collisions.join('; ')}`, 'MOUNT_COLLISION');
+    return resolved;
+  }
+
+  /** Where each secret resolves ("" when missing), the missing ones, and every mount collision. */
+  private async inspect(scope: ScopeKey, names: string[]): Promise<{ resolved: Record<string, string>; missing: string[]; collisions: string[] }> {
     const resolved: Record<string, string> = {};
     const missing: string[] = [];
     const mounted = [];
@@ -50,11 +59,20 @@ export class DeploymentsService {
       resolved[name] = head.resourceGroup;
       mounted.push({ name, mount: head.mount, keys: head.keys });
     }
-    if (strict && missing.length)
-      throw new NotFoundError(`secret${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} not found in ${describeScope(scope)} or tenant-wide`, 'SECRET_NOT_FOUND');
-    const collisions = mountCollisions(mounted);
-    if (strict && collisions.length) throw new FailedPreconditionError(`these secrets clash when mounted together: ${collisions.join('; ')}`, 'MOUNT_COLLISION');
-    return resolved;
+    return { resolved, missing, collisions: mountCollisions(mounted) };
+  }
+
+  /**
+   * What create or update would say about a list of secrets, without writing: the secrets not
+   * found and one line per mount collision (the same check that refuses the write). For the
+   * console, which shows clashes before the user saves.
+   */
+  async check(request: { scope?: ScopeMessage; secrets?: string[] }, ctx: CallContext) {
+    const scope = this.scope(request.scope);
+    authorizeDeployment(ctx.principal, 'read', scope);
+    const { secrets } = this.checkInput({ name: 'check', secrets: request.secrets });
+    const { resolved, missing, collisions } = await this.inspect(scope, secrets);
+    return { ok: missing.length === 0 && collisions.length === 0, resolved, missing, collisions };
   }
 
   private checkInput(input: DeploymentInputMessage | undefined): { name: string; secrets: string[]; description: string; labels: Record<string, string> } {
@@ -106,6 +124,11 @@ export class DeploymentsService {
 
   update(request: { scope?: ScopeMessage; deployment?: DeploymentInputMessage; expected_version?: number }, ctx: CallContext) {
     return this.write('update', request, ctx);
+  }
+
+  /** Refuses a caller who may not write deployments in the scope, before anything is read (a REST PATCH reads first). */
+  authorizeWrite(scope: ScopeMessage | undefined, ctx: CallContext): void {
+    authorizeDeployment(ctx.principal, 'write', this.scope(scope));
   }
 
   async get(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
