@@ -13,13 +13,10 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
-import { parseDuration, parseHostPort, parseNatsUrl, SettingError } from '../../shared/src/settings.js';
+import { durationHelp, parseDuration, parseHostPort, parseNatsUrl, SettingError } from '../../shared/src/settings.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { Agent, MountWriteError } from './agent.js';
 import type { Rendered } from './render.js';
-
-/** A bare number is seconds (as --resync-interval always was). */
-const duration = (text: string, setting: string) => parseDuration(text, setting, 's');
 
 function mode(text: string, setting: string): number {
   if (!/^0?[0-7]{3}$/.test(text)) throw new SettingError(`${setting}: "${text}" must be an octal mode like 0400`);
@@ -69,7 +66,7 @@ function buildAgent(o: Record<string, string | undefined>, { onChange, follow = 
   if (!statSync(home).isDirectory()) throw new SettingError(`--bentoml-home: ${home} is not a directory`);
   // gRPC's own target forms (unix:/path, dns:host:port) pass as they are; anything else is host:port.
   if (!/^(unix|unix-abstract|dns|ipv4|ipv6):/.test(o.addr!)) parseHostPort(o.addr!, '--addr');
-  const resyncIntervalMs = duration(o.resyncInterval!, '--resync-interval');
+  const resyncIntervalMs = parseDuration(o.resyncInterval!, '--resync-interval');
   if (resyncIntervalMs < 100 || resyncIntervalMs > 86_400_000) throw new SettingError(`--resync-interval: "${o.resyncInterval}" must be from 100ms to 24h`);
   // Unset: what lockboxd advertises; "none" (or ""): resync only.
   const given = o.natsUrl === undefined ? undefined : parseNatsUrl(o.natsUrl, '--nats-url');
@@ -120,6 +117,7 @@ async function firstSync(agent: Agent, ms: number, start: (a: Agent) => Promise<
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('lockbox-agent')
     .description('lockbox sidecar: writes a deployment\'s secrets under $BENTOML_HOME and keeps them current')
+    .addHelpText('after', `\n${durationHelp}\n`)
     .exitOverride();
   let exitCode = 0;
 
@@ -144,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o) => {
       const agent = buildAgent(o, { follow: false });
       try {
-        await firstSync(agent, duration(o.timeout, '--timeout'), (a) => a.syncOnce());
+        await firstSync(agent, parseDuration(o.timeout, '--timeout'), (a) => a.syncOnce());
       } finally {
         await agent.stop();
       }
@@ -160,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
       const signalName = onChange.startsWith('signal:') ? onChange.slice(7) : undefined;
       if (!['restart', 'none'].includes(onChange) && !(signalName && signalName in osConstants.signals))
         throw new SettingError(`--on-change: "${onChange}" must be restart, none or signal:NAME (e.g. signal:SIGHUP)`);
-      const grace = duration(o.grace, '--grace');
+      const grace = parseDuration(o.grace, '--grace');
       let child: ChildProcess | undefined;
       // A restart in flight: changes that arrive meanwhile join it (the new child gets the latest env).
       let restarting: Promise<void> | undefined;

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { LockboxClient, type ServiceName } from '../../shared/src/client.js';
+import { parseDuration } from '../../shared/src/settings.js';
 import { UsageError } from './inputs.js';
 import { renderStructured, type OutputFormat } from './output.js';
 
@@ -83,10 +84,10 @@ export function cliContext(program: Command, io: CliIo): CliContext {
     }
     for (const [flag, file] of [['--tls-ca', g.tlsCa], ['--tls-cert', g.tlsCert], ['--tls-key', g.tlsKey]] as const)
       if (file !== undefined) readSettingFile(io.cwd, file, flag);
-    const timeout = Number(g.timeout);
-    if (!(timeout > 0)) throw new UsageError(`--timeout "${g.timeout}" must be a positive number of seconds`);
+    const timeoutMs = parseDuration(g.timeout, '--timeout');
+    if (timeoutMs <= 0) throw new UsageError(`--timeout: "${g.timeout}" must be more than 0`);
     const at = (file: string | undefined) => (file === undefined ? undefined : resolve(io.cwd, file));
-    client = new LockboxClient({ addr: g.addr, token, tlsCa: at(g.tlsCa), tlsCert: at(g.tlsCert), tlsKey: at(g.tlsKey), timeoutMs: timeout * 1000 });
+    client = new LockboxClient({ addr: g.addr, token, tlsCa: at(g.tlsCa), tlsCert: at(g.tlsCert), tlsKey: at(g.tlsKey), timeoutMs });
     return client;
   };
   return {

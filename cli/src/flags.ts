@@ -1,9 +1,10 @@
 /**
  * Flags several commands share, and how their text becomes request fields: the scope
- * (`--tenant`, `--resource-group`, `--tenant-wide`), the mount, whole numbers, repeatable flags.
+ * (`--tenant`, `--resource-group`, `--tenant-wide`), the mount, whole numbers, durations, repeatable flags.
  * A bad value is a UsageError naming the flag (exit 2).
  */
 import { Option, type Command } from 'commander';
+import { parseDuration } from '../../shared/src/settings.js';
 import { readMap, UsageError } from './inputs.js';
 
 export interface ScopeOptions {
@@ -42,6 +43,14 @@ export function positiveInt(text: string | undefined, flag: string): number | un
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} "${text}" must be a whole number of 1 or more`);
   return n;
+}
+
+/** A duration flag (shared/src/settings.ts syntax) as whole seconds of 1 or more. */
+export function durationSeconds(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text, flag);
+  if (ms < 1000 || ms % 1000 !== 0) throw new UsageError(`${flag}: "${text}" must be whole seconds, 1s or more`);
+  return ms / 1000;
 }
 
 export function withMount(command: Command): Command {

@@ -3,7 +3,7 @@
  * validated once into a typed object; a bad setting stops the program with one line naming it.
  */
 import { Command, Option } from 'commander';
-import { SettingError, parseDuration, parseHostPort, parseNatsUrl } from '../../shared/src/settings.js';
+import { SettingError, durationHelp, parseDuration, parseHostPort, parseNatsUrl } from '../../shared/src/settings.js';
 
 export interface DaemonConfig {
   dataDir: string;
@@ -81,6 +81,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
     .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
+    .addHelpText('after', `\n${durationHelp}\n`)
     .showHelpAfterError()
     .allowExcessArguments(false)
     .exitOverride();

@@ -8,15 +8,19 @@ export class SettingError extends Error {
 }
 
 /**
- * "250ms", "10s", "5m", "24h"; a bare number is in `bareUnit` (lockboxd: milliseconds;
- * lockbox-agent: seconds, as its --resync-interval always was).
+ * The one duration syntax of every program (lockboxd, lockbox-agent, lockbox): a number with a
+ * unit, `500ms`, `30s`, `2m`, `1h` (fractions allowed: `1.5s`); a bare number is seconds.
+ * Returns milliseconds.
  */
-export function parseDuration(text: string, setting: string, bareUnit: 'ms' | 's' = 'ms'): number {
+export function parseDuration(text: string, setting: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new SettingError(`${setting}: "${text}" is not a duration (e.g. 500ms, 10s, 5m, 24h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? bareUnit]!;
+  if (!match) throw new SettingError(`${setting}: "${text}" is not a duration (e.g. 500ms, 30s, 2m, 1h; a bare number is seconds)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
   return Math.round(Number(match[1]) * unit);
 }
+
+/** What every program's --help says about durations, once. */
+export const durationHelp = 'Durations: 500ms, 30s, 2m, 1h (fractions allowed: 1.5s); a bare number is seconds.';
 
 /** host:port, the host a name, an IPv4 address or a bracketed IPv6 one; port 0 to 65535. */
 export function parseHostPort(text: string, setting: string): { host: string; port: number } {

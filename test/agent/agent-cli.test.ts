@@ -84,6 +84,7 @@ t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', 
   const help = run(['--help']);
   t.equal(await help.done, 0);
   t.match(help.out(), /run .*\n.*once/s);
+  t.match(help.out(), '\nDurations: 500ms, 30s, 2m, 1h (fractions allowed: 1.5s); a bare number is seconds.\n', 'the duration syntax, as every program states it');
 });
 
 t.test('run serves /healthz and /readyz', async (t) => {

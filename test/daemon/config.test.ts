@@ -60,7 +60,13 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
   t.same(parseDaemonConfig(['--max-tenant-wide-secrets', '2']).quotas, { maxTenantWideSecrets: 2, maxResourceGroups: 50 });
   t.equal(parseDuration('1.5s', 'x'), 1500);
   t.equal(parseDuration('5m', 'x'), 300_000);
-  t.equal(parseDuration('250', 'x'), 250);
+  t.equal(parseDuration('250', 'x'), 250_000, 'a bare number is seconds, in every program');
+  t.equal(parseDuration('500ms', 'x'), 500);
+  t.equal(parseDuration('2m', 'x'), 120_000);
+  t.equal(parseDuration('1h', 'x'), 3_600_000);
+  t.throws(() => parseDuration('1d', '--x'), { message: '--x: "1d" is not a duration (e.g. 500ms, 30s, 2m, 1h; a bare number is seconds)' });
+  t.throws(() => parseDuration('-1s', '--x'), { name: 'SettingError' });
+  t.equal(parseDaemonConfig(['--drain-timeout', '3']).drainTimeoutMs, 3000, 'lockboxd reads a bare number as seconds');
   t.same(parseHostPort('[::1]:7700', 'x'), { host: '::1', port: 7700 });
   t.type(new SettingError('x'), Error);
 });
@@ -70,6 +76,7 @@ t.test('the lockboxd binary: --help, a bad setting is one line and exit 2, a bad
   const help = execFileSync(process.execPath, [daemonBin, '--help'], { encoding: 'utf8' });
   for (const flag of ['--data-dir', '--grpc-addr', '--nats-url', '--master-key-file', '--tls-cert', '--tls-client-ca', '--max-versions', 'LOCKBOX_DATA_DIR'])
     t.match(help, flag);
+  t.match(help, '\nDurations: 500ms, 30s, 2m, 1h (fractions allowed: 1.5s); a bare number is seconds.\n', 'the duration syntax, as every program states it');
   try {
     execFileSync(process.execPath, [daemonBin, '--max-versions', 'lots'], { encoding: 'utf8', stdio: 'pipe' });
     t.fail('should exit');

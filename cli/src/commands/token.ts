@@ -1,7 +1,7 @@
 /** `lockbox token …`: create (the token is shown once), list, revoke. */
 import { Option, type Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { collect, positiveInt } from '../flags.js';
+import { collect, durationSeconds } from '../flags.js';
 import { renderTable } from '../output.js';
 
 function tokenTable(tokens: any[]): string {
@@ -29,7 +29,7 @@ export function addTokenCommands(program: Command, { io, rpc, print, globals }: 
     .option('--resource-group <group>', 'rg-admin: a group it administers; reader/viewer: a group it reads (repeatable; none = whole tenant)', collect)
     .option('--deployment <name>', 'agent: the deployment it serves')
     .option('--deployment-resource-group <group>', 'agent: the deployment\'s resource group ("" main tenant)')
-    .option('--ttl <seconds>', 'lifetime in seconds (default: no expiry)')
+    .option('--ttl <duration>', 'lifetime, e.g. 3600s, 90m, 24h (a bare number is seconds; default: no expiry)')
     .option('--description <text>', 'what the token is for')
     .action(async (o) => {
       const r = await rpc('TokensService', 'CreateToken', {
@@ -38,7 +38,7 @@ export function addTokenCommands(program: Command, { io, rpc, print, globals }: 
         resource_groups: o.resourceGroup,
         deployment: o.deployment,
         deployment_resource_group: o.deploymentResourceGroup,
-        ttl_seconds: positiveInt(o.ttl, '--ttl'),
+        ttl_seconds: durationSeconds(o.ttl, '--ttl'),
         description: o.description,
       });
       print(r, () => `${r.token}\n`);
