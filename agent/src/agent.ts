@@ -27,6 +27,7 @@ import { Backoff } from '../../shared/src/backoff.js';
 import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
+import { userRecord } from '../../shared/src/user-keys.js';
 import { AtomicWriter, DATA_LINK, PathSafetyError, type WriterModes } from './atomic-writer.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
 import { AgentSession } from './session.js';
@@ -67,8 +68,7 @@ interface SecretMessage {
 
 function toHeld(secret: SecretMessage): HeldSecret {
   const mount = mountFromMessage(secret.mount, secret.name);
-  const data: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v);
+  const data = userRecord(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v)] as const));
   return { name: secret.name, resourceGroup: secret.scope?.resource_group ?? '', uid: secret.uid, version: secret.version, type: secret.type || 'opaque', mount, data };
 }
 

@@ -20,6 +20,8 @@
  *       sh and exact in python-dotenv: left out, naming the sh and json formats.
  *   python-dotenv expands ${…} unless read with interpolate=False; such keys get a note.
  */
+import { userRecord } from '../../shared/src/user-keys.js';
+
 export type EnvFormat = 'dotenv' | 'sh' | 'json';
 
 export interface EnvFile {
@@ -77,7 +79,7 @@ export function renderEnvFile(format: EnvFormat, data: Record<string, Uint8Array
   const notes: string[] = [];
   const notText = 'is not valid UTF-8 text';
   if (format === 'json') {
-    const out: Record<string, string> = {};
+    const out = userRecord<string>();
     for (const key of keys) {
       const text = asText(data[key]);
       if (text === undefined) refused.push({ key, reason: `${notText}; use mount format sh for it` });

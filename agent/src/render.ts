@@ -6,6 +6,7 @@
  */
 import { envFileExtensions, mountCollisions, mountedFiles } from '../../shared/src/layout.js';
 import { checkKeyName, checkMount, checkSecretName, type MountSpec } from '../../shared/src/validate.js';
+import { userRecord } from '../../shared/src/user-keys.js';
 import { renderEnvFile } from './env-format.js';
 
 export interface HeldSecret {
@@ -90,7 +91,7 @@ function placement(accepted: HeldSecret[]): { left: Set<string>; problems: strin
 }
 
 export function render(secrets: HeldSecret[]): Rendered {
-  const rendered: Rendered = { dirs: new Map(), versions: new Map(), env: {}, problems: [] };
+  const rendered: Rendered = { dirs: new Map(), versions: new Map(), env: userRecord(), problems: [] };
   const accepted: HeldSecret[] = [];
   for (const secret of secrets) {
     const problem = check(secret);

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { hasKey, userRecord } from '../../shared/src/user-keys.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -16,7 +17,7 @@ export function splitPair(text: string, what: string): [string, string] {
 }
 
 export function readValues(pairs: string[], readStdin: () => Buffer = () => readFileSync(0)): Record<string, Buffer> {
-  const data: Record<string, Buffer> = {};
+  const data = userRecord<Buffer>();
   let stdinUsed = false;
   for (const pair of pairs) {
     const [key, spec] = splitPair(pair, 'value');
@@ -40,7 +41,7 @@ export function readValues(pairs: string[], readStdin: () => Buffer = () => read
 }
 
 export function readMap(pairs: string[] | undefined, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = userRecord<string>();
   for (const pair of pairs ?? []) {
     const [k, v] = splitPair(pair, what);
     out[k] = v;
@@ -56,7 +57,7 @@ const itemFields: Record<string, string[]> = {
 const mountFields = ['kind', 'path', 'sub_paths', 'format'];
 
 function values(item: Record<string, unknown>, textField: string, b64Field: string, where: string): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
+  const out = userRecord<Buffer>();
   for (const [field, encoding] of [[textField, 'utf8'], [b64Field, 'base64']] as const) {
     const map = item[field];
     if (map === undefined) continue;
@@ -104,7 +105,7 @@ export function parseBatchFile(text: string, source: string): { scope?: { tenant
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`${where} must be a map`);
     const item = raw as Record<string, unknown>;
     const mode = (item.mode ?? 'create') as string;
-    if (!(mode in itemFields)) throw new UsageError(`${where}.mode "${mode}" must be create, update or delete`);
+    if (!hasKey(itemFields, mode)) throw new UsageError(`${where}.mode "${mode}" must be create, update or delete`);
     checkFields(item, itemFields[mode], where);
     if (typeof item.name !== 'string') throw new UsageError(`${where}.name is required`);
     const template = (item.template ?? item.provider) as string | undefined;

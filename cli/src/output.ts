@@ -1,13 +1,14 @@
 /** Rendering for `-o table|json|yaml`. Values appear only when the caller revealed them. */
 import YAML from 'yaml';
+import { userRecord } from '../../shared/src/user-keys.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
 /** Values as text when they are exact UTF-8, else base64 under `data_base64`. */
 export function presentData(data: Record<string, Uint8Array> | undefined): { data?: Record<string, string>; data_base64?: Record<string, string> } {
   if (!data) return {};
-  const text: Record<string, string> = {};
-  const binary: Record<string, string> = {};
+  const text = userRecord<string>();
+  const binary = userRecord<string>();
   for (const [key, value] of Object.entries(data)) {
     const buffer = Buffer.from(value);
     const decoded = buffer.toString('utf8');

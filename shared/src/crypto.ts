@@ -13,6 +13,7 @@
 import { randomBytes as osRandomBytes } from 'node:crypto';
 import sodium from 'libsodium-wrappers';
 import { DecryptionError } from './errors.js';
+import { userRecord } from './user-keys.js';
 
 export const KEY_BYTES = 32;
 const NONCE_BYTES = 24;
@@ -102,16 +103,13 @@ export function unwrapDataKey(wrapped: Uint8Array, master: MasterKey, record: Re
 
 /** Serialises a key → value map (the plaintext of a version). */
 export function encodePayload(data: Record<string, Uint8Array>): Uint8Array {
-  const json: Record<string, string> = {};
-  for (const key of Object.keys(data).sort()) json[key] = Buffer.from(data[key]).toString('base64');
+  const json = userRecord(Object.keys(data).sort().map((key) => [key, Buffer.from(data[key]).toString('base64')] as const));
   return utf8Encoder.encode(JSON.stringify(json));
 }
 
 export function decodePayload(bytes: Uint8Array): Record<string, Buffer> {
   const json = JSON.parse(utf8Decoder.decode(bytes)) as Record<string, string>;
-  const data: Record<string, Buffer> = {};
-  for (const [key, value] of Object.entries(json)) data[key] = Buffer.from(value, 'base64');
-  return data;
+  return userRecord(Object.entries(json).map(([key, value]) => [key, Buffer.from(value, 'base64')] as const));
 }
 
 /** (1)-(3): seals a version's data under a fresh data key wrapped by `master`. */

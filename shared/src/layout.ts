@@ -5,6 +5,7 @@
  * - env mount: one env file at `<path>/<secret name>.<ext>`, ext `env` (dotenv), `sh` or `json`,
  *   whose variables are the keys.
  */
+import { ownValue, userRecord } from './user-keys.js';
 import type { MountSpec } from './validate.js';
 
 /** A mount as the API carries it (fields may be absent). */
@@ -19,7 +20,7 @@ export interface MountMessage {
 export function mountFromMessage(message: MountMessage | undefined, name: string): MountSpec {
   const kind = message?.kind || 'file';
   const format = message?.format || (kind === 'env' ? 'dotenv' : '');
-  return { kind: kind as MountSpec['kind'], path: message?.path || name, subPaths: { ...(message?.sub_paths ?? {}) }, format: format as MountSpec['format'] };
+  return { kind: kind as MountSpec['kind'], path: message?.path || name, subPaths: userRecord(Object.entries(message?.sub_paths ?? {})), format: format as MountSpec['format'] };
 }
 
 export const envFileExtensions = { dotenv: 'env', sh: 'sh', json: 'json' } as const;
@@ -34,7 +35,7 @@ export interface MountedSecret {
 export function mountedFiles(secret: MountedSecret): string[] {
   const { mount } = secret;
   if (mount.kind === 'env') return [`${mount.path}/${secret.name}.${envFileExtensions[mount.format || 'dotenv']}`];
-  return secret.keys.map((key) => [mount.path, mount.subPaths[key], key].filter(Boolean).join('/'));
+  return secret.keys.map((key) => [mount.path, ownValue(mount.subPaths, key), key].filter(Boolean).join('/'));
 }
 
 /** Environment variables a secret provides (env mounts only). */

@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from './errors.js';
 import { limits } from './limits.js';
 import { fileNameProblem, relativePathProblem } from './mount-path.js';
+import { ownValue } from './user-keys.js';
 
 export const secretTypes = ['opaque', 'container_registry'] as const;
 export type SecretType = (typeof secretTypes)[number];
@@ -84,6 +85,9 @@ export function checkKeyName(key: string, field: string): void {
     throw new InvalidArgumentError(field, `key ${quoteForMessage(key)} may contain only letters, digits, ".", "_" and "-"`);
   const problem = fileNameProblem(key);
   if (problem) throw new InvalidArgumentError(field, `key ${quoteForMessage(key)} ${problem}`);
+  // Other names of Object.prototype members (constructor, toString, …) are ordinary keys
+  // (user-keys.ts); this one alone JSON bodies cannot carry safely, so no API takes it.
+  if (key === '__proto__') throw new InvalidArgumentError(field, 'key "__proto__" is reserved');
 }
 
 export function checkData(data: Record<string, Uint8Array>, field: string): void {
@@ -187,7 +191,7 @@ export function checkRequiredKeys(type: SecretType, template: string, data: Reco
     if (extra.length)
       throw new InvalidArgumentError(field, `type container_registry accepts only server, username, password, email (got ${extra.join(', ')})`);
   }
-  const required = templateKeys[template] ?? [];
+  const required = ownValue(templateKeys, template) ?? [];
   const missing = required.filter((k) => !keys.includes(k));
   if (missing.length)
     throw new InvalidArgumentError(field, `template ${template} needs keys ${missing.join(', ')}`, 'TEMPLATE_KEYS_MISSING');

@@ -5,14 +5,14 @@ import { createRequest, startTestDaemon, tempDir, type TestDaemon } from './daem
 
 export const defaultScope = { tenant: 'default', resource_group: '' };
 
-/** Each secret is mounted as files under its path; the agent resyncs every minute and logs into `logs` (message, then fields). */
+/** Each secret is mounted as files under its path (or as its `mount` says); the agent resyncs every minute and logs into `logs` (message, then fields). */
 export async function startAgentWith(
   t: { teardown(fn: () => unknown): void },
-  secrets: Array<{ name: string; data: Record<string, string>; path: string }>,
+  secrets: Array<{ name: string; data: Record<string, string>; path: string; mount?: object }>,
   agentId: string,
 ): Promise<{ d: TestDaemon; agent: Agent; home: string; logs: string[] }> {
   const d = await startTestDaemon(t);
-  for (const s of secrets) await d.call('CreateSecret', { scope: defaultScope, ...createRequest(s.name, s.data, { mount: { path: s.path } }) });
+  for (const s of secrets) await d.call('CreateSecret', { scope: defaultScope, ...createRequest(s.name, s.data, { mount: s.mount ?? { path: s.path } }) });
   await d.rpc('DeploymentsService', 'CreateDeployment', { scope: defaultScope, deployment: { name: 'app', secrets: secrets.map((s) => s.name) } });
   const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
   const home = realpathSync(tempDir(t));

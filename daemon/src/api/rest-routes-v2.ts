@@ -5,6 +5,7 @@
  * or `AI-Tenant-Scope: true`).
  */
 import { InvalidArgumentError } from '../../../shared/src/errors.js';
+import { hasKey, userRecord } from '../../../shared/src/user-keys.js';
 import { limits } from '../../../shared/src/limits.js';
 import type { CallContext } from '../services/context.js';
 import type { ScopeMessage, SecretMessage } from '../services/messages.js';
@@ -20,7 +21,7 @@ const base64Whitespace = /[ \t\r\n]/g;
  * spaces, tabs and line breaks anywhere ignored (RFC 2045); any other stray character is refused.
  */
 function base64Bytes(values: Record<string, string>, field: string): Record<string, Uint8Array> {
-  const bytes: Record<string, Uint8Array> = {};
+  const bytes = userRecord<Uint8Array>();
   for (const [key, value] of Object.entries(values)) {
     const compact = value.replace(base64Whitespace, '');
     if (!base64Pattern.test(compact)) throw new InvalidArgumentError(`${field}[${JSON.stringify(key.slice(0, 64))}]`, 'is not valid base64', 'INVALID_BASE64');
@@ -35,7 +36,7 @@ function v2Labels(labels: Record<string, string>) {
 
 function labelsFromList(list: Array<{ key: string; value: string }> | undefined): Record<string, string> | undefined {
   if (!list) return undefined;
-  const labels: Record<string, string> = {};
+  const labels = userRecord<string>();
   for (const [i, { key, value }] of list.entries()) {
     if (key in labels) throw new InvalidArgumentError(`labels[${i}].key`, `"${key.slice(0, 64)}" appears more than once`);
     labels[key] = value;
@@ -151,7 +152,7 @@ export function v2Routes(services: RestServices): RestRoute[] {
         const scope = v2Scope(request, ctx);
         const name = request.params.secretName;
         const labels = labelsFromList(body.labels);
-        const removeLabels = labels ? Object.keys((await secrets.get({ scope, name }, ctx)).labels).filter((k) => !(k in labels)) : [];
+        const removeLabels = labels ? Object.keys((await secrets.get({ scope, name }, ctx)).labels).filter((k) => !hasKey(labels, k)) : [];
         const set = body.data ? base64Bytes(body.data, 'data') : {};
         await secrets.update({ scope, name, set, replace: body.data !== undefined, set_labels: labels, remove_labels: removeLabels }, ctx);
         return { status: 200, body: { message: 'secret has been modified', name } };

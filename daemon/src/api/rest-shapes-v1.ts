@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError } from '../../../shared/src/errors.js';
 import { templateKeys } from '../../../shared/src/validate.js';
+import { ownValue, userRecord } from '../../../shared/src/user-keys.js';
 import type { CallContext } from '../services/context.js';
 import type { MountMessage, ScopeMessage, SecretMessage, UpdateSecretRequest } from '../services/messages.js';
 import type { RestServices } from './rest-common.js';
@@ -24,14 +25,12 @@ export interface V1SecretFields {
 }
 
 export function textBytes(values: Record<string, string>): Record<string, Uint8Array> {
-  const bytes: Record<string, Uint8Array> = {};
-  for (const [key, value] of Object.entries(values)) bytes[key] = Buffer.from(value, 'utf8');
-  return bytes;
+  return userRecord(Object.entries(values).map(([key, value]) => [key, Buffer.from(value, 'utf8')] as const));
 }
 
 /** The key a one-value create stores its value under: the provider's only key, else "value". */
 export function oneValueKey(providerSlug: string | undefined): string {
-  const keys = templateKeys[providerSlug || 'custom'] ?? [];
+  const keys = ownValue(templateKeys, providerSlug || 'custom') ?? [];
   return keys.length === 1 ? keys[0] : 'value';
 }
 
@@ -39,8 +38,8 @@ export function v1Secret(secret: SecretMessage): Record<string, unknown> {
   const { name, scope, uid, type, template, data, ...rest } = secret;
   const shown: Record<string, unknown> = { id: name, name, scope, uid, type, provider_slug: template, ...rest };
   if (data) {
-    const text: Record<string, string> = {};
-    const binary: Record<string, string> = {};
+    const text = userRecord<string>();
+    const binary = userRecord<string>();
     const decoder = new TextDecoder('utf-8', { fatal: true });
     for (const [key, value] of Object.entries(data)) {
       try {
@@ -80,7 +79,7 @@ export function v1SecretInput(body: V1SecretFields, field: string) {
 
 /** A /v1 update (PATCH body or batch item) as an UpdateSecretRequest. */
 export async function v1UpdateRequest(services: RestServices, ctx: CallContext, scope: ScopeMessage, name: string, body: Omit<V1SecretFields, 'name'>, field: string): Promise<UpdateSecretRequest> {
-  const set: Record<string, string> = {};
+  const set = userRecord<string>();
   const remove: string[] = [];
   for (const [key, value] of Object.entries(body.data ?? {})) {
     if (value === null) remove.push(key);
@@ -93,7 +92,7 @@ export async function v1UpdateRequest(services: RestServices, ctx: CallContext, 
       throw new InvalidArgumentError(`${field}value`, `secret "${name}" has ${current.keys.length} keys; name the key in data`);
     set[current.keys[0]] = body.value;
   }
-  const setLabels: Record<string, string> = {};
+  const setLabels = userRecord<string>();
   const removeLabels: string[] = [];
   for (const [key, value] of Object.entries(body.labels ?? {})) {
     if (value === null) removeLabels.push(key);

@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from '../../../shared/src/errors.js';
 import { mountFromMessage } from '../../../shared/src/layout.js';
+import { userRecord } from '../../../shared/src/user-keys.js';
 import {
   checkData,
   checkDescription,
@@ -53,10 +54,9 @@ export function readCreateInput(input: SecretInputMessage | undefined, field: st
   const template = checkTemplate(input?.template || 'custom', `${field}template`);
   const description = input?.description ?? '';
   checkDescription(description, `${field}description`);
-  const labels = { ...(input?.labels ?? {}) };
+  const labels = userRecord(Object.entries(input?.labels ?? {}));
   checkLabels(labels, `${field}labels`);
-  const data: Record<string, Uint8Array> = {};
-  for (const [key, value] of Object.entries(input?.data ?? {})) data[key] = bytes(value);
+  const data = userRecord(Object.entries(input?.data ?? {}).map(([key, value]) => [key, bytes(value)] as const));
   if (Object.keys(data).length === 0) throw new InvalidArgumentError(`${field}data`, 'a secret needs at least one key');
   const mount = mountFromMessage(input?.mount, name);
   checkRecord(type, template, data, mount, field);
@@ -73,8 +73,7 @@ export interface UpdateEdits {
 
 export function readUpdateEdits(request: UpdateSecretRequest): UpdateEdits {
   checkSecretName(request.name ?? '');
-  const set: Record<string, Uint8Array> = {};
-  for (const [key, value] of Object.entries(request.set ?? {})) set[key] = bytes(value);
+  const set = userRecord(Object.entries(request.set ?? {}).map(([key, value]) => [key, bytes(value)] as const));
   const remove = request.remove ?? [];
   const setLabels = request.set_labels ?? {};
   const removeLabels = request.remove_labels ?? [];
@@ -99,18 +98,17 @@ export function applyUpdateEdits(head: SecretHead, request: UpdateSecretRequest,
   const name = head.name;
   for (const key of edits.remove)
     if (!head.keys.includes(key)) throw new InvalidArgumentError(`remove[${JSON.stringify(key)}]`, `secret "${name}" has no key "${key}"`);
-  const data: Record<string, Uint8Array> = request.replace ? {} : { ...openCurrent() };
-  for (const key of edits.remove) delete data[key];
-  Object.assign(data, edits.set);
+  const data = userRecord([...(request.replace ? [] : Object.entries(openCurrent())), ...Object.entries(edits.set)]);
+  for (const key of edits.remove) delete data[key]; // never one of edits.set (readUpdateEdits)
   if (Object.keys(data).length === 0) throw new InvalidArgumentError('remove', 'would leave the secret without keys; delete it instead');
 
   const template = request.template !== undefined ? checkTemplate(request.template || 'custom') : head.template;
   const description = request.description ?? head.description;
   checkDescription(description);
-  const labels = { ...head.labels, ...edits.setLabels };
+  const labels = userRecord([...Object.entries(head.labels), ...Object.entries(edits.setLabels)]);
   for (const key of edits.removeLabels) delete labels[key];
   checkLabels(labels);
-  const mount = request.mount !== undefined ? mountFromMessage(request.mount, name) : { ...head.mount, subPaths: { ...head.mount.subPaths } };
+  const mount = request.mount !== undefined ? mountFromMessage(request.mount, name) : { ...head.mount, subPaths: userRecord(Object.entries(head.mount.subPaths)) };
   if (request.mount === undefined)
     for (const key of Object.keys(mount.subPaths)) if (!(key in data)) delete mount.subPaths[key]; // a removed key's sub-path goes with it
   checkRecord(head.type, template, data, mount, '');

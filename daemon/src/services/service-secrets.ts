@@ -50,6 +50,7 @@ import {
   type UpdateSecretRequest,
 } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
+import { ownValue } from '../../../shared/src/user-keys.js';
 import {
   type AuditDraft,
   type Change,
@@ -300,7 +301,7 @@ export class SecretsService {
     const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter]), this.keyring.tokenKey).slice(0, 16);
     const after = request.cursor ? this.cursors.decode(request.cursor, filterKey) : '';
     const matches = (head: SecretHead) =>
-      (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => head.labels[k] === v);
+      (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => ownValue(head.labels, k) === v);
     // Keyset pagination by name: stable under concurrent writes (no item is skipped or repeated).
     const found: SecretHead[] = [];
     let cursorName = after;
