@@ -174,7 +174,7 @@ export function SecretDetails({ name }: { name: string }) {
       <h2>Versions</h2>
       {versions ? (
         <Table caption="Versions" columns={['Version', 'Made by', 'Keys', 'Time', '']}>
-            {[...versions.versions].reverse().map((v) => (
+            {versions.versions.map((v) => (
               <tr key={v.version}>
                 <td>v{v.version}{v.version === versions.current_version ? ' (current)' : ''}</td>
                 <td>{v.operation}{v.restored_from ? ` of v${v.restored_from}` : ''}</td>
