@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { LockboxClient, type ServiceName } from '../../shared/src/client.js';
+import { decodeErrorInfo, statusDetailsKey } from '../../shared/src/error-details.js';
 import { parseDuration } from '../../shared/src/settings.js';
 import { UsageError } from './inputs.js';
 import { renderStructured, type OutputFormat } from './output.js';
@@ -35,10 +36,17 @@ export class CallFailed extends Error {
   override name = 'CallFailed';
 }
 
+/**
+ * `NOT_FOUND (SECRET_NOT_FOUND): …`: the status, the stable code of docs/errors.md when lockboxd
+ * sent one that says more than the status (google.rpc.ErrorInfo in the trailers), the message.
+ */
 function grpcMessage(error: unknown): string {
   const e = error as ServiceError;
   if (typeof e?.code === 'number') {
-    const name = GrpcStatus[e.code] ?? String(e.code);
+    const status = GrpcStatus[e.code] ?? String(e.code);
+    const [details] = e.metadata?.get(statusDetailsKey) ?? [];
+    const reason = details instanceof Buffer ? decodeErrorInfo(details)?.reason : undefined;
+    const name = reason && reason !== status ? `${status} (${reason})` : status;
     if (e.code === GrpcStatus.UNAVAILABLE) return `${name}: cannot reach lockboxd (${e.details})`;
     if (e.code === GrpcStatus.DEADLINE_EXCEEDED) return `${name}: lockboxd did not answer in time`;
     return `${name}: ${e.details}`;

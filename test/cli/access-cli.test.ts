@@ -41,7 +41,7 @@ t.test('token, deployment and audit commands', async (t) => {
 
   r = await cli([...g, 'secret', 'delete', 'openai', '--resource-group', 'team-a']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /FAILED_PRECONDITION: secret "openai" is mounted by deployments "app", "second"/);
+  t.match(r.stderr, /FAILED_PRECONDITION \(SECRET_IN_USE\): secret "openai" is mounted by deployments "app", "second"/);
 
   r = await cli([...g, 'token', 'create', '--role', 'agent', '--deployment', 'app', '--deployment-resource-group', 'team-a', '--description', 'sidecar']);
   t.equal(r.code, 0, r.stderr);

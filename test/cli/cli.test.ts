@@ -34,7 +34,7 @@ t.test('secret commands end to end', async (t) => {
 
   r = await cli([...g, 'secret', 'create', 'hf', 'HF_TOKEN=-', '--template', 'huggingface'], { stdin: '' });
   t.equal(r.code, 1, 'HF_TOKEN=- with nothing on stdin (an unset $HF_TOKEN) stores nothing');
-  t.equal(r.stderr, 'lockbox: INVALID_ARGUMENT: secret.data["HF_TOKEN"]: is empty; template huggingface needs a value for it\n');
+  t.equal(r.stderr, 'lockbox: INVALID_ARGUMENT (TEMPLATE_KEYS_MISSING): secret.data["HF_TOKEN"]: is empty; template huggingface needs a value for it\n');
 
   r = await cli([...g, 'secret', 'get', 'demo']);
   t.equal(r.code, 0);
@@ -52,7 +52,7 @@ t.test('secret commands end to end', async (t) => {
   t.equal(r.stdout, 'updated demo to version 2\n');
   r = await cli([...g, 'secret', 'update', 'demo', 'X=1', '--expected-version', '1']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /^lockbox: ABORTED: secret "demo" is at version 2, not the expected 1\n$/);
+  t.match(r.stderr, /^lockbox: ABORTED \(VERSION_CONFLICT\): secret "demo" is at version 2, not the expected 1\n$/);
 
   r = await cli([...g, '-o', 'yaml', 'secret', 'history', 'demo']);
   t.same(YAML.parse(r.stdout).versions.map((v: any) => v.version), [2, 1]);
@@ -73,7 +73,7 @@ t.test('secret commands end to end', async (t) => {
   t.equal(r.stdout, 'deleted demo (was version 3)\n');
   r = await cli([...g, 'secret', 'get', 'demo']);
   t.equal(r.code, 1);
-  t.match(r.stderr, /^lockbox: NOT_FOUND: secret "demo" not found in tenant "default", the main-tenant scope or tenant-wide\n$/);
+  t.match(r.stderr, /^lockbox: NOT_FOUND \(SECRET_NOT_FOUND\): secret "demo" not found in tenant "default", the main-tenant scope or tenant-wide\n$/);
 
   r = await cli([...g, 'secret', 'create', 'wide', 'A=1', '--tenant-wide']);
   t.equal(r.code, 0);
