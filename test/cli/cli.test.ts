@@ -122,6 +122,14 @@ t.test('apply: a batch from YAML or JSON, a status per item', async (t) => {
   t.equal(r.code, 0, r.stderr);
   r = await cli([...g, 'secret', 'apply', '-f', json, '--idempotency-key', 'apply-1']);
   t.equal(r.code, 0, 'a retried apply with the same key returns the first result');
+  for (let i = 0; i < 2; i++) {
+    r = await cli([...g, 'secret', 'update', 'from-json', 'K=w', '--idempotency-key', 'update-1']);
+    t.match(r.stdout, /updated from-json to version 2/, 'a retried update answers version 2 again');
+    r = await cli([...g, 'secret', 'restore', 'from-json', '1', '--idempotency-key', 'restore-1']);
+    t.match(r.stdout, /as version 3/, 'a retried restore makes no version 4');
+    r = await cli([...g, 'secret', 'delete', 'from-json', '--idempotency-key', 'delete-1']);
+    t.equal(r.code, 0, 'a retried delete answers as the first did');
+  }
 
   writeFileSync(json, JSON.stringify({ items: [{ name: 'x', data: { K: 'v' }, colour: 'red' }] }));
   r = await cli([...g, 'apply', '-f', json]);

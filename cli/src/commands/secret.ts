@@ -75,6 +75,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
     .option('--description <text>', 'description')
     .option('--label <k=v>', 'set a label (repeatable)', collect)
     .option('--remove-label <key>', 'remove a label (repeatable)', collect)
+    .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
     .action(async (name: string, values: string[], o) => {
       const s = await secretsCall('UpdateSecret', {
         scope: scopeOf(o),
@@ -88,7 +89,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
         remove_labels: o.removeLabel,
         mount: mountOf(o),
         template: o.template,
-      });
+      }, o.idempotencyKey);
       print(secretView(s), () => `updated ${s.name} to version ${s.version}\n`);
     });
 
@@ -96,8 +97,9 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
     .description('delete a secret and every kept version')
     .option('--expected-version <n>', 'delete only if the current version is n')
     .option('--force', 'delete even if deployments mount it')
+    .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
     .action(async (name: string, o) => {
-      const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version'), force: Boolean(o.force) });
+      const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version'), force: Boolean(o.force) }, o.idempotencyKey);
       print(r, () => `deleted ${r.name} (was version ${r.version})\n`);
     });
 
@@ -146,13 +148,14 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
   withScope(secret.command('restore <name> <version>'))
     .description('make a kept version current again (as a new version)')
     .option('--expected-version <n>', 'restore only if the current version is n')
+    .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
     .action(async (name: string, version: string, o) => {
       const s = await secretsCall('RestoreVersion', {
         scope: scopeOf(o),
         name,
         version: positiveInt(version, 'version'),
         expected_version: positiveInt(o.expectedVersion, '--expected-version'),
-      });
+      }, o.idempotencyKey);
       print(secretView(s), () => `restored ${s.name} version ${version} as version ${s.version}\n`);
     });
 

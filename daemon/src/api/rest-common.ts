@@ -64,7 +64,7 @@ export const scopeHeaders: HeaderParam[] = [
 ];
 
 /** Scope headers plus Idempotency-Key, for the routes that honour it (create and batch). */
-export const writeHeaders: HeaderParam[] = [...scopeHeaders, { name: 'Idempotency-Key', description: 'a retry with the same key returns the first answer; the same key with another body is refused' }];
+export const writeHeaders: HeaderParam[] = [...scopeHeaders, { name: 'Idempotency-Key', description: 'a retry with the same key (from the same token) returns the first answer; the same key with another body is refused' }];
 
 /**
  * The scope a request names by its headers, in the caller's tenant:

@@ -71,7 +71,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       tag: 'v1',
       params: v1Id,
       body: schemas.v1PatchBody,
-      headers: scopeHeaders,
+      headers: writeHeaders,
       responses: { 200: { description: 'the new version', schema: schemas.v1Secret }, ...errorResponses('PATCH', 404, 409) },
       async handle(request, ctx) {
         const scope = v1Scope(request, ctx);
@@ -87,7 +87,7 @@ export function v1Routes(services: RestServices): RestRoute[] {
       tag: 'v1',
       params: v1Id,
       query: schemas.v1DeleteQuery,
-      headers: scopeHeaders,
+      headers: writeHeaders,
       responses: { 200: { description: 'deleted', schema: schemas.v1DeleteResponse }, ...errorResponses('DELETE', 404, 409) },
       async handle(request, ctx) {
         const q = request.query as { force?: boolean; expected_version?: number };

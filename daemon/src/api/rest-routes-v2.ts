@@ -145,7 +145,7 @@ export function v2Routes(services: RestServices): RestRoute[] {
       tag: 'v2',
       params: v2Name,
       body: schemas.v2PatchBody,
-      headers: scopeHeaders,
+      headers: writeHeaders,
       responses: { 200: { description: 'updated', schema: schemas.v2Message }, ...errorResponses('PATCH', 404, 409) },
       async handle(request, ctx) {
         const body = request.body as { data?: Record<string, string>; labels?: Array<{ key: string; value: string }> };
@@ -154,7 +154,10 @@ export function v2Routes(services: RestServices): RestRoute[] {
         const labels = labelsFromList(body.labels);
         const removeLabels = labels ? Object.keys((await secrets.get({ scope, name }, ctx)).labels).filter((k) => !hasKey(labels, k)) : [];
         const set = body.data ? base64Bytes(body.data, 'data') : {};
-        await secrets.update({ scope, name, set, replace: body.data !== undefined, set_labels: labels, remove_labels: removeLabels }, ctx);
+        // The labels to remove come from the current state, which the first try changed: a retry
+        // is recognised by the PATCH it repeats, not by the update derived from it.
+        const retryable = { ...ctx, idempotencyRequest: { scope, name, body } };
+        await secrets.update({ scope, name, set, replace: body.data !== undefined, set_labels: labels, remove_labels: removeLabels }, retryable);
         return { status: 200, body: { message: 'secret has been modified', name } };
       },
     },
@@ -165,7 +168,7 @@ export function v2Routes(services: RestServices): RestRoute[] {
       summary: 'Delete a secret (refused while deployments mount it)',
       tag: 'v2',
       params: v2Name,
-      headers: scopeHeaders,
+      headers: writeHeaders,
       query: schemas.emptyQuery,
       responses: { 200: { description: 'deleted', schema: schemas.v2Message }, ...errorResponses('DELETE', 404, 409) },
       async handle(request, ctx) {

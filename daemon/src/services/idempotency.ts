@@ -3,6 +3,8 @@
  * first answer, the same key with a different body is refused, and keys survive restarts.
  * 1. The key is checked (printable ASCII, bounded) and the request fingerprinted: a keyed hash of
  *    its canonical JSON (object keys sorted, bytes as base64), so the store never holds a value.
+ *    Keys belong to the token that sent them (stored as `<token id>:<key>`): another caller
+ *    sending the same key neither learns it was used nor gets the first answer; its call runs.
  * 2. An answer already stored for the key is replayed (or the call refused when the method or
  *    fingerprint differs).
  * 3. Otherwise the call runs, and its answer is stored in the same transaction as its change; a
@@ -28,6 +30,16 @@ export function storedError(error: LockboxError): StoredError {
 
 export function replayError(stored: StoredError): LockboxError {
   return new LockboxError(stored.kind, stored.code, stored.message);
+}
+
+/**
+ * The stored answer of a one-change call (update, delete, restore): its result when the change
+ * committed; nothing when it failed, since a failed change applied nothing and a retry may
+ * rightly succeed (a lost compare-and-set is retried within the same call). `describe` is read at
+ * commit time: the last attempt's.
+ */
+export function storeSuccess<R>(describe: () => (seq: number) => R): (outcomes: CommitOutcome[]) => string | undefined {
+  return (outcomes) => (outcomes[0].ok ? JSON.stringify(describe()(outcomes[0].seq)) : undefined);
 }
 
 export class Idempotency {
@@ -66,21 +78,22 @@ export class Idempotency {
     method: string,
     request: unknown,
     attempt: (idempotency?: IdempotencyRecord) => Promise<T>,
-    encode: (outcomes: CommitOutcome[]) => string,
+    encode: (outcomes: CommitOutcome[]) => string | undefined,
     decode: (stored: string) => T,
   ): Promise<T> {
     const key = this.checkedKey(ctx);
     if (key === undefined) return attempt();
-    const fingerprint = this.fingerprint(method, request);
+    const fingerprint = this.fingerprint(method, ctx.idempotencyRequest ?? request);
     const replay = (stored: { method: string; fingerprint: string; response: string }): T => {
       if (stored.method !== method || stored.fingerprint !== fingerprint)
         throw new InvalidArgumentError('idempotency-key', `"${key}" was already used for a different request; use a new key for a new request`, 'IDEMPOTENCY_KEY_REUSED');
       return decode(stored.response);
     };
-    const stored = await this.store.getIdempotency(tenant, key);
+    const ownKey = `${ctx.principal.tokenId}:${key}`; // (1)
+    const stored = await this.store.getIdempotency(tenant, ownKey);
     if (stored) return replay(stored); // (2)
     try {
-      return await attempt({ tenant, key, method, fingerprint, createTime: new Date().toISOString(), respond: encode });
+      return await attempt({ tenant, key: ownKey, method, fingerprint, createTime: new Date().toISOString(), respond: encode });
     } catch (error) {
       if (error instanceof IdempotencyReplayError) return replay(error.stored); // (3)
       throw error;

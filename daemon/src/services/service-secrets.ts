@@ -30,7 +30,7 @@ import { authorizeSecret, type SecretAction } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { ListCursors } from './list-cursor.js';
-import { Idempotency, replayError, storedError, type StoredError } from './idempotency.js';
+import { Idempotency, replayError, storeSuccess, storedError, type StoredError } from './idempotency.js';
 import { SecretChanges, type Prepared } from './secret-changes.js';
 import { SecretScopeRules } from './secret-scope-rules.js';
 import { ReadAuditLog } from '../security/read-audit.js';
@@ -245,21 +245,26 @@ export class SecretsService {
   async update(request: UpdateSecretRequest, ctx: CallContext): Promise<SecretMessage> {
     return this.audited(ctx, 'secret.update', request.scope, request.name, async () => {
       const scope = this.resolveScope(request.scope, ctx, 'write');
-      return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
-        const prepared = await this.changes.prepareUpdate(ctx, scope, request, new Date().toISOString());
-        return prepared.describe!(await this.commitOne(ctx, prepared.change))!;
-      });
+      let describe!: (seq: number) => SecretMessage;
+      return this.idempotency.run(ctx, scope.tenant, 'UpdateSecret', request, (idempotency) =>
+        this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
+          const prepared = await this.changes.prepareUpdate(ctx, scope, request, new Date().toISOString());
+          describe = (seq) => prepared.describe!(seq)!;
+          return describe(await this.commitOne(ctx, prepared.change, idempotency));
+        }), storeSuccess(() => describe), (text) => JSON.parse(text) as SecretMessage);
     });
   }
 
   async delete(request: DeleteSecretRequest, ctx: CallContext): Promise<{ name: string; version: number; change_seq: number }> {
     return this.audited(ctx, 'secret.delete', request.scope, request.name, async () => {
       const scope = this.resolveScope(request.scope, ctx, 'write');
-      return this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
-        const prepared = await this.changes.prepareDelete(scope, request, new Date().toISOString());
-        const seq = await this.commitOne(ctx, prepared.change);
-        return { name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq };
-      });
+      let describe!: (seq: number) => { name: string; version: number; change_seq: number };
+      return this.idempotency.run(ctx, scope.tenant, 'DeleteSecret', request, (idempotency) =>
+        this.retryOnConflict(scope, request.name ?? '', Boolean(request.expected_version), async () => {
+          const prepared = await this.changes.prepareDelete(scope, request, new Date().toISOString());
+          describe = (seq) => ({ name: prepared.name, version: prepared.change.expectVersion!, change_seq: seq });
+          return describe(await this.commitOne(ctx, prepared.change, idempotency));
+        }), storeSuccess(() => describe), (text) => JSON.parse(text) as ReturnType<typeof describe>);
     });
   }
 
@@ -272,10 +277,13 @@ export class SecretsService {
     const name = request.name ?? '';
     checkSecretName(name);
     if (!request.version || request.version < 1) throw new InvalidArgumentError('version', 'give the version to restore (1 or more)');
-    return this.retryOnConflict(scope, name, Boolean(request.expected_version), async () => {
-      const prepared = await this.changes.prepareRestore(ctx, scope, request, new Date().toISOString());
-      return prepared.describe!(await this.commitOne(ctx, prepared.change))!;
-    });
+    let describe!: (seq: number) => SecretMessage;
+    return this.idempotency.run(ctx, scope.tenant, 'RestoreVersion', request, (idempotency) =>
+      this.retryOnConflict(scope, name, Boolean(request.expected_version), async () => {
+        const prepared = await this.changes.prepareRestore(ctx, scope, request, new Date().toISOString());
+        describe = (seq) => prepared.describe!(seq)!;
+        return describe(await this.commitOne(ctx, prepared.change, idempotency));
+      }), storeSuccess(() => describe), (text) => JSON.parse(text) as SecretMessage);
   }
 
   async listVersions(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {

@@ -157,13 +157,14 @@ export class PostgresStore implements Store {
             outcomes.push({ ok: false, error });
           }
         }
-        if (idempotency)
+        const response = idempotency?.respond(outcomes);
+        if (idempotency && response !== undefined)
           await db.query('INSERT INTO idempotency (tenant, key, method, fingerprint, response, create_time) VALUES ($1, $2, $3, $4, $5, $6)', [
             idempotency.tenant,
             idempotency.key,
             idempotency.method,
             idempotency.fingerprint,
-            idempotency.respond(outcomes),
+            response,
             idempotency.createTime,
           ]);
         if (audit) await this.audit.insert(db, audit(outcomes));

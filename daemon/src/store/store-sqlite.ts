@@ -139,16 +139,9 @@ export class SqliteStore implements Store {
         outcomes.push({ ok: false, error });
       }
     }
-    if (idempotency) {
-      this.stmt.insertIdempotency.run(
-        idempotency.tenant,
-        idempotency.key,
-        idempotency.method,
-        idempotency.fingerprint,
-        idempotency.respond(outcomes),
-        idempotency.createTime,
-      );
-    }
+    const response = idempotency?.respond(outcomes);
+    if (idempotency && response !== undefined)
+      this.stmt.insertIdempotency.run(idempotency.tenant, idempotency.key, idempotency.method, idempotency.fingerprint, response, idempotency.createTime);
     if (audit) this.insertAudit(audit(outcomes));
     return outcomes;
   }

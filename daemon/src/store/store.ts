@@ -142,8 +142,11 @@ export interface IdempotencyRecord {
   method: string;
   fingerprint: string;
   createTime: string;
-  /** Builds the response to store, from the outcomes, inside the transaction. */
-  respond: (outcomes: CommitOutcome[]) => string;
+  /**
+   * Builds the response to store, from the outcomes, inside the transaction; undefined stores
+   * nothing (an outcome a retry of the same call may change: a lost compare-and-set it retries).
+   */
+  respond: (outcomes: CommitOutcome[]) => string | undefined;
 }
 
 export interface StoredIdempotency {
