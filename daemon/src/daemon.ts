@@ -109,6 +109,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     onCommitted: () => publisher.wake(),
     durableReadAudit: config.auditReads === 'durable',
     onBackgroundError: (error) => log.error({ err: error.message }, 'writing a read to the audit log failed'),
+    onDamagedRecord: (record, problem) =>
+      log.error(
+        { tenant: record.tenant, resource_group: record.resourceGroup, name: record.name, uid: record.uid, version: record.version, problem },
+        'a stored secret version failed its integrity check (altered in the database?); it is not served',
+      ),
   });
   const keys = new KeysService(store, keyring);
   const tokens = new TokensService(store, auth);

@@ -4,7 +4,11 @@
  * 1. Each secret version gets a fresh random 256-bit data key.
  * 2. The payload (the version's key → value map) is sealed with XChaCha20-Poly1305 under the data
  *    key. Its associated data names the record: tenant, resource group, name, uid and version, so
- *    a ciphertext copied onto another record (or another version) fails to open.
+ *    a ciphertext copied onto another record (or another version) fails to open; and, from AD
+ *    format 2 on, the version's metadata (type, template, description, labels, mount, keys), so a
+ *    row whose metadata was edited in the database fails to open too. The format is stored with
+ *    the envelope: versions sealed before format 2 (format 1, identity only) still open, every new
+ *    version is sealed with format 2, and a format-2 row relabelled as format 1 does not open.
  * 3. The data key is wrapped (XChaCha20-Poly1305 again) by the active master key; the wrap's
  *    associated data is the master key id plus the same record name, so a wrapped key is bound to
  *    its record too.
@@ -31,8 +35,24 @@ export interface RecordIdentity {
   version: number;
 }
 
+/** The metadata a version's payload is bound to (AD format 2). */
+export interface SealedMetadata {
+  type: string;
+  template: string;
+  description: string;
+  labels: Record<string, string>;
+  mount: { kind: string; path: string; subPaths: Record<string, string>; format: string };
+  keys: string[];
+}
+
+/** (2) Format 1: identity only (versions sealed before metadata was bound). Format 2: identity and metadata. */
+export const AD_FORMAT_IDENTITY = 1;
+export const AD_FORMAT_METADATA = 2;
+
 /** What is stored for one sealed version. */
 export interface Envelope {
+  /** AD_FORMAT_IDENTITY or AD_FORMAT_METADATA: which associated data the payload was sealed with. */
+  adFormat: number;
   masterKeyId: string;
   /** nonce ‖ wrapped data key */
   wrappedKey: Uint8Array;
@@ -63,6 +83,28 @@ const utf8Decoder = new TextDecoder();
 export function recordAssociatedData(record: RecordIdentity): Uint8Array {
   return utf8Encoder.encode(
     ['lockbox/v1/secret', record.tenant, record.resourceGroup, record.name, record.uid, String(record.version)].join('\0'),
+  );
+}
+
+/** JSON with object keys sorted at every level, so the same metadata always gives the same bytes. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
+
+/** (2) The payload's associated data in `format`. */
+export function payloadAssociatedData(record: RecordIdentity & SealedMetadata, format: number): Uint8Array {
+  if (format === AD_FORMAT_IDENTITY) return recordAssociatedData(record);
+  if (format !== AD_FORMAT_METADATA) throw new DecryptionError(`secret payload has an unknown associated-data format ${format}`);
+  const { type, template, description, labels, mount, keys } = record;
+  const metadata = canonicalJson({ type, template, description, labels, mount, keys: [...keys].sort() });
+  return utf8Encoder.encode(
+    ['lockbox/v2/secret', record.tenant, record.resourceGroup, record.name, record.uid, String(record.version), metadata].join('\0'),
   );
 }
 
@@ -112,12 +154,12 @@ export function decodePayload(bytes: Uint8Array): Record<string, Buffer> {
   return userRecord(Object.entries(json).map(([key, value]) => [key, Buffer.from(value, 'base64')] as const));
 }
 
-/** (1)-(3): seals a version's data under a fresh data key wrapped by `master`. */
-export function sealSecret(data: Record<string, Uint8Array>, master: MasterKey, record: RecordIdentity): Envelope {
+/** (1)-(3): seals a version's data, bound to its identity and metadata, under a fresh data key wrapped by `master`. */
+export function sealSecret(data: Record<string, Uint8Array>, master: MasterKey, record: RecordIdentity & SealedMetadata): Envelope {
   const dataKey = randomKey();
   try {
-    const ciphertext = seal(encodePayload(data), recordAssociatedData(record), dataKey);
-    return { masterKeyId: master.id, wrappedKey: wrapDataKey(dataKey, master, record), ciphertext };
+    const ciphertext = seal(encodePayload(data), payloadAssociatedData(record, AD_FORMAT_METADATA), dataKey);
+    return { adFormat: AD_FORMAT_METADATA, masterKeyId: master.id, wrappedKey: wrapDataKey(dataKey, master, record), ciphertext };
   } finally {
     sodium.memzero(dataKey);
   }
@@ -150,13 +192,31 @@ export class DataKeyCache {
   }
 }
 
-export function openSecret(envelope: Envelope, master: MasterKey, record: RecordIdentity, cache?: DataKeyCache): Record<string, Buffer> {
+function openPayload(envelope: Envelope, master: MasterKey, record: RecordIdentity & SealedMetadata, cache?: DataKeyCache): Uint8Array {
   const dataKey = cache ? cache.unwrap(envelope.wrappedKey, master, record) : unwrapDataKey(envelope.wrappedKey, master, record);
   try {
-    return decodePayload(open(envelope.ciphertext, recordAssociatedData(record), dataKey, 'secret payload'));
+    return open(envelope.ciphertext, payloadAssociatedData(record, envelope.adFormat), dataKey, 'secret payload');
   } finally {
     if (!cache) sodium.memzero(dataKey);
   }
+}
+
+export function openSecret(envelope: Envelope, master: MasterKey, record: RecordIdentity & SealedMetadata, cache?: DataKeyCache): Record<string, Buffer> {
+  const payload = openPayload(envelope, master, record, cache);
+  try {
+    return decodePayload(payload);
+  } finally {
+    sodium.memzero(payload);
+  }
+}
+
+/**
+ * Checks that a version opens with its stored identity and metadata (a format-1 version: its
+ * identity only), without decoding the values; the plaintext is wiped at once. Throws
+ * DecryptionError when the row was altered.
+ */
+export function verifySecret(envelope: Envelope, master: MasterKey, record: RecordIdentity & SealedMetadata, cache?: DataKeyCache): void {
+  sodium.memzero(openPayload(envelope, master, record, cache));
 }
 
 /** (4): the same data key, wrapped by another master key. */

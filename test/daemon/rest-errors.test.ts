@@ -130,13 +130,17 @@ t.test('every error class has its status and the one error shape; nothing echoes
   for (const name of ['w1', 'w2']) t.equal((await rest('POST', '/v2/admin/secrets', { body: { name, data: { K: b64('x') } }, headers: wide })).status, 200);
   await expectError('quota', await rest('POST', '/v2/admin/secrets', { body: { name: 'w3', data: { K: b64(CANARY) } }, headers: wide }), 429, 'RESOURCE_EXHAUSTED', /tenant-wide/);
 
-  // An internal failure: a kept version whose ciphertext was damaged on disk.
+  // A kept version whose ciphertext was damaged on disk: named, never served.
   await rest('POST', '/v1/admin/secrets', { body: { name: 'damaged', value: 'v1' } });
   await rest('PATCH', '/v1/admin/secrets/damaged', { body: { value: 'v2' } });
   const db = new Database(join(d.dataDir, 'lockbox.db'));
   db.prepare("UPDATE secret_versions SET ciphertext = zeroblob(length(ciphertext)) WHERE name = 'damaged' AND version = 1").run();
+  const damaged = await rest('GET', '/v1/admin/secrets/damaged?version=1&reveal=true');
+  await expectError('damaged', damaged, 500, 'DECRYPTION_FAILED', /^version 1 of secret "damaged" failed its integrity check/);
+  // An internal failure: a table gone from under the store.
+  db.prepare('DROP TABLE idempotency').run();
   db.close();
-  const broken = await rest('GET', '/v1/admin/secrets/damaged?version=1&reveal=true', { headers: { 'x-request-id': 'req-500-test' } });
+  const broken = await rest('POST', '/v1/admin/secrets', { body: { name: 'after-drop', value: 'v' }, headers: { 'x-request-id': 'req-500-test', 'idempotency-key': 'k-500' } });
   await expectError('internal', broken, 500, 'INTERNAL', /^internal error \(request id req-500-test\)$/);
   t.equal(broken.headers.get('x-request-id'), 'req-500-test', 'the request id comes back');
   t.ok(d.logs.some((l) => l.includes('req-500-test') && l.includes('"internal error"')), 'the detail is in the log under the request id');

@@ -10,14 +10,34 @@ import {
   rewrapDataKey,
   sealSecret,
   unwrapDataKey,
+  recordAssociatedData,
+  verifySecret,
+  wrapDataKey,
+  AD_FORMAT_IDENTITY,
+  AD_FORMAT_METADATA,
   type RecordIdentity,
+  type SealedMetadata,
 } from '../../shared/src/crypto.js';
+import sodium from 'libsodium-wrappers';
 import { DecryptionError } from '../../shared/src/errors.js';
 
 await initCrypto();
 const master = { id: 'mk-a', key: randomKey() };
 const other = { id: 'mk-b', key: randomKey() };
-const record: RecordIdentity = { tenant: 'default', resourceGroup: '', name: 'demo', uid: 'u-1', version: 1 };
+type SealedRecord = RecordIdentity & SealedMetadata;
+const record: SealedRecord = {
+  tenant: 'default',
+  resourceGroup: '',
+  name: 'demo',
+  uid: 'u-1',
+  version: 1,
+  type: 'opaque',
+  template: 'custom',
+  description: 'd',
+  labels: { team: 'a', env: 'prod' },
+  mount: { kind: 'file', path: 'demo', subPaths: { OPENAI_API_KEY: 'secrets' }, format: '' },
+  keys: ['BIN', 'OPENAI_API_KEY'],
+};
 const data = { OPENAI_API_KEY: Buffer.from('sk-CANARY'), BIN: Buffer.from([0, 255, 10]) };
 
 t.test('seal and open round-trip, binary values included', async (t) => {
@@ -30,7 +50,7 @@ t.test('seal and open round-trip, binary values included', async (t) => {
 
 t.test('a ciphertext moved to another record fails to open', async (t) => {
   const envelope = sealSecret(data, master, record);
-  const moved: Array<[string, RecordIdentity]> = [
+  const moved: Array<[string, SealedRecord]> = [
     ['another name', { ...record, name: 'other' }],
     ['another version', { ...record, version: 2 }],
     ['another tenant', { ...record, tenant: 'acme' }],
@@ -51,7 +71,7 @@ t.test('a ciphertext moved to another record fails to open', async (t) => {
 t.test('re-wrapping keeps the payload and moves the data key to the new master key', async (t) => {
   const envelope = sealSecret(data, master, record);
   const rewrapped = rewrapDataKey(envelope.wrappedKey, master, other, record);
-  t.same(openSecret({ masterKeyId: other.id, wrappedKey: rewrapped, ciphertext: envelope.ciphertext }, other, record), data);
+  t.same(openSecret({ ...envelope, masterKeyId: other.id, wrappedKey: rewrapped }, other, record), data);
   t.throws(() => unwrapDataKey(rewrapped, master, record), DecryptionError, 'the old master key no longer opens it');
   t.throws(() => unwrapDataKey(rewrapped, { ...other, id: 'mk-renamed' }, record), DecryptionError, 'the key id is bound');
 });
@@ -72,7 +92,7 @@ t.test('the data key cache opens what the envelope opens, and nothing else', asy
   t.throws(() => openSecret(wrappedFlip, master, record, cache), DecryptionError, 'a wrapped key that differs is unwrapped anew (and fails)');
   const second = sealSecret(data, master, { ...record, name: 'other' });
   t.throws(() => openSecret({ ...envelope, wrappedKey: second.wrappedKey }, master, record, cache), DecryptionError, 'a swapped data key');
-  const rewrapped = { masterKeyId: other.id, wrappedKey: rewrapDataKey(envelope.wrappedKey, master, other, record), ciphertext: envelope.ciphertext };
+  const rewrapped = { ...envelope, masterKeyId: other.id, wrappedKey: rewrapDataKey(envelope.wrappedKey, master, other, record) };
   t.same(openSecret(rewrapped, other, record, cache), data, 'after a master key rotation');
   for (let v = 2; v <= 4; v++) {
     const r = { ...record, version: v };
@@ -87,4 +107,40 @@ t.test('constantTimeEqual: equal only for the same bytes, never for another leng
   t.equal(constantTimeEqual('3f2c9a1b', '3f2c9a1b00'), false, 'a longer string with the same start');
   t.equal(constantTimeEqual('3f2c9a1b', ''), false, 'an empty string');
   t.equal(constantTimeEqual('', ''), true);
+});
+
+t.test('AD format 2: the metadata is bound; every edit of it fails to open, key and label order does not matter', async (t) => {
+  const envelope = sealSecret(data, master, record);
+  t.equal(envelope.adFormat, AD_FORMAT_METADATA, 'new versions use format 2');
+  const edited: Array<[string, SealedRecord]> = [
+    ['type', { ...record, type: 'container_registry' }],
+    ['template', { ...record, template: 'openai' }],
+    ['description', { ...record, description: 'e' }],
+    ['a label value', { ...record, labels: { ...record.labels, env: 'dev' } }],
+    ['a label added', { ...record, labels: { ...record.labels, x: '' } }],
+    ['the mount path', { ...record, mount: { ...record.mount, path: '../../etc' } }],
+    ['the mount kind', { ...record, mount: { ...record.mount, kind: 'env', format: 'dotenv' } }],
+    ['a sub-path', { ...record, mount: { ...record.mount, subPaths: {} } }],
+    ['the keys', { ...record, keys: ['OPENAI_API_KEY'] }],
+  ];
+  for (const [what, target] of edited) {
+    t.throws(() => openSecret(envelope, master, target), DecryptionError, what);
+    t.throws(() => verifySecret(envelope, master, target), DecryptionError, `${what} (verify)`);
+  }
+  const reordered = { ...record, labels: { env: 'prod', team: 'a' }, keys: ['OPENAI_API_KEY', 'BIN'] };
+  t.same(openSecret(envelope, master, reordered), data, 'the same metadata read back in another order');
+  t.doesNotThrow(() => verifySecret(envelope, master, record));
+  t.throws(() => openSecret({ ...envelope, adFormat: AD_FORMAT_IDENTITY }, master, record), DecryptionError, 'relabelled as format 1: does not open');
+  t.throws(() => openSecret({ ...envelope, adFormat: 7 }, master, record), /unknown associated-data format 7/);
+});
+
+t.test('AD format 1 (sealed before metadata was bound) still opens with its identity', async (t) => {
+  const dataKey = randomKey();
+  const nonce = randomKey().subarray(0, 24);
+  const sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(encodePayload(data), recordAssociatedData(record), null, nonce, dataKey);
+  const legacy = { adFormat: AD_FORMAT_IDENTITY, masterKeyId: master.id, wrappedKey: wrapDataKey(dataKey, master, record), ciphertext: Buffer.concat([nonce, sealed]) };
+  t.same(openSecret(legacy, master, record), data);
+  t.same(openSecret(legacy, master, { ...record, labels: {} }), data, 'its metadata was never bound');
+  t.throws(() => openSecret(legacy, master, { ...record, name: 'other' }), DecryptionError, 'its identity still is');
+  t.throws(() => openSecret({ ...legacy, adFormat: AD_FORMAT_METADATA }, master, record), DecryptionError, 'relabelled as format 2: does not open');
 });

@@ -30,11 +30,12 @@ export function requestIdFrom(header: string | undefined): string {
 
 /**
  * The error a caller may see. A LockboxError passes (its message was written for callers and
- * never holds a value); anything else is logged with its detail under the request id and becomes
- * a generic INTERNAL error naming that id.
+ * never holds a value), DECRYPTION_FAILED included: a stored version that does not open is the
+ * data's fault, not ours, and the caller must learn which; anything else is logged with its
+ * detail under the request id and becomes a generic INTERNAL error naming that id.
  */
 export function publicError(error: unknown, requestId: string, log: Logger): LockboxError {
-  if (error instanceof LockboxError && error.kind !== 'INTERNAL') return error;
+  if (error instanceof LockboxError && (error.kind !== 'INTERNAL' || error.code === 'DECRYPTION_FAILED')) return error;
   log.error({ request_id: requestId, err: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error) }, 'internal error');
   return new LockboxError('INTERNAL', 'INTERNAL', `internal error (request id ${requestId})`);
 }

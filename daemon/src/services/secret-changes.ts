@@ -4,11 +4,12 @@
  * seal the new version. Nothing here writes; the service commits what it returns.
  */
 import { randomUUID } from 'node:crypto';
-import { DataKeyCache, openSecret, sealSecret } from '../../../shared/src/crypto.js';
+import { sealSecret } from '../../../shared/src/crypto.js';
 import { ConflictError, InvalidArgumentError, LockboxError, NotFoundError } from '../../../shared/src/errors.js';
 import { changeSubject } from '../../../shared/src/subject.js';
 import { checkSecretName } from '../../../shared/src/validate.js';
 import type { Keyring } from '../security/keyring.js';
+import type { SealedRecords } from '../security/record-integrity.js';
 import type { Change, Operation, Quotas, ScopeKey, SecretHead, Store, VersionRecord } from '../store/store.js';
 import type { CallContext } from './context.js';
 import { secretMessage, type DeleteSecretRequest, type RestoreVersionRequest, type SecretInputMessage, type SecretMessage, type UpdateSecretRequest } from './messages.js';
@@ -28,13 +29,12 @@ export interface Prepared {
 }
 
 export class SecretChanges {
-  private readonly dataKeys = new DataKeyCache();
-
   constructor(
     private readonly store: Store,
     private readonly keyring: Keyring,
     private readonly quotas: Quotas,
     private readonly rules: SecretScopeRules,
+    private readonly sealed: SealedRecords,
   ) {}
 
   private newRecord(
@@ -43,9 +43,8 @@ export class SecretChanges {
     data: Record<string, Uint8Array>,
     now: string,
   ): VersionRecord {
-    const identity = { tenant: scope.tenant, resourceGroup: scope.resourceGroup, name: fields.name, uid: fields.uid, version: fields.version };
-    const envelope = sealSecret(data, this.keyring.active, identity); // (4)
-    return { ...fields, tenant: scope.tenant, resourceGroup: scope.resourceGroup, keys: Object.keys(data).sort(), createTime: now, changeSeq: 0, envelope };
+    const unsealed = { ...fields, tenant: scope.tenant, resourceGroup: scope.resourceGroup, keys: Object.keys(data).sort(), createTime: now, changeSeq: 0 };
+    return { ...unsealed, envelope: sealSecret(data, this.keyring.active, unsealed) }; // (4), bound to its identity and metadata
   }
 
   private change(operation: Operation, scope: ScopeKey, name: string, record: VersionRecord | undefined, head: SecretHead | undefined, now: string): Change {
@@ -71,11 +70,9 @@ export class SecretChanges {
     return head;
   }
 
+  /** A version's values; DECRYPTION_FAILED when the row was altered (record-integrity.ts). */
   openRecord(record: VersionRecord): Record<string, Uint8Array> {
-    // A key id this replica does not know: another replica sharing the keyring file rotated.
-    const master = this.keyring.get(record.envelope.masterKeyId) ?? (this.keyring.refresh() ? this.keyring.get(record.envelope.masterKeyId) : undefined);
-    if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${record.envelope.masterKeyId} is not in the keyring`);
-    return openSecret(record.envelope, master, record, this.dataKeys);
+    return this.sealed.open(record);
   }
 
   async prepareCreate(ctx: CallContext, scope: ScopeKey, input: SecretInputMessage | undefined, field: string, now: string): Promise<Prepared & { change: Change }> {

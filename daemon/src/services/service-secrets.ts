@@ -34,6 +34,7 @@ import { Idempotency, replayError, storeSuccess, storedError, type StoredError }
 import { SecretChanges, type Prepared } from './secret-changes.js';
 import { SecretScopeRules } from './secret-scope-rules.js';
 import { ReadAuditLog } from '../security/read-audit.js';
+import { SealedRecords, type DamagedRecordReport } from '../security/record-integrity.js';
 import type { Keyring } from '../security/keyring.js';
 import {
   headMessage,
@@ -83,6 +84,8 @@ export interface SecretsServiceOptions {
   durableReadAudit?: boolean;
   /** Told about a background audit write that failed (async read audit). */
   onBackgroundError?: (error: Error) => void;
+  /** Told about a stored version that failed its integrity check and was not served. */
+  onDamagedRecord?: DamagedRecordReport;
 }
 
 const statusNames = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
@@ -93,6 +96,7 @@ export class SecretsService {
   private readonly onCommitted: () => void;
   private readonly maxConflictRetries: number;
   private readonly reads: ReadAuditLog;
+  private readonly sealed: SealedRecords;
   private readonly writers = new KeyedMutex();
   private readonly cursors: ListCursors;
   private readonly rules: SecretScopeRules;
@@ -105,7 +109,8 @@ export class SecretsService {
     this.cursors = new ListCursors(options.keyring.tokenKey);
     this.rules = new SecretScopeRules(options.store);
     this.idempotency = new Idempotency(options.store, () => this.keyring.tokenKey);
-    this.changes = new SecretChanges(options.store, options.keyring, options.quotas, this.rules);
+    this.sealed = new SealedRecords(options.keyring, options.onDamagedRecord);
+    this.changes = new SecretChanges(options.store, options.keyring, options.quotas, this.rules, this.sealed);
     this.reads = new ReadAuditLog(options.store, options.durableReadAudit ?? true, options.onBackgroundError ?? (() => {}));
     this.onCommitted = options.onCommitted ?? (() => {});
     this.maxConflictRetries = options.maxConflictRetries ?? 16;
@@ -239,6 +244,7 @@ export class SecretsService {
       if (!found) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version}; see ListVersions)`, 'VERSION_NOT_FOUND');
       record = found;
     }
+    if (!request.include_values) this.sealed.verify(record); // metadata only: still never what was altered
     return secretMessage(record, head.secretCreateTime, request.include_values ? this.changes.openRecord(record) : undefined);
   }
 
@@ -291,7 +297,7 @@ export class SecretsService {
     const name = request.name ?? '';
     checkSecretName(name);
     const head = await this.changes.requireHead(scope, name);
-    const versions = await this.store.listVersions(head.uid);
+    const versions = this.sealed.intact(await this.store.listVersions(head.uid));
     return {
       name,
       current_version: head.version,
@@ -316,7 +322,7 @@ export class SecretsService {
     const chunk = Math.min(limits.maxListLimit, limit + 1);
     for (;;) {
       const heads = await this.store.listHeads(scope, cursorName, chunk);
-      for (const head of heads) {
+      for (const head of this.sealed.intact(heads)) {
         if (matches(head)) found.push(head);
         if (found.length > limit) break;
       }

@@ -169,6 +169,12 @@ export const postgresSteps: readonly MigrationStep[] = numberedSteps([
       ALTER TABLE audit ALTER COLUMN version TYPE BIGINT;
       ALTER TABLE agent_applied ALTER COLUMN version TYPE BIGINT;`,
   },
+  {
+    version: 6,
+    why: 'which associated data a version was sealed with: 1 its identity, 2 its identity and metadata (shared/src/crypto.ts (2))',
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN ad_format INTEGER NOT NULL DEFAULT 1;`,
+  },
 ]);
 
 /**

@@ -157,6 +157,12 @@ export const sqliteSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
   },
+  {
+    version: 6,
+    why: 'which associated data a version was sealed with: 1 its identity, 2 its identity and metadata (shared/src/crypto.ts (2))',
+    sql: `
+      ALTER TABLE secret_versions ADD COLUMN ad_format INTEGER NOT NULL DEFAULT 1;`,
+  },
 ]);
 
 /** Brings the database up to the last step; each step and its record in one transaction. */

@@ -48,8 +48,8 @@ export async function applyChange(db: pg.PoolClient, change: Change, maxVersions
         `WITH n AS (${outbox}),
               h AS (${head_}),
               v AS (INSERT INTO secret_versions (uid, version, tenant, resource_group, name, operation, restored_from, type, template, description,
-                      labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext)
-                    SELECT $12, $13, $9, $10, $11, $15, $16, $17, $18, $19, $20, $21, $22, $14, n.seq, $23, $24, $25 FROM n),
+                      labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext, ad_format)
+                    SELECT $12, $13, $9, $10, $11, $15, $16, $17, $18, $19, $20, $21, $22, $14, n.seq, $23, $24, $25, $27 FROM n),
               p AS (DELETE FROM secret_versions WHERE uid = $12 AND version <= $26)
          SELECT seq FROM n`,
         [
@@ -72,6 +72,7 @@ export async function applyChange(db: pg.PoolClient, change: Change, maxVersions
           Buffer.from(record.envelope.wrappedKey),
           Buffer.from(record.envelope.ciphertext),
           record.version - maxVersions,
+          record.envelope.adFormat,
         ],
       )
     ).rows;

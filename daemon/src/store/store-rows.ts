@@ -9,9 +9,40 @@ import type { AgentReport, AppliedRecord, AuditRecord, DeploymentRecord, SecretH
 export type Row = Record<string, any>;
 
 export const versionColumns = `v.uid, v.version, v.tenant, v.resource_group, v.name, v.operation, v.restored_from, v.type,
-  v.template, v.description, v.labels, v.mount, v.keys, v.create_time, v.change_seq, v.master_key_id, v.wrapped_key, v.ciphertext`;
+  v.template, v.description, v.labels, v.mount, v.keys, v.create_time, v.change_seq, v.master_key_id, v.wrapped_key, v.ciphertext, v.ad_format`;
 
+const isStringMap = (value: unknown): value is Record<string, string> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+
+/** A JSON column parsed and checked for shape; undefined when it is neither. */
+function parseColumn<T>(text: unknown, isShape: (value: unknown) => boolean): T | undefined {
+  try {
+    const value: unknown = JSON.parse(String(text));
+    return isShape(value) ? (value as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const shapes = {
+  labels: isStringMap,
+  keys: (v: unknown) => Array.isArray(v) && v.every((k) => typeof k === 'string'),
+  mount: (v: unknown) => {
+    const m = v as MountSpec | null;
+    return m !== null && typeof m === 'object' && typeof m.kind === 'string' && typeof m.path === 'string' && isStringMap(m.subPaths) && typeof (m.format ?? '') === 'string';
+  },
+};
+
+/**
+ * A version row as a record. A metadata column that does not parse, or has the wrong shape, does
+ * not throw (one bad row must not fail a whole listing): the record is marked `damaged`, with
+ * empty metadata, and the services skip or refuse it.
+ */
 export function toVersionRecord(row: Row): VersionRecord {
+  const labels = parseColumn<Record<string, string>>(row.labels, shapes.labels);
+  const mount = parseColumn<MountSpec>(row.mount, shapes.mount);
+  const keys = parseColumn<string[]>(row.keys, shapes.keys);
+  const bad = [!labels && 'labels', !mount && 'mount', !keys && 'keys'].filter(Boolean);
   return {
     tenant: row.tenant,
     resourceGroup: row.resource_group,
@@ -23,12 +54,13 @@ export function toVersionRecord(row: Row): VersionRecord {
     type: row.type as SecretType,
     template: row.template,
     description: row.description,
-    labels: JSON.parse(row.labels) as Record<string, string>,
-    mount: JSON.parse(row.mount) as MountSpec,
-    keys: JSON.parse(row.keys) as string[],
+    labels: labels ?? {},
+    mount: mount ?? { kind: 'file', path: '', subPaths: {}, format: '' },
+    keys: keys ?? [],
     createTime: row.create_time,
     changeSeq: Number(row.change_seq),
-    envelope: { masterKeyId: row.master_key_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext },
+    envelope: { adFormat: Number(row.ad_format ?? 1), masterKeyId: row.master_key_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext },
+    ...(bad.length > 0 ? { damaged: `stored ${bad.join(', ')} not readable` } : {}),
   };
 }
 

@@ -69,6 +69,7 @@ export function applySecretChange(stmt: SqliteStatements, change: Change, maxVer
     master_key_id: record.envelope.masterKeyId,
     wrapped_key: Buffer.from(record.envelope.wrappedKey),
     ciphertext: Buffer.from(record.envelope.ciphertext),
+    ad_format: record.envelope.adFormat,
   });
   stmt.pruneVersions.run(record.uid, record.version - maxVersions);
   return seq;

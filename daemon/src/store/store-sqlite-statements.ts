@@ -39,9 +39,9 @@ export function prepareStatements(db: Database.Database) {
     pruneVersions: db.prepare('DELETE FROM secret_versions WHERE uid = ? AND version <= ?'),
     insertVersion: db.prepare(
       `INSERT INTO secret_versions (uid, version, tenant, resource_group, name, operation, restored_from, type,
-         template, description, labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext)
+         template, description, labels, mount, keys, create_time, change_seq, master_key_id, wrapped_key, ciphertext, ad_format)
        VALUES (@uid, @version, @tenant, @resource_group, @name, @operation, @restored_from, @type, @template,
-         @description, @labels, @mount, @keys, @create_time, @change_seq, @master_key_id, @wrapped_key, @ciphertext)`,
+         @description, @labels, @mount, @keys, @create_time, @change_seq, @master_key_id, @wrapped_key, @ciphertext, @ad_format)`,
     ),
     insertNotice: db.prepare(
       `INSERT INTO outbox (subject, tenant, resource_group, name, uid, version, operation, time)

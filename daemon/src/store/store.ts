@@ -32,6 +32,11 @@ export interface VersionRecord {
   createTime: string;
   changeSeq: number;
   envelope: Envelope;
+  /**
+   * Set when the stored row cannot be read as a version (metadata that is not valid JSON or not of
+   * the right shape): what is wrong, for the log. Such a record is never served (record-integrity.ts).
+   */
+  damaged?: string;
 }
 
 /** The current version of a secret plus the secret's own creation time. */
