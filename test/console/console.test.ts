@@ -227,6 +227,44 @@ t.test('the console in headless Chromium', async (t) => {
     await shoot('audit');
   });
 
+  await t.test('the container-registry form; restore a version; delete names the deployments and needs force', async (t) => {
+    await page.goto(`${base}/ui/#/new-secret`);
+    await page.getByLabel('Template').selectOption('container-registry');
+    t.same(
+      await page.locator('input[id^="key-"]').evaluateAll((inputs) => inputs.map((i) => (i as { value: string }).value)),
+      ['server', 'username', 'password', 'email'],
+      'the registry form names its keys',
+    );
+    await page.getByLabel('Name', { exact: true }).fill('registry');
+    await page.getByLabel('Value of server').fill('registry.example.com');
+    await page.getByLabel('Value of username').fill('bot');
+    await page.getByLabel('Value of password').fill(CANARY_V1);
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Secret registry' }).waitFor();
+    const registry = await rest('GET', '/v1/admin/secrets/registry');
+    t.same([registry.json.type, registry.json.keys], ['container_registry', ['password', 'server', 'username']], 'a container_registry secret, the empty optional email left out');
+
+    await page.goto(`${base}/ui/#/secrets/openai-prod`);
+    await page.getByRole('button', { name: 'Restore v1' }).click();
+    await page.getByText('Restored version 1 as version 3.').waitFor();
+    const restored = await rest('GET', '/v1/admin/secrets/openai-prod?reveal=true');
+    t.same([restored.json.version, restored.json.data.OPENAI_API_KEY], [3, CANARY_V1], 'v1\'s value is current again, as v3');
+
+    await page.goto(`${base}/ui/#/secrets/hf`);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    const confirm = page.getByRole('group', { name: 'Confirm delete' });
+    await confirm.waitFor();
+    t.same(await confirm.locator('li').allTextContents(), ['app'], 'the deployment that mounts it is named');
+    t.ok(await confirm.getByRole('button', { name: 'Delete secret' }).isDisabled(), 'delete needs force while a deployment mounts it');
+    await confirm.getByLabel('delete anyway (force)').check();
+    await confirm.getByRole('button', { name: 'Delete secret' }).click();
+    await page.getByRole('heading', { name: 'Secrets', level: 1 }).waitFor();
+    t.equal((await rest('GET', '/v1/admin/secrets/hf')).status, 404, 'deleted');
+    await page.goto(`${base}/ui/#/deployments/app`);
+    await page.waitForFunction(() => document.querySelector('[data-summary="hf"]')?.textContent === 'not found');
+    t.pass('the rollout view shows the forced-away secret as not found');
+  });
+
   let adminTwo = '';
   await t.test('tokens: created and shown once with a copy button, listed, revoked', async (t) => {
     await page.goto(`${base}/ui/#/tokens`);
@@ -282,9 +320,13 @@ t.test('the console in headless Chromium', async (t) => {
     await page.getByLabel('Search this page').fill('openai');
     t.equal(await page.locator('tbody tr').count(), 2, 'search narrows the list');
     await page.getByLabel('Search this page').fill('');
-    await page.getByLabel('Template').selectOption('huggingface');
+    await page.getByLabel('Type').selectOption('container_registry');
     await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
-    t.equal(await page.locator('tbody tr').textContent().then((text) => text?.startsWith('hf')), true, 'the template filter runs in the API');
+    t.equal(await page.locator('tbody tr').textContent().then((text) => text?.startsWith('registry')), true, 'the type filter runs in the API');
+    await page.getByLabel('Type').selectOption('');
+    await page.getByLabel('Template').selectOption('openai');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 2);
+    t.pass('so does the template filter');
     await page.getByLabel('Template').selectOption('');
     await page.getByRole('link', { name: 'openai-prod' }).waitFor();
     await shoot('secrets');
