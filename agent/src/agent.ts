@@ -1,36 +1,46 @@
 /**
  * The agent's life: keep the deployment's secrets on disk, current, and report what it holds.
- * 1. Start: ask the daemon for the deployment (GetAgentConfig), fetch every secret, write them,
- *    report, then count as ready.
- * 2. Follow notices on NATS (the deployment's resource group and the tenant-wide scope). A notice
- *    for a mounted secret, newer than what is held, fetches that secret and rewrites its dir. A
- *    notice for the deployment itself (secrets attached or detached) re-reads it and syncs all.
- * 3. Resync everything on each (re)connect to NATS and every resync interval, so a lost notice
- *    costs at most one interval; the deployment itself is re-read then too.
- * 4. Never go back: a fetched version older than the one held (same uid) is ignored.
+ * 1. Start: open a session to a daemon and resync (say what is held: nothing yet); the daemon
+ *    answers with a push of every secret the deployment resolves; write them, ACK, then count as
+ *    ready.
+ * 2. Pushes: the daemon pushes every change of what the deployment resolves (a secret's new
+ *    version, one deleted or detached, the deployment's list) down the session at once; the agent
+ *    writes it and answers ACK, or NACK with the reason. The answer is the rollout report.
+ * 3. Resync every interval (and on each new session): the daemon answers only what differs from
+ *    what the agent says it holds (name, uid, version, digest), so a lost push costs at most one
+ *    interval and an unchanged resync costs the daemon no decryption. With --nats-url, a NATS
+ *    notice for the deployment's scope triggers a resync too.
+ * 4. Never go back: a pushed version not newer than the one held (same uid) is ignored.
  * 5. A deleted secret's files go; a dir no secret uses any more is cleared.
  * 6. Tamper repair: each mount dir and the version in place are watched (inotify), so a file
  *    deleted, replaced or changed under the agent is restored at once (a repair pass compares
  *    everything, contents included); each repair is logged by path, never by value. Every full
  *    resync checks everything too.
- * 7. A sync that fails (the daemon away, or a disk error: a mount dir not written, its readers
- *    left on the version before) is tried again after a jittered backoff (250 ms doubling to
- *    5 s); a notice or resync meanwhile joins it. A path refused for safety is not retried.
+ * 7. A write that fails (a disk error: a mount dir not written, its readers left on the version
+ *    before) is NACKed and tried again after a jittered backoff (250 ms doubling to 5 s); the
+ *    write that then succeeds is reported (an ACK without nonce). A path refused for safety is not
+ *    retried.
  * 8. Reports say what is on disk: a version left out or not written yet does not count as
  *    applied, and the problems go with it.
- * Syncs never overlap: a notice that arrives during one marks the next.
+ * 9. Failover: when the session breaks (the daemon died, hung past the keepalive, or stopped),
+ *    the agent resyncs at once on a session to the next address of --addr; a round of the list
+ *    that reached no daemon waits a jittered 250 ms to 1 s before the next.
+ * Writes never overlap: a push that arrives during one is applied by the next.
  */
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from 'nats';
 import { Backoff } from '../../shared/src/backoff.js';
-import { LockboxClient, type ClientOptions } from '../../shared/src/client.js';
+import type { ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { userRecord } from '../../shared/src/user-keys.js';
 import { AtomicWriter, DATA_LINK, PathSafetyError, type WriterModes } from './atomic-writer.js';
+import { expandDaemonAddresses, parseDaemonAddresses } from './daemon-addresses.js';
+import type { NatsOptions } from './nats-options.js';
 import { render, type HeldSecret, type Rendered } from './render.js';
-import { AgentSession } from './session.js';
+import { AgentSession, type SecretPush, type SessionRequestError } from './session.js';
 
 /** Entries of a mount dir that the writer itself replaces on every write. */
 const OWN_ENTRY = /^\.\.(data|data_tmp|\d{4}_.*)$/;
@@ -42,10 +52,12 @@ export interface AgentLog {
 }
 
 export interface AgentOptions {
+  /** `addr` may list several daemons (daemon-addresses.ts). */
   client: ClientOptions;
   bentomlHome: string;
-  /** Overrides the NATS URL the daemon advertises; "none" disables notices (resync only). */
+  /** NATS notices as a resync trigger (optional: pushes come on the session). Unset or "none": off; "advertised": the URL the daemon advertises. */
   natsUrl?: string;
+  nats?: NatsOptions;
   resyncIntervalMs: number;
   modes: WriterModes;
   agentId?: string;
@@ -77,14 +89,25 @@ export class MountWriteError extends Error {
   override name = 'MountWriteError';
 }
 
+interface Batch {
+  /** Resync with the daemon before writing. */
+  resync: boolean;
+  /** Write what is held (a push arrived). */
+  write: boolean;
+  repair?: boolean;
+  /** Pushes to answer once written. */
+  nonces: string[];
+}
+
 export class Agent {
-  readonly client: LockboxClient;
   /** Every call to the daemon goes through one session (agent/src/session.ts). */
   private readonly session: AgentSession;
   readonly home: string;
   readonly agentId: string;
   private deploymentSecrets: string[] = [];
   private held = new Map<string, HeldSecret>();
+  /** The digest the daemon sent with each held version (echoed on resync). */
+  private digests = new Map<string, string>();
   /** When each held version was first written here. */
   private applied = new Map<string, { uid: string; version: number; time: string }>();
   private writers = new Map<string, AtomicWriter>();
@@ -94,32 +117,47 @@ export class Agent {
   private watches: Map<string, { mount: FSWatcher | undefined; versionDir: string; version: FSWatcher[] }> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
-  private pending: { all: boolean; names: Set<string>; repair?: boolean } = { all: false, names: new Set() };
+  private pending: Batch = { resync: false, write: false, nonces: [] };
   private stopped = false;
   private repairTimer: NodeJS.Timeout | undefined;
   /** Step (7): the retry of a failed sync, and its backoff (250 ms doubling to 5 s, ±20 %). */
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly syncBackoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.2 });
+  /** Step (9): the wait before resyncing after a break: none for the first, then 250 ms doubling to 1 s, ±10 %. */
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 1000, jitter: 0.1 });
+  private brokenRounds = 0;
   private repairInterval: NodeJS.Timeout | undefined;
-  private reportTimer: NodeJS.Timeout | undefined;
+  /** The last write failed: the next one that succeeds is reported. */
+  private lastNack = '';
   ready = false;
   lastRendered: Rendered | undefined;
   /** Problems of the last render (reported to the daemon, never values). */
   problems: string[] = [];
 
   constructor(private readonly options: AgentOptions) {
-    this.client = new LockboxClient(options.client);
-    this.session = new AgentSession(this.client, options.client.timeoutMs ?? 30_000);
+    const addresses = parseDaemonAddresses(options.client.addr);
+    this.session = new AgentSession({
+      addresses: () => expandDaemonAddresses(addresses),
+      client: options.client,
+      timeoutMs: options.client.timeoutMs ?? 30_000,
+      onPush: (push) => this.onPush(push),
+      onBroken: (error) => this.onBroken(error),
+      onRefused: (error) => this.options.log.warn({ err: error.message }, 'lockboxd could not serve this deployment; keeping the files as they are'),
+    });
     this.home = realpathSync(options.bentomlHome);
     this.agentId = options.agentId ?? `${hostname()}/${process.pid}`;
   }
 
+  /** The daemon address the session uses. */
+  get daemonAddress(): string | undefined {
+    return this.session.address;
+  }
+
   /** Step (1): one full sync. Throws when the daemon cannot be reached. */
   async syncOnce(): Promise<void> {
-    await this.refreshDeployment();
-    await this.sync({ all: true, names: new Set() });
+    await this.request({ all: true }, true);
     await this.settle(); // an init container exits next: every swap must be on disk
-    await this.report();
   }
 
   /** Waits for the writers' background steps (the durable swap, old versions removed). */
@@ -129,45 +167,52 @@ export class Agent {
 
   /** Steps (1)-(3). */
   async start(): Promise<void> {
-    const config = await this.refreshDeployment();
-    await this.sync({ all: true, names: new Set() });
+    await this.request({ all: true }, true);
     this.ready = true;
-    const natsUrl = this.options.natsUrl ?? config.nats_url;
-    if (natsUrl && natsUrl !== 'none') void this.follow(natsUrl, config.subjects ?? []);
-    else this.options.log.warn({}, 'no NATS URL: relying on resync only');
+    const natsUrl = this.options.natsUrl;
+    if (natsUrl && natsUrl !== 'none') {
+      const config = await this.session.config();
+      const url = natsUrl === 'advertised' ? config.nats_url : natsUrl;
+      if (url) void this.follow(url, config.subjects ?? []);
+      else this.options.log.warn({}, 'lockboxd advertises no NATS URL: pushes on the session only');
+    }
     this.scheduleResync();
     if (this.options.repair !== false) this.watchForTampering();
-  }
-
-  private async refreshDeployment(): Promise<{ nats_url?: string; subjects?: string[]; deployment?: { secrets?: string[] } }> {
-    const config = await this.session.config();
-    this.deploymentSecrets = config.deployment?.secrets ?? [];
-    return config;
   }
 
   private scheduleResync(): void {
     clearTimeout(this.resyncTimer);
     if (this.stopped) return;
     this.resyncTimer = setTimeout(() => {
-      void this.refreshDeployment()
-        .then(() => this.request({ all: true }))
-        .catch((error: Error) => this.options.log.warn({ err: error.message }, 'resync failed; will retry'))
-        .finally(() => this.scheduleResync());
+      void this.request({ all: true }).finally(() => this.scheduleResync());
     }, this.options.resyncIntervalMs);
     this.resyncTimer.unref();
   }
 
-  /** Step (2). */
+  /** Step (9): the session broke; resync on the next address at once (a round that reached none waits first). */
+  private onBroken(error: SessionRequestError): void {
+    if (this.stopped || !this.ready) return;
+    clearTimeout(this.reconnectTimer);
+    const delay = this.brokenRounds === 0 ? 0 : this.reconnectBackoff.next();
+    this.options.log.warn({ err: error.message, next: this.session.address ?? 'the first address again', retry_ms: delay }, 'session to lockboxd broken; resyncing with the next address');
+    this.reconnectTimer = setTimeout(() => {
+      this.brokenRounds++;
+      void this.request({ all: true });
+    }, delay);
+  }
+
+  /** Step (3), NATS mode: a notice triggers a resync (the daemon then answers what differs). */
   private async follow(url: string, subjects: string[]): Promise<void> {
     const { log } = this.options;
     // Loaded here, after the agent is ready: start-up needs only gRPC (and `once` never follows).
     const { connect } = await import('nats');
+    const { natsConnectOptions } = await import('./nats-options.js');
     for (const backoff = new Backoff({ initialMs: 250, maxMs: 5000 }); !this.stopped; ) {
       try {
-        this.nc = await connect({ servers: url, name: `lockbox-agent ${this.agentId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000 });
+        this.nc = await connect({ ...(await natsConnectOptions(url, this.options.nats ?? {})), name: `lockbox-agent ${this.agentId}` });
         break;
       } catch (error) {
-        log.warn({ nats: url, err: (error as Error).message }, 'NATS not reachable; resync keeps files current meanwhile');
+        log.warn({ nats: url.replace(/\/\/[^@/]*@/, '//***@'), err: (error as Error).message }, 'NATS not reachable; pushes and resync keep files current meanwhile');
         await backoff.wait();
       }
     }
@@ -180,8 +225,7 @@ export class Agent {
           if (error) return log.warn({ subject, err: error.message }, 'subscription error; resync keeps files current');
           try {
             const notice = JSON.parse(message.string()) as ChangeNotice;
-            if (message.subject.startsWith(`${DEPLOYMENTS_PREFIX}.`)) this.onDeploymentNotice(notice);
-            else this.onNotice(notice);
+            if (message.subject.startsWith(`${DEPLOYMENTS_PREFIX}.`) || this.isNews(notice)) void this.request({ all: true });
           } catch {
             log.warn({ subject: message.subject }, 'ignored a malformed notice');
           }
@@ -190,63 +234,93 @@ export class Agent {
       this.subscriptions.push(sub);
     }
     await nc.flush();
-    log.info({ nats: url }, 'following change notices');
-    this.request({ all: true }); // a notice may have been missed before the subscription
+    log.info({ nats: url.replace(/\/\/[^@/]*@/, '//***@') }, 'following change notices');
+    void this.request({ all: true }); // a notice may have been missed before the subscription
     void (async () => {
       for await (const status of nc.status()) {
         if (status.type === 'reconnect') {
           log.info({}, 'NATS back: resyncing');
-          this.request({ all: true }); // (3)
+          void this.request({ all: true }); // (3)
         }
       }
     })();
   }
 
-  private onNotice(notice: ChangeNotice): void {
-    if (!this.deploymentSecrets.includes(notice.name)) return;
+  private isNews(notice: ChangeNotice): boolean {
+    if (!this.deploymentSecrets.includes(notice.name)) return false;
     const held = this.held.get(notice.name);
-    if (held && held.uid === notice.uid && notice.version <= held.version && notice.operation !== 'delete') return; // (4)
-    this.request({ names: [notice.name] });
+    return !(held && held.uid === notice.uid && notice.version <= held.version && notice.operation !== 'delete'); // (4)
   }
 
-  /** The deployment changed (secrets attached or detached): re-read it and sync everything. */
-  private onDeploymentNotice(notice: ChangeNotice): void {
-    this.options.log.info({ deployment: notice.name, version: notice.version, operation: notice.operation }, 'deployment changed: re-reading it');
-    void this.refreshDeployment().then(
-      () => this.request({ all: true }),
-      (error: Error) => this.options.log.warn({ err: error.message }, 'could not re-read the deployment; keeping the files as they are until the next resync'),
-    );
+  /** Steps (2), (4), (5): takes a push (or a resync's answer) into what is held; the write is queued. */
+  private onPush(push: SecretPush): void {
+    if (push.deployment) {
+      const secrets = push.deployment.secrets ?? [];
+      if (this.ready && secrets.join('\0') !== this.deploymentSecrets.join('\0')) this.options.log.info({ secrets }, 'deployment changed: secrets attached or detached');
+      this.deploymentSecrets = secrets;
+    }
+    for (const pushed of push.secrets ?? []) {
+      if (!pushed.secret) continue;
+      const next = toHeld(pushed.secret as SecretMessage);
+      const held = this.held.get(next.name);
+      if (held && held.uid === next.uid && next.version <= held.version) continue; // (4)
+      this.held.set(next.name, next);
+      this.digests.set(next.name, pushed.digest ?? '');
+    }
+    for (const name of push.removed ?? []) {
+      this.held.delete(name);
+      this.digests.delete(name);
+    }
+    if (push.deployment)
+      for (const name of [...this.held.keys()])
+        if (!this.deploymentSecrets.includes(name)) {
+          this.held.delete(name);
+          this.digests.delete(name);
+        }
+    this.queue({ write: true, nonces: push.nonce ? [push.nonce] : [] });
   }
 
-  /** Queues a sync and starts it; syncs never overlap. */
-  request(what: { all?: boolean; names?: Iterable<string>; repair?: boolean }): Promise<void> {
-    this.queue(what);
-    // Only with work queued: drain() then awaits before it clears `syncing`, so it is never left set.
-    if (!this.syncing && this.hasPending()) this.syncing = this.drain();
+  /**
+   * Queues work and starts it; writes never overlap. `all`: resync with the daemon first (its
+   * answer is written in the same pass). Resolves when the queue is drained. `throwOnFailure`:
+   * for start-up, a failure rejects instead of being retried in the background.
+   */
+  request(what: { all?: boolean; names?: Iterable<string>; repair?: boolean }, throwOnFailure = false): Promise<void> {
+    const names = [...(what.names ?? [])];
+    this.queue({ resync: Boolean(what.all) || names.length > 0, repair: what.repair });
+    if (!this.syncing && this.hasPending()) this.syncing = this.drain(throwOnFailure);
     return this.syncing ?? Promise.resolve();
   }
 
   private hasPending(): boolean {
-    return this.pending.all || this.pending.names.size > 0 || this.pending.repair === true;
+    return this.pending.resync || this.pending.write || this.pending.repair === true;
   }
 
-  private queue(what: { all?: boolean; names?: Iterable<string>; repair?: boolean }): void {
-    if (what.all) this.pending.all = true;
+  private queue(what: Partial<Batch>): void {
+    if (what.resync) this.pending.resync = true;
+    if (what.write) this.pending.write = true;
     if (what.repair) this.pending.repair = true;
-    for (const name of what.names ?? []) this.pending.names.add(name);
+    this.pending.nonces.push(...(what.nonces ?? []));
+    if (!this.syncing && this.hasPending() && !what.resync) this.syncing = this.drain(false);
   }
 
-  private async drain(): Promise<void> {
+  private async drain(throwOnFailure: boolean): Promise<void> {
     try {
       while (!this.stopped && this.hasPending()) {
         const batch = this.pending;
-        this.pending = { all: false, names: new Set() };
+        this.pending = { resync: false, write: false, nonces: [] };
         try {
           await this.sync(batch);
           this.syncBackoff.reset();
         } catch (error) {
-          // (7) What failed is tried again after a jittered backoff (or sooner, by the next notice).
-          this.queue(batch);
+          if (throwOnFailure) {
+            this.pending = { resync: false, write: false, nonces: [] };
+            throw error;
+          }
+          this.queue({ ...batch, nonces: [] });
+          // (9) The session broke: onBroken resyncs on the next address, without this backoff.
+          if (this.sessionBroken(error)) break;
+          // (7) What failed is tried again after a jittered backoff (or sooner, by the next push).
           const delay = this.syncBackoff.next();
           this.options.log.warn({ err: (error as Error).message, retry_ms: delay }, 'sync failed; retrying');
           clearTimeout(this.retryTimer);
@@ -259,28 +333,60 @@ export class Agent {
     }
   }
 
-  private async sync(batch: { all: boolean; names: Set<string>; repair?: boolean }): Promise<void> {
-    if (!batch.all && batch.names.size === 0) return this.apply(true);
-    const names = batch.all ? this.deploymentSecrets : [...batch.names].filter((n) => this.deploymentSecrets.includes(n));
-    const response = names.length ? await this.session.fetch(names) : { secrets: [] };
-    let changed = false;
-    for (const fetched of response.secrets ?? []) {
-      if (fetched.missing || !fetched.secret) {
-        changed = this.held.delete(fetched.name) || changed; // (5)
-        continue;
-      }
-      const next = toHeld(fetched.secret);
-      const held = this.held.get(next.name);
-      if (held && held.uid === next.uid && next.version <= held.version) continue; // (4)
-      this.held.set(next.name, next);
-      changed = true;
-    }
-    if (batch.all) for (const name of [...this.held.keys()]) if (!this.deploymentSecrets.includes(name)) changed = this.held.delete(name) || changed;
-    // A notice touches a few secrets: dirs whose version text this agent wrote last are left
-    // alone. A full resync looks at every dir on disk too.
-    await this.apply(false, !batch.all);
-    if (changed || batch.all) this.scheduleReport();
+  private sessionBroken(error: unknown): boolean {
+    const code = (error as SessionRequestError).code;
+    return error instanceof Error && error.name === 'SessionRequestError' && (code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED || code === GrpcStatus.CANCELLED);
   }
+
+  private heldVersions() {
+    return [...this.held.values()].map((s) => ({ name: s.name, uid: s.uid, version: s.version, digest: this.digests.get(s.name) ?? '' }));
+  }
+
+  private async sync(batch: Batch): Promise<void> {
+    if (batch.resync) {
+      // (3) The answer is handed to onPush (which queues a write with its nonce) before this resolves.
+      await this.session.resync({ agent_id: this.agentId, held: this.heldVersions(), resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)) });
+      this.brokenRounds = 0;
+      this.reconnectBackoff.reset();
+      const answered = this.pending;
+      this.pending = { resync: false, write: false, nonces: [] };
+      batch.write = true;
+      batch.nonces.push(...answered.nonces);
+      batch.repair ||= answered.repair;
+      if (answered.resync) this.pending.resync = true;
+    }
+    if (!batch.write) {
+      await this.apply(true);
+      return this.acknowledge([], '');
+    }
+    // A push touches a few secrets: dirs whose version text this agent wrote last are left
+    // alone. A full resync looks at every dir on disk too.
+    try {
+      await this.apply(false, !batch.resync);
+      if (this.lastNack) this.reportDue = true; // (7) the write that failed went through now
+    } catch (error) {
+      this.acknowledge(batch.nonces, (error as Error).message); // (7) NACK
+      throw error;
+    }
+    this.acknowledge(batch.nonces, '');
+  }
+
+  /** Steps (2), (8): ACK or NACK each push written, with what is on disk; one report when there is none to answer. */
+  private acknowledge(nonces: string[], nackReason: string): void {
+    if (nonces.length === 0 && !this.reportDue) return;
+    this.reportDue = false;
+    this.lastNack = nackReason;
+    // What is on disk, not what is held: a version left out or not written yet is not applied
+    // (version 0 when none ever was), so `lockbox status` lists the agent with its problems.
+    const applied = [...this.held.values()].map((s) => {
+      const onDisk = this.applied.get(s.name);
+      return { name: s.name, uid: onDisk?.uid ?? '', version: onDisk?.version ?? 0, applied_time: onDisk?.time ?? '' };
+    });
+    for (const nonce of nonces.length ? nonces : ['']) this.session.ack({ nonce, applied, nack_reason: nackReason, problems: this.problems });
+  }
+
+  /** Something the daemon should hear changed (a repair, problems) without a push to answer. */
+  private reportDue = false;
 
   /**
    * Renders what is held and writes every dir (a no-op where nothing changed). `trustWritten`:
@@ -341,34 +447,13 @@ export class Agent {
     for (const name of [...this.applied.keys()]) if (!this.held.has(name)) news = this.applied.delete(name) || news;
     for (const problem of rendered.problems) if (!this.problems.includes(problem)) this.options.log.warn({ problem }, 'problem with a mounted secret');
     this.problems = rendered.problems;
-    if (news) this.scheduleReport();
+    if (news) this.reportDue = true;
     this.lastRendered = rendered;
     if (changed) this.options.onChange?.(rendered);
     if (failed.length) {
       // The sync fails, so it is retried; the daemon has heard of the problem meanwhile (above).
       throw new MountWriteError(rendered.problems.filter((p) => failed.some((f) => p.startsWith(`mount "${f}" `))).join('; '));
     }
-  }
-
-  /** Reports at most every 250 ms: a burst of updates costs the daemon one write per agent. */
-  private scheduleReport(): void {
-    if (this.reportTimer || this.stopped) return;
-    this.reportTimer = setTimeout(() => {
-      this.reportTimer = undefined;
-      void this.report();
-    }, 250);
-  }
-
-  private async report(): Promise<void> {
-    // What is on disk, not what is held: a version left out or not written yet is not applied
-    // (version 0 when none ever was), so `lockbox status` lists the agent with its problems.
-    const applied = [...this.held.values()].map((s) => {
-      const onDisk = this.applied.get(s.name);
-      return { name: s.name, resource_group: s.resourceGroup, uid: onDisk?.uid ?? '', version: onDisk?.version ?? 0, applied_time: onDisk?.time ?? '' };
-    });
-    await this.session
-      .report({ agent_id: this.agentId, applied, resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)), problems: this.problems })
-      .catch((error: Error) => this.options.log.warn({ err: error.message }, 'status report failed'));
   }
 
   /**
@@ -447,7 +532,8 @@ export class Agent {
   /** Re-applies what is held: every dir that no longer matches is rewritten (through the sync queue). */
   repair(): Promise<void> {
     if (!this.lastRendered || this.stopped) return Promise.resolve();
-    return this.request({ repair: true });
+    this.queue({ repair: true });
+    return this.syncing ?? Promise.resolve();
   }
 
   async stop(): Promise<void> {
@@ -455,14 +541,13 @@ export class Agent {
     clearTimeout(this.resyncTimer);
     clearTimeout(this.repairTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.reconnectTimer);
     clearInterval(this.repairInterval);
-    clearTimeout(this.reportTimer);
     for (const watched of this.watches?.values() ?? []) for (const w of [watched.mount, ...watched.version]) w?.close();
     await this.syncing;
     await this.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.nc?.close().catch(() => {});
-    this.session.close();
-    this.client.close();
+    await this.session.close();
   }
 }

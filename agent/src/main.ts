@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
-import { durationHelp, parseDuration, parseHostPort, parseNatsUrl, SettingError } from '../../shared/src/settings.js';
+import { durationHelp, parseDuration, parseHostPort, parseNatsUrls, SettingError } from '../../shared/src/settings.js';
+import { parseDaemonAddresses } from './daemon-addresses.js';
+import { checkNatsOptions } from './nats-options.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { Agent, MountWriteError } from './agent.js';
 import type { Rendered } from './render.js';
@@ -34,12 +36,20 @@ function group(text: string | undefined): number | undefined {
 function common(command: Command): Command {
   const env = (n: string) => `LOCKBOX_${n}`;
   return command
-    .addOption(new Option('--addr <host:port>', 'lockboxd gRPC address').env(env('ADDR')).default('127.0.0.1:7700'))
+    .addOption(new Option('--addr <host:port,...>', 'lockboxd gRPC address(es): host:port, a comma list of replicas, a DNS name that resolves to several, or ipv4:a:p,b:p; a broken session moves to the next').env(env('ADDR')).default('127.0.0.1:7700'))
     .addOption(new Option('--token <token>', 'agent token').env(env('TOKEN')))
     .addOption(new Option('--token-file <path>', 'file holding the agent token').env(env('TOKEN_FILE')))
     .addOption(new Option('--bentoml-home <dir>', 'where secrets are written (default: $BENTOML_HOME, else ~/bentoml)').env('BENTOML_HOME'))
-    .addOption(new Option('--nats-url <url>', 'NATS for change notices (default: what lockboxd advertises; "none": resync only)').env(env('NATS_URL')))
-    .addOption(new Option('--resync-interval <duration>', 'full resync period').env(env('RESYNC_INTERVAL')).default('60s'))
+    .addOption(new Option('--nats-url <url,...>', 'optional: NATS notices as an extra resync trigger (changes are pushed on the session anyway); a comma list, or "advertised" for what lockboxd advertises; default none').env(env('NATS_URL')))
+    .addOption(new Option('--nats-token <token>', 'NATS token').env(env('NATS_TOKEN')))
+    .addOption(new Option('--nats-user <user>', 'NATS user (with --nats-password)').env(env('NATS_USER')))
+    .addOption(new Option('--nats-password <password>', 'NATS password').env(env('NATS_PASSWORD')))
+    .addOption(new Option('--nats-creds <path>', 'NATS creds file (JWT and NKey seed)').env(env('NATS_CREDS')))
+    .addOption(new Option('--nats-ca <path>', 'CA bundle for the NATS server\'s certificate: enables TLS').env(env('NATS_CA')))
+    .addOption(new Option('--nats-ping-interval <duration>', 'NATS ping interval (two unanswered drop the connection); a bare number is seconds').env(env('NATS_PING_INTERVAL')).default('5s'))
+    .addOption(new Option('--keepalive-time <duration>', 'gRPC keepalive: ping lockboxd after this long without traffic').env(env('KEEPALIVE_TIME')).default('5s'))
+    .addOption(new Option('--keepalive-timeout <duration>', 'gRPC keepalive: a ping unanswered this long means lockboxd is dead or hung: move to the next address').env(env('KEEPALIVE_TIMEOUT')).default('5s'))
+    .addOption(new Option('--resync-interval <duration>', 'full resync period (what is held is compared by version; only what differs is sent)').env(env('RESYNC_INTERVAL')).default('60s'))
     .addOption(new Option('--file-mode <octal>', 'mode of written files').env(env('FILE_MODE')).default('0400'))
     .addOption(new Option('--dir-mode <octal>', 'mode of written dirs').env(env('DIR_MODE')).default('0500'))
     .addOption(new Option('--group <name|gid>', 'group owner of written files (use with 0440/0550)').env(env('GROUP')))
@@ -64,18 +74,23 @@ function buildAgent(o: Record<string, string | undefined>, { onChange, follow = 
   const home = o.bentomlHome || join(homedir(), 'bentoml');
   if (!existsSync(home)) throw new SettingError(`--bentoml-home: ${home} does not exist`);
   if (!statSync(home).isDirectory()) throw new SettingError(`--bentoml-home: ${home} is not a directory`);
-  // gRPC's own target forms (unix:/path, dns:host:port) pass as they are; anything else is host:port.
-  if (!/^(unix|unix-abstract|dns|ipv4|ipv6):/.test(o.addr!)) parseHostPort(o.addr!, '--addr');
+  parseDaemonAddresses(o.addr!, '--addr');
   const resyncIntervalMs = parseDuration(o.resyncInterval!, '--resync-interval');
   if (resyncIntervalMs < 100 || resyncIntervalMs > 86_400_000) throw new SettingError(`--resync-interval: "${o.resyncInterval}" must be from 100ms to 24h`);
-  // Unset: what lockboxd advertises; "none" (or ""): resync only.
-  const given = o.natsUrl === undefined ? undefined : parseNatsUrl(o.natsUrl, '--nats-url');
-  const natsUrl = !follow ? 'none' : given === undefined ? undefined : given || 'none';
+  // Unset, "none" or "": pushes on the session only; "advertised": what lockboxd advertises.
+  const given = o.natsUrl === undefined || o.natsUrl === 'advertised' ? o.natsUrl : parseNatsUrls(o.natsUrl, '--nats-url') || 'none';
+  const natsUrl = !follow ? 'none' : given;
+  const nats = { token: o.natsToken, user: o.natsUser, password: o.natsPassword, credsFile: o.natsCreds, caFile: o.natsCa, pingIntervalMs: parseDuration(o.natsPingInterval ?? '5s', '--nats-ping-interval') };
+  checkNatsOptions(nats);
+  const keepalive = { timeMs: parseDuration(o.keepaliveTime ?? '5s', '--keepalive-time'), timeoutMs: parseDuration(o.keepaliveTimeout ?? '5s', '--keepalive-timeout') };
+  for (const [ms, setting] of [[keepalive.timeMs, '--keepalive-time'], [keepalive.timeoutMs, '--keepalive-timeout'], [nats.pingIntervalMs, '--nats-ping-interval']] as const)
+    if (ms < 1000 || ms > 3_600_000) throw new SettingError(`${setting}: must be from 1s to 1h`);
   const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
   return new Agent({
-    client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000 },
+    client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000, keepalive },
     bentomlHome: home,
     natsUrl,
+    nats,
     resyncIntervalMs,
     modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
     agentId: o.agentId,

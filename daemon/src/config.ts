@@ -30,6 +30,10 @@ export interface DaemonConfig {
   quotas: { maxTenantWideSecrets: number; maxResourceGroups: number };
   /** "durable": a value leaves only after its read is on disk in the audit log; "async": queued. */
   auditReads: 'durable' | 'async';
+  /** Live agent ids per deployment (on this daemon); a new one past it is refused (AGENT_LIMIT). */
+  maxAgentsPerDeployment: number;
+  /** gRPC keepalive towards agents and clients: a ping after timeMs without traffic, the connection dropped after timeoutMs unanswered. */
+  keepalive: { timeMs: number; timeoutMs: number };
 }
 
 export const defaults = {
@@ -44,6 +48,9 @@ export const defaults = {
   idempotencyTtl: '24h',
   maxTenantWideSecrets: 5,
   maxResourceGroups: 50,
+  maxAgentsPerDeployment: 1000,
+  keepaliveTime: '5s',
+  keepaliveTimeout: '5s',
 };
 
 /** "8MiB", "512KiB", "1048576" (bytes). */
@@ -81,6 +88,9 @@ export function daemonCommand(): Command {
     .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
     .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
+    .addOption(new Option('--max-agents-per-deployment <n>', 'live agents per deployment; a new agent id past it is refused (AGENT_LIMIT)').env(env('MAX_AGENTS_PER_DEPLOYMENT')).default(String(defaults.maxAgentsPerDeployment)))
+    .addOption(new Option('--keepalive-time <duration>', 'gRPC keepalive: ping a connection after this long without traffic').env(env('KEEPALIVE_TIME')).default(defaults.keepaliveTime))
+    .addOption(new Option('--keepalive-timeout <duration>', 'gRPC keepalive: drop a connection whose ping is unanswered this long (a dead or hung agent)').env(env('KEEPALIVE_TIMEOUT')).default(defaults.keepaliveTimeout))
     .addHelpText('after', `\n${durationHelp}\n`)
     .showHelpAfterError()
     .allowExcessArguments(false)
@@ -107,12 +117,21 @@ interface RawOptions {
   maxTenantWideSecrets?: string;
   maxResourceGroups?: string;
   auditReads?: string;
+  maxAgentsPerDeployment?: string;
+  keepaliveTime?: string;
+  keepaliveTimeout?: string;
 }
 
 function wholeNumber(text: string, min: number, max: number, setting: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new SettingError(`${setting}: "${text}" must be a whole number from ${min} to ${max}`);
   return n;
+}
+
+function keepaliveDuration(text: string, setting: string): number {
+  const ms = parseDuration(text, setting);
+  if (ms < 1000 || ms > 3_600_000) throw new SettingError(`${setting}: "${text}" must be from 1s to 1h`);
+  return ms;
 }
 
 export function configFromOptions(raw: RawOptions): DaemonConfig {
@@ -152,6 +171,11 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
     quotas,
     auditReads: raw.auditReads === 'async' ? 'async' : 'durable',
+    maxAgentsPerDeployment: wholeNumber(raw.maxAgentsPerDeployment ?? String(defaults.maxAgentsPerDeployment), 1, 1_000_000, '--max-agents-per-deployment (LOCKBOX_MAX_AGENTS_PER_DEPLOYMENT)'),
+    keepalive: {
+      timeMs: keepaliveDuration(raw.keepaliveTime ?? defaults.keepaliveTime, '--keepalive-time (LOCKBOX_KEEPALIVE_TIME)'),
+      timeoutMs: keepaliveDuration(raw.keepaliveTimeout ?? defaults.keepaliveTimeout, '--keepalive-timeout (LOCKBOX_KEEPALIVE_TIMEOUT)'),
+    },
   };
 }
 

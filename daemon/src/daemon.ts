@@ -22,6 +22,9 @@ import type { Keyring } from './security/keyring.js';
 import { openKeyringFor } from './security/keyring-check.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './delivery/outbox-publisher.js';
+import { ChangeFeed, feedFromStore } from './delivery/change-feed.js';
+import { ReplicaNotices } from './delivery/replica-notices.js';
+import { SessionRegistry } from './delivery/session-registry.js';
 import { buildRestServer } from './api/rest-server.js';
 import { defaultConsoleDir } from './api/console-static.js';
 import { RolloutService } from './services/service-rollout.js';
@@ -49,6 +52,9 @@ export interface Daemon {
   secrets: SecretsService;
   keys: KeysService;
   auth: TokenAuthority;
+  /** Agents' sessions and what each holds (delivery). */
+  registry: SessionRegistry;
+  feed: ChangeFeed;
   stop(): Promise<void>;
 }
 
@@ -96,6 +102,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     throw error;
   }
   chainHasher = auditHasher(keyring.tokenKey);
+  // Every commit through this store is announced to the agents' sessions at once (delivery).
+  const feed = new ChangeFeed();
+  feedFromStore(store, feed);
   const auth = new TokenAuthority(store, keyring.tokenKey);
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
@@ -119,9 +128,20 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
   const audit = new AuditService(store, hasher);
-  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'));
+  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'), config.maxAgentsPerDeployment);
+  const registry = new SessionRegistry({
+    store,
+    secrets,
+    auth,
+    agents,
+    feed,
+    durableAudit: config.auditReads === 'durable',
+    onBackgroundError: (error) => log.error({ err: error.message }, 'delivering to an agent failed'),
+  });
+  const replicas = new ReplicaNotices(config.natsUrl, feed, log);
+  replicas.start();
 
-  const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, log }); // (5)
+  const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, registry, log, keepalive: config.keepalive }); // (5)
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
@@ -164,6 +184,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   } catch (error) {
     server.forceShutdown();
     await rest?.close();
+    await replicas.stop();
     await publisher.stop(0);
     await store.close();
     throw error;
@@ -200,12 +221,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         });
       });
       await drainRest;
+      await replicas.stop();
       await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
       await secrets.flushReads(); // (c)
+      await registry.stop();
       await agents.flushReports().catch((error: Error) => log.error({ err: error.message }, 'writing agent status reports failed'));
       await store.close();
       log.info('lockboxd stopped');
     })());
 
-  return { address, port, httpUrl, httpPort, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, stop };
+  return { address, port, httpUrl, httpPort, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, registry, feed, stop };
 }

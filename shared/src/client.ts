@@ -1,6 +1,7 @@
 /** A small promise wrapper over the generated gRPC clients, used by the CLI and the agent. */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import { limits } from './limits.js';
 import { loadServices, type LockboxServices } from './proto.js';
 
 export interface ClientOptions {
@@ -12,6 +13,10 @@ export interface ClientOptions {
   tlsCert?: string;
   tlsKey?: string;
   timeoutMs?: number;
+  /** gRPC keepalive: ping after this long without traffic; drop the connection when unanswered within the timeout. */
+  keepalive?: { timeMs: number; timeoutMs: number };
+  /** The name TLS verifies when `addr` is an address looked up from it (lockbox-agent's failover). */
+  serverName?: string;
 }
 
 export interface CallOptions {
@@ -25,7 +30,14 @@ export type ServiceName = keyof LockboxServices;
  * agent would stay cut off for minutes after a long daemon outage. Reconnect within 5 s instead
  * (grpc-js adds ±20 % jitter, so many agents do not come back in step).
  */
-const channelOptions = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5000 };
+const channelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 250,
+  'grpc.max_reconnect_backoff_ms': 5000,
+  // The daemon's limits (daemon/src/api/grpc-server.ts): gRPC's 4 MiB receive default refused a
+  // large deployment's fetch that the daemon had sent.
+  'grpc.max_receive_message_length': limits.maxMessageBytes,
+  'grpc.max_send_message_length': limits.maxMessageBytes,
+};
 
 export class LockboxClient {
   private readonly services = loadServices();
@@ -48,7 +60,11 @@ export class LockboxClient {
     let client = this.clients.get(service);
     if (!client) {
       // Clients of one address share a channel (grpc-js pools subchannels by target and options).
-      client = new this.services[service](this.options.addr, this.credentials, channelOptions);
+      const keepalive = this.options.keepalive
+        ? { 'grpc.keepalive_time_ms': this.options.keepalive.timeMs, 'grpc.keepalive_timeout_ms': this.options.keepalive.timeoutMs, 'grpc.keepalive_permit_without_calls': 1 }
+        : {};
+      const name = this.options.serverName ? { 'grpc.ssl_target_name_override': this.options.serverName, 'grpc.default_authority': this.options.serverName } : {};
+      client = new this.services[service](this.options.addr, this.credentials, { ...channelOptions, ...keepalive, ...name });
       this.clients.set(service, client);
     }
     return client;

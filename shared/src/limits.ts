@@ -12,4 +12,6 @@ export const limits = {
   maxListLimit: 1000,
   defaultListLimit: 100,
   maxIdempotencyKeyLength: 128,
+  /** Largest gRPC message either end takes or sends (daemon and clients alike). */
+  maxMessageBytes: 8 * 1024 * 1024,
 } as const;

@@ -36,3 +36,12 @@ export function parseNatsUrl(text: string, setting: string): string {
   if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(text)) throw new SettingError(`${setting}: "${text}" must be a nats:// URL, or "none"`);
   return text;
 }
+
+/** A comma list of NATS URLs (nats.js tries each); "" or "none" for none, returned as "". */
+export function parseNatsUrls(text: string, setting: string): string {
+  if (text === '' || text === 'none') return '';
+  return text
+    .split(',')
+    .map((url) => parseNatsUrl(url.trim(), setting))
+    .join(',');
+}

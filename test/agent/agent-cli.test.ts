@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -116,7 +116,7 @@ t.test('run serves /healthz and /readyz', async (t) => {
   t.equal(await second.done, 0, 'SIGTERM stops cleanly');
 });
 
-t.test('the lockbox-agent command (one bundled file) follows notices from the NATS the daemon advertises', async (t) => {
+t.test('the lockbox-agent command (one bundled file) gets changes pushed on its session; --nats-url advertised follows the daemon\'s NATS too', async (t) => {
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
   t.equal(join(repoRoot, pkg.bin['lockbox-agent']), agentBin, 'the installed command is the bundle');
   const firstLine = (path: string) => readFileSync(path, 'utf8').split('\n', 1)[0];
@@ -127,16 +127,24 @@ t.test('the lockbox-agent command (one bundled file) follows notices from the NA
   await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['file'] } });
   const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
   const home = realpathSync(tempDir(t));
-  // No NATS URL given and a resync a minute away: only a notice can bring the update in time.
+  // No NATS URL and a resync a minute away: only the push on the session can bring the update in time.
   const agent = run(['run', '--resync-interval', '60s'], { LOCKBOX_ADDR: d.daemon.address, LOCKBOX_TOKEN: token, BENTOML_HOME: home });
   t.teardown(() => agent.child.kill('SIGKILL'));
-  await until('following change notices', () => agent.err().includes('"following change notices"'));
+  await until('first sync', () => existsSync(join(home, 'files/TOKEN')));
   t.equal(readFileSync(join(home, 'files/TOKEN'), 'utf8'), 't1');
-  t.match(agent.err(), `"nats":"${nats.url}"`, 'the NATS the daemon advertises');
   await d.call('UpdateSecret', { scope, name: 'file', set: { TOKEN: Buffer.from('t2') } });
   await until('the update written', () => readFileSync(join(home, 'files/TOKEN'), 'utf8') === 't2', 5000);
+  t.notMatch(agent.err(), 'following change notices', 'no NATS unless asked for');
   agent.child.kill('SIGTERM');
   t.equal(await agent.done, 0, 'SIGTERM stops cleanly');
+
+  const home2 = realpathSync(tempDir(t));
+  const follower = run(['run', '--resync-interval', '60s', '--nats-url', 'advertised'], { LOCKBOX_ADDR: d.daemon.address, LOCKBOX_TOKEN: token, BENTOML_HOME: home2 });
+  t.teardown(() => follower.child.kill('SIGKILL'));
+  await until('following change notices', () => follower.err().includes('"following change notices"'));
+  t.match(follower.err(), `"nats":"${nats.url}"`, 'the NATS the daemon advertises');
+  follower.child.kill('SIGTERM');
+  t.equal(await follower.done, 0);
 });
 
 t.test('exec: the env secrets reach the command; a change restarts it, or signals it', async (t) => {

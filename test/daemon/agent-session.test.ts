@@ -1,9 +1,8 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../shared/src/proto.js';
-import { LockboxClient } from '../../shared/src/client.js';
 import { pino } from 'pino';
-import { AgentSession, SessionRequestError } from '../../agent/src/session.js';
+import { AgentSession, SessionRequestError, type SecretPush } from '../../agent/src/session.js';
 import { AgentSessions } from '../../daemon/src/api/grpc-agent-session.js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 
@@ -67,7 +66,7 @@ t.test('a session answers config, fetch and report like the unary calls, each by
   t.equal(denied.kind, 'error');
   t.match(denied.error, { code: grpc.status.PERMISSION_DENIED, error_code: 'PERMISSION_DENIED', message: /does not mount "other"/ });
   s.call.write({ id: 5 });
-  t.match((await s.answer(5)).error, { code: grpc.status.INVALID_ARGUMENT, message: /set one of config, fetch or report/ });
+  t.match((await s.answer(5)).error, { code: grpc.status.INVALID_ARGUMENT, message: /set one of resync, ack, config, fetch or report/ });
   s.call.write({ id: 6, report: { agent_id: 'bad id with spaces' } });
   t.match((await s.answer(6)).error, { code: grpc.status.INVALID_ARGUMENT, message: /agent_id/ });
   s.call.write({ id: 7, fetch: {} });
@@ -123,7 +122,7 @@ t.test('a session runs at most 16 requests at once', async (t) => {
   // Requests that never finish (a fake service behind the real session handler and token check):
   // the only way to hold 16 in flight.
   const hung = { config: () => new Promise(() => {}), fetch: () => new Promise(() => {}), report: () => new Promise(() => {}) };
-  const sessions = new AgentSessions(d.daemon.auth, hung as never, pino({ level: 'silent' }));
+  const sessions = new AgentSessions(d.daemon.auth, hung as never, d.daemon.registry, pino({ level: 'silent' }));
   const server = new grpc.Server();
   server.addService(loadServices().AgentService.service, { Session: sessions.handler } as never);
   const port = await new Promise<number>((resolve, reject) =>
@@ -149,29 +148,36 @@ t.test('a stopping daemon ends sessions with UNAVAILABLE and does not wait for t
   t.match(await s.status, { code: grpc.status.UNAVAILABLE, details: /stopping/ });
 });
 
-t.test('AgentSession: answers by id, errors with code and details, reopens after the call ends', async (t) => {
-  const { d, token } = await setup(t);
-  const client = new LockboxClient({ addr: d.daemon.address, token });
-  const session = new AgentSession(client, 5000);
-  t.teardown(() => {
-    session.close();
-    client.close();
+function sessionTo(addr: string, token: string, timeoutMs = 5000) {
+  const pushes: SecretPush[] = [];
+  const broken: SessionRequestError[] = [];
+  const session = new AgentSession({
+    addresses: async () => addr.split(',').map((target) => ({ target })),
+    client: { token },
+    timeoutMs,
+    onPush: (push) => pushes.push(push),
+    onBroken: (error) => broken.push(error),
   });
-  const [config, fetched] = await Promise.all([session.config(), session.fetch(['openai'])]);
+  return { session, pushes, broken };
+}
+
+t.test('AgentSession: a resync is answered by a push, errors carry code and details, a broken call moves to the next address', async (t) => {
+  const { d, token } = await setup(t);
+  const other = await startTestDaemon(t); // a second daemon: the next address
+  const { session, pushes, broken } = sessionTo(`${d.daemon.address},${other.daemon.address}`, token);
+  t.teardown(() => session.close());
+  const [config] = await Promise.all([session.config(), session.resync({ agent_id: 'pod-1', held: [], resync_interval_seconds: 60 })]);
   t.same(config.deployment?.secrets, ['openai']);
-  t.equal(fetched.secrets?.[0].secret.version, 1);
-  const denied = await session.fetch(['other']).catch((e: SessionRequestError) => e);
-  t.type(denied, SessionRequestError);
-  t.match(denied, { code: grpc.status.PERMISSION_DENIED, errorCode: 'PERMISSION_DENIED', details: /does not mount/ });
+  t.equal(pushes.length, 1, 'the resync was answered before it resolved');
+  t.equal(pushes[0].secrets?.[0].secret.version, 1);
+  t.equal(session.address, d.daemon.address);
+  const refused = await session.resync({ agent_id: 'bad id', held: [], resync_interval_seconds: 60 }).catch((e: SessionRequestError) => e);
+  t.type(refused, SessionRequestError);
+  t.match(refused, { code: grpc.status.INVALID_ARGUMENT, errorCode: 'INVALID_ARGUMENT', details: /agent id of its first resync/ });
 
-  await d.restart();
-  const after = await session.fetch(['openai']).catch((e: Error) => e);
-  // The call in place ended with the daemon; the next request opens a new one.
-  const again = after instanceof Error ? await session.fetch(['openai']) : after;
-  t.equal(again.secrets?.[0].secret.version, 1, 'a new call after the daemon restarted');
-
-  session.close();
-  t.equal((await session.config()).deployment?.secrets?.[0], 'openai', 'close, then a request opens a call again');
+  await d.stop();
+  await t.resolveMatch(new Promise((r) => (function wait() { if (broken.length) r(broken[0]); else setTimeout(wait, 5); })()), { code: grpc.status.UNAVAILABLE });
+  t.equal(session.address, other.daemon.address, 'the next address is current once the call broke');
 });
 
 t.test('AgentSession: a daemon that stops answering fails the request with DEADLINE_EXCEEDED and drops the call', async (t) => {
@@ -189,15 +195,10 @@ t.test('AgentSession: a daemon that stops answering fails the request with DEADL
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
   t.teardown(() => server.forceShutdown());
-  const client = new LockboxClient({ addr: `127.0.0.1:${port}`, token: 'lbx_0000000000000000_' + 'A'.repeat(43) });
-  const session = new AgentSession(client, 200);
-  t.teardown(() => {
-    session.close();
-    client.close();
-  });
-  const started = Date.now();
+  const { session, broken } = sessionTo(`127.0.0.1:${port}`, 'lbx_0000000000000000_' + 'A'.repeat(43), 200);
+  t.teardown(() => session.close());
   await t.rejects(session.config(), { name: 'SessionRequestError', code: grpc.status.DEADLINE_EXCEEDED, details: /within 200 ms/ });
-  t.ok(Date.now() - started < 2000);
-  await t.rejects(session.fetch([]), { code: grpc.status.DEADLINE_EXCEEDED });
+  await t.rejects(session.resync({ agent_id: 'a', held: [], resync_interval_seconds: 60 }), { code: grpc.status.DEADLINE_EXCEEDED });
   t.equal(opened, 2, 'each timed-out call was dropped; the next request opened a new one');
+  t.equal(broken.length, 2, 'and each drop was told to the agent');
 });

@@ -1,9 +1,9 @@
 /**
- * AgentService.Session, the daemon's side: an agent's GetAgentConfig, FetchSecrets and
- * ReportStatus as messages on one long-lived call. The same service methods answer as for the
- * unary calls; what differs is the cost: a unary call is a new HTTP/2 stream with headers,
- * metadata and a status each (measured here, ~0.9 ms of an agent's CPU in lite mode; a message on
- * an open call ~0.2 ms).
+ * AgentService.Session, the daemon's side, kept thin: it authenticates and routes each message.
+ * `resync` and `ack` go to the session registry (daemon/src/delivery/session-registry.ts), which
+ * answers a resync with a push and pushes later changes on its own; `config`, `fetch` and
+ * `report` are answered by the same service methods as their unary calls (a message on an open
+ * call costs an agent ~0.2 ms of CPU in lite mode, a unary call ~0.9 ms).
  * 1. Every request is authenticated anew with the token the call opened with (the token cache
  *    makes that one keyed hash), so revocation and expiry hold as for unary calls. An
  *    UNAUTHENTICATED answer also ends the session with that status.
@@ -26,24 +26,35 @@ import type { CallContext } from '../services/context.js';
 import { firstValue } from './grpc-metadata.js';
 import type { Logger } from '../log.js';
 import type { AgentService } from '../services/service-agent.js';
+import type { AckMessage, ResyncMessage, SessionHandle, SessionRegistry } from '../delivery/session-registry.js';
 
 const MAX_IN_FLIGHT = 16;
 
 interface AgentRequest {
   id?: number;
-  kind?: 'config' | 'fetch' | 'report';
+  kind?: 'config' | 'fetch' | 'report' | 'resync' | 'ack';
   config?: object;
   fetch?: { names?: string[] };
   report?: object;
+  resync?: ResyncMessage;
+  ack?: AckMessage;
 }
 
 type SessionCall = grpc.ServerDuplexStream<AgentRequest, object>;
 
-const methods = {
-  config: { name: 'GetAgentConfig', run: (agents: AgentService, _request: object, ctx: CallContext) => agents.config(ctx) },
-  fetch: { name: 'FetchSecrets', run: (agents: AgentService, request: object, ctx: CallContext) => agents.fetch(request, ctx) },
-  report: { name: 'ReportStatus', run: (agents: AgentService, request: object, ctx: CallContext) => agents.report(request, ctx) },
-} as const;
+interface Route {
+  name: string;
+  /** Resolves with the answer to write, or undefined when the registry answered (resync) or nothing is answered (ack). */
+  run(parts: { agents: AgentService; registry: SessionRegistry; handle: SessionHandle; id: number }, request: any, ctx: CallContext): Promise<object | undefined>;
+}
+
+const methods: Record<NonNullable<AgentRequest['kind']>, Route> = {
+  config: { name: 'GetAgentConfig', run: ({ agents }, _request, ctx) => agents.config(ctx) },
+  fetch: { name: 'FetchSecrets', run: ({ agents }, request, ctx) => agents.fetch(request, ctx) },
+  report: { name: 'ReportStatus', run: ({ agents }, request, ctx) => agents.report(request, ctx) },
+  resync: { name: 'Session.Resync', run: ({ registry, handle, id }, request, ctx) => registry.resync(handle, request, ctx, id).then(() => undefined) },
+  ack: { name: 'Session.Ack', run: ({ registry, handle }, request, ctx) => registry.ack(handle, request, ctx).then(() => undefined) },
+};
 
 const STOPPING = 'lockboxd is stopping; open a new session';
 
@@ -61,6 +72,7 @@ export class AgentSessions {
   constructor(
     private readonly auth: TokenAuthority,
     private readonly agents: AgentService,
+    private readonly registry: SessionRegistry,
     private readonly log: Logger,
   ) {}
 
@@ -76,13 +88,21 @@ export class AgentSessions {
         if (ended) return;
         ended = true;
         this.open.delete(state);
+        this.registry.close(handle);
         if (code === GrpcStatus.OK) call.end();
         else call.emit('error', { code, details });
       },
     };
+    const handle = this.registry.open(sessionId, token, {
+      write: (response) => {
+        if (!ended) call.write(response);
+      },
+      end: (code, details) => state.end(code, details),
+    });
     const gone = () => {
       ended = true;
       this.open.delete(state);
+      this.registry.close(handle);
     };
     const endIfIdle = () => {
       if (state.inFlight > 0) return;
@@ -109,18 +129,18 @@ export class AgentSessions {
         logCall(this.log, { method: method?.name ?? 'Session', started, requestId, principal, status: GrpcStatus[error.grpcCode], error });
       };
       if (this.stopping) return refuse(new UnavailableError(STOPPING));
-      if (!method) return refuse(new InvalidArgumentError('request', 'set one of config, fetch or report'));
+      if (!method) return refuse(new InvalidArgumentError('request', 'set one of resync, ack, config, fetch or report'));
       if (state.inFlight >= MAX_IN_FLIGHT) // (3)
         return refuse(new ResourceExhaustedError(`at most ${MAX_IN_FLIGHT} requests of one session run at once`));
       state.inFlight++;
       let principal: Principal | undefined;
       void (async () => {
         principal = await this.auth.authenticate(token); // (1)
-        return method.run(this.agents, request[request.kind!] ?? {}, { principal, requestId });
+        return method.run({ agents: this.agents, registry: this.registry, handle, id }, request[request.kind!] ?? {}, { principal, requestId });
       })()
         .then(
           (response) => {
-            answer({ [request.kind!]: response }); // (2)
+            if (response) answer({ [request.kind!]: response }); // (2)
             logCall(this.log, { method: method.name, started, requestId, principal, status: 'OK' });
           },
           (caught: unknown) => {

@@ -11,6 +11,8 @@ import type { Principal, TokenAuthority } from '../security/auth.js';
 import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from '../log.js';
 import type { AgentService } from '../services/service-agent.js';
+import type { SessionRegistry } from '../delivery/session-registry.js';
+import { limits } from '../../../shared/src/limits.js';
 import { AgentSessions } from './grpc-agent-session.js';
 import { firstValue } from './grpc-metadata.js';
 import type { AuditService } from '../services/service-audit.js';
@@ -28,19 +30,29 @@ export interface GrpcServerParts {
   deployments: DeploymentsService;
   audit: AuditService;
   agents: AgentService;
+  registry: SessionRegistry;
   log: Logger;
+  /** gRPC keepalive: a ping after this long without traffic, the connection dropped when unanswered within the timeout. */
+  keepalive?: { timeMs: number; timeoutMs: number };
 }
 
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation; sessions: AgentSessions } {
-  const { auth, secrets, keys, tokens, deployments, audit, agents, log } = parts;
+  const { auth, secrets, keys, tokens, deployments, audit, agents, registry, log, keepalive } = parts;
   const refuseMalformed = malformedRequestInterceptor((method, error) => {
     const requestId = requestIdFrom(undefined);
     logCall(log, { method: method.split('/').pop()!, started: process.hrtime.bigint(), requestId, status: grpc.status[error.grpcCode], error });
     return grpcStatusOf(error, requestId);
   });
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, interceptors: [refuseMalformed] });
+  const server = new grpc.Server({
+    // The same limits as the clients' (shared/src/client.ts).
+    'grpc.max_receive_message_length': limits.maxMessageBytes,
+    'grpc.max_send_message_length': limits.maxMessageBytes,
+    // Finds a dead or hung agent, so its session (and place under the agent cap) is let go.
+    ...(keepalive ? { 'grpc.keepalive_time_ms': keepalive.timeMs, 'grpc.keepalive_timeout_ms': keepalive.timeoutMs } : {}),
+    interceptors: [refuseMalformed],
+  });
 
   function unary<Req, Res>(method: string, handler: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
@@ -68,7 +80,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   }
 
   const services = serverServices();
-  const sessions = new AgentSessions(auth, agents, log);
+  const sessions = new AgentSessions(auth, agents, registry, log);
   server.addService(services.SecretsService.service, {
     CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),
     GetSecret: unary('GetSecret', (r, c) => secrets.get(r as never, c)),

@@ -1,8 +1,19 @@
 /**
  * What lockbox-agent calls with its agent token (its deployment's configuration and secrets, its
- * status reports), and the rollout status that `lockbox status NAME` reads.
+ * status reports and push acknowledgements), and the rollout status that `lockbox status NAME`
+ * reads. Reports are believed only as far as the token allows (issue 11.6):
+ * 1. the deployment and every scope come from the token and from how the deployment resolves
+ *    each name now, never from the report;
+ * 2. a report naming a secret the deployment does not resolve is refused;
+ * 3. at most `maxAgentsPerDeployment` agent ids report for one deployment at a time (on this
+ *    daemon); a new id past it is refused with AGENT_LIMIT until one of them goes silent;
+ * 4. an agent silent for three resync intervals is stale; after AGE_OUT_INTERVALS it is left out
+ *    of status altogether (and frees its place under the cap after three);
+ * 5. agent ids are stored qualified by the deployment (`storedAgentId`), so one deployment's
+ *    token cannot overwrite what another deployment's agent of the same id reported.
  */
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import type { Principal } from '../security/auth.js';
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../../../shared/src/errors.js';
 import { CHANGES_PREFIX, deploymentSubject, encodeSubjectToken } from '../../../shared/src/subject.js';
 import { checkSecretName } from '../../../shared/src/validate.js';
 import type { CallContext } from './context.js';
@@ -12,6 +23,20 @@ import type { SecretsService } from './service-secrets.js';
 import type { AgentReport, AppliedRecord, DeploymentRecord, Store } from '../store/store.js';
 
 const MAX_PROBLEMS = 100;
+/** Step (4): silent this many resync intervals, an agent is no longer listed. */
+export const AGE_OUT_INTERVALS = 10;
+/** How a NACK reason is kept among the agent's problems (the store keeps a list of problems). */
+const NACK_PREFIX = 'NACK: ';
+const AGENT_ID = /^[\w.:/@-]{1,200}$/;
+
+/** Step (5): "|" never occurs in an agent id, so the id shown is what follows the last one. */
+function storedAgentId(deployment: DeploymentRecord, agentId: string): string {
+  return `${JSON.stringify([deployment.tenant, deployment.resourceGroup, deployment.name])}|${agentId}`;
+}
+
+function shownAgentId(stored: string): string {
+  return stored.slice(stored.lastIndexOf('|') + 1);
+}
 /** How long status reports are kept before they are written together. */
 const REPORT_WRITE_MS = 200;
 
@@ -33,13 +58,89 @@ export class AgentService {
   private readonly pendingReports = new Map<string, { report: AgentReport; applied: AppliedRecord[] }>();
   private reportTimer: NodeJS.Timeout | undefined;
   private reportsWritten: Promise<void> = Promise.resolve();
+  /** Step (3): per deployment, each agent id and when it was last heard (ms) and its interval. */
+  private readonly roster = new Map<string, Map<string, { seen: number; intervalMs: number }>>();
 
   constructor(
     private readonly store: Store,
     private readonly secrets: SecretsService,
     private readonly natsUrl: string,
     private readonly onBackgroundError: (error: Error) => void = () => {},
+    private readonly maxAgentsPerDeployment = 1000,
   ) {}
+
+  /**
+   * Step (3): checks the agent id and interval and counts the agent for its token's deployment;
+   * throws AGENT_LIMIT when the deployment already has its share of live agents.
+   */
+  admit(principal: Principal, agentId: string, intervalSeconds: number): void {
+    if (principal.role !== 'agent') throw new PermissionDeniedError('this call is for agent tokens (lockbox token create --role agent)');
+    if (!AGENT_ID.test(agentId)) throw new InvalidArgumentError('agent_id', 'must be 1-200 letters, digits or . _ - : / @');
+    if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1 || intervalSeconds > 86_400) throw new InvalidArgumentError('resync_interval_seconds', 'must be 1 to 86400');
+    const key = JSON.stringify([principal.tenant, principal.deploymentResourceGroup, principal.deployment]);
+    let agents = this.roster.get(key);
+    if (!agents) this.roster.set(key, (agents = new Map()));
+    const now = Date.now();
+    if (!agents.has(agentId) && agents.size >= this.maxAgentsPerDeployment) {
+      for (const [id, a] of agents) if (now - a.seen > 3 * a.intervalMs) agents.delete(id);
+      if (agents.size >= this.maxAgentsPerDeployment)
+        throw new ResourceExhaustedError(
+          `deployment "${principal.deployment}" already has ${agents.size} agents reporting, the most --max-agents-per-deployment allows; agent "${agentId}" is refused until one goes silent`,
+          'AGENT_LIMIT',
+        );
+    }
+    agents.set(agentId, { seen: now, intervalMs: intervalSeconds * 1000 });
+  }
+
+  /** Steps (1)-(2): what the agent says it has on disk, each name resolved by the token's deployment. */
+  private async appliedOf(deployment: DeploymentRecord, agentId: string, applied: ReportRequest['applied']): Promise<AppliedRecord[]> {
+    const scope = { tenant: deployment.tenant, resourceGroup: deployment.resourceGroup };
+    const records: AppliedRecord[] = [];
+    for (const [i, a] of (applied ?? []).entries()) {
+      checkSecretName(a.name ?? '', `applied[${i}].name`);
+      if (!deployment.secrets.includes(a.name!)) throw new InvalidArgumentError(`applied[${i}].name`, `deployment "${deployment.name}" does not mount "${a.name}"`);
+      const head = await this.secrets.resolveHead(scope, a.name!);
+      if (!head) throw new InvalidArgumentError(`applied[${i}].name`, `deployment "${deployment.name}" resolves no secret "${a.name}" now`);
+      const version = a.version ?? 0;
+      if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`applied[${i}].version`, 'must be a whole number, 0 or more');
+      const time = a.applied_time && !Number.isNaN(Date.parse(a.applied_time)) ? new Date(a.applied_time).toISOString() : new Date().toISOString();
+      records.push({ agentId: storedAgentId(deployment, agentId), tenant: deployment.tenant, resourceGroup: head.resourceGroup, name: a.name!, uid: (a.uid ?? '').slice(0, 64), version, appliedTime: time });
+    }
+    return records;
+  }
+
+  private keep(report: AgentReport, applied: AppliedRecord[]): void {
+    this.pendingReports.set(report.agentId, { report, applied });
+    this.reportTimer ??= setTimeout(() => void this.flushReports().catch(this.onBackgroundError), REPORT_WRITE_MS);
+  }
+
+  /** An agent's ACK or NACK on its session: its rollout report. */
+  async acknowledge(
+    ctx: CallContext,
+    agentId: string,
+    intervalSeconds: number,
+    ack: { applied?: ReportRequest['applied']; nack_reason?: string; problems?: string[] },
+  ): Promise<void> {
+    const deployment = await this.deploymentOf(ctx);
+    this.admit(ctx.principal, agentId, intervalSeconds);
+    const applied = await this.appliedOf(deployment, agentId, ack.applied);
+    const problems = (ack.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
+    if (ack.nack_reason) problems.unshift(NACK_PREFIX + ack.nack_reason.slice(0, 500));
+    this.keep(this.reportOf(ctx, deployment, agentId, intervalSeconds, problems), applied);
+  }
+
+  private reportOf(ctx: CallContext, deployment: DeploymentRecord, agentId: string, interval: number, problems: string[]): AgentReport {
+    return {
+      agentId: storedAgentId(deployment, agentId),
+      tenant: deployment.tenant,
+      deployment: deployment.name,
+      deploymentResourceGroup: deployment.resourceGroup,
+      tokenId: ctx.principal.tokenId,
+      lastSeenTime: new Date().toISOString(),
+      resyncIntervalSeconds: interval,
+      problems,
+    };
+  }
 
   /** Writes the reports kept so far (and waits for a write in progress). */
   flushReports(): Promise<void> {
@@ -96,42 +197,19 @@ export class AgentService {
     return { secrets, change_seq: Math.max(0, ...secrets.map((s) => s.secret?.change_seq ?? 0)) };
   }
 
+  /** ReportStatus (the unary call, and `report` on a session): as an ACK without a nonce. */
   async report(request: ReportRequest, ctx: CallContext) {
     const deployment = await this.deploymentOf(ctx);
     const agentId = request.agent_id ?? '';
-    if (!/^[\w.:/@-]{1,200}$/.test(agentId)) throw new InvalidArgumentError('agent_id', 'must be 1-200 letters, digits or . _ - : / @');
-    const problems = (request.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
     const interval = request.resync_interval_seconds ?? 60;
-    if (!Number.isInteger(interval) || interval < 1 || interval > 86_400) throw new InvalidArgumentError('resync_interval_seconds', 'must be 1 to 86400');
-    const applied = (request.applied ?? []).map((a, i) => {
-      checkSecretName(a.name ?? '', `applied[${i}].name`);
-      if (!deployment.secrets.includes(a.name!)) throw new InvalidArgumentError(`applied[${i}].name`, `deployment "${deployment.name}" does not mount "${a.name}"`);
-      return {
-        agentId,
-        tenant: deployment.tenant,
-        resourceGroup: a.resource_group ?? '',
-        name: a.name!,
-        uid: a.uid ?? '',
-        version: a.version ?? 0,
-        appliedTime: a.applied_time || new Date().toISOString(),
-      };
-    });
-    const report: AgentReport = {
-      agentId,
-      tenant: deployment.tenant,
-      deployment: deployment.name,
-      deploymentResourceGroup: deployment.resourceGroup,
-      tokenId: ctx.principal.tokenId,
-      lastSeenTime: new Date().toISOString(),
-      resyncIntervalSeconds: interval,
-      problems,
-    };
-    this.pendingReports.set(agentId, { report, applied });
-    this.reportTimer ??= setTimeout(() => void this.flushReports().catch(this.onBackgroundError), REPORT_WRITE_MS);
+    this.admit(ctx.principal, agentId, interval);
+    const applied = await this.appliedOf(deployment, agentId, request.applied);
+    const problems = (request.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
+    this.keep(this.reportOf(ctx, deployment, agentId, interval, problems), applied);
     return {};
   }
 
-  /** Which agents hold which version of a secret; agents silent for three intervals are stale. */
+  /** Which agents hold which version of a secret; step (4). */
   async status(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
     const scope = this.secrets.resolveScope(request.scope, ctx, 'read-metadata');
     const name = request.name ?? '';
@@ -140,16 +218,20 @@ export class AgentService {
     if (!head) throw new NotFoundError(`secret "${name}" not found`, 'SECRET_NOT_FOUND');
     await this.flushReports().catch(this.onBackgroundError); // a failed write of reports is logged; the status shows what is stored
     const now = Date.now();
-    const agents = (await this.store.agentsHolding(scope.tenant, scope.resourceGroup, name)).map((a) => ({
-      agent_id: a.agentId,
-      deployment: a.report.deployment,
-      deployment_resource_group: a.report.deploymentResourceGroup,
-      version: a.uid === head.uid ? a.version : 0,
-      applied_time: a.appliedTime,
-      last_seen_time: a.report.lastSeenTime,
-      stale: now - Date.parse(a.report.lastSeenTime) > 3 * a.report.resyncIntervalSeconds * 1000,
-      problems: a.report.problems,
-    }));
+    const silentFor = (a: { report: AgentReport }) => now - Date.parse(a.report.lastSeenTime);
+    const agents = (await this.store.agentsHolding(scope.tenant, scope.resourceGroup, name))
+      .filter((a) => silentFor(a) <= AGE_OUT_INTERVALS * a.report.resyncIntervalSeconds * 1000)
+      .map((a) => ({
+        agent_id: shownAgentId(a.agentId),
+        deployment: a.report.deployment,
+        deployment_resource_group: a.report.deploymentResourceGroup,
+        version: a.uid === head.uid ? a.version : 0,
+        applied_time: a.appliedTime,
+        last_seen_time: a.report.lastSeenTime,
+        stale: silentFor(a) > 3 * a.report.resyncIntervalSeconds * 1000,
+        problems: a.report.problems.filter((p) => !p.startsWith(NACK_PREFIX)),
+        nack_reason: a.report.problems.find((p) => p.startsWith(NACK_PREFIX))?.slice(NACK_PREFIX.length) ?? '',
+      }));
     const live = agents.filter((a) => !a.stale);
     const current = live.filter((a) => a.version === head.version).length;
     const stale = agents.length - live.length;

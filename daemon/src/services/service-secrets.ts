@@ -229,6 +229,24 @@ export class SecretsService {
     return scope;
   }
 
+  /**
+   * An agent reads exactly what its deployment resolves, at the current version: not the
+   * tenant-wide secret of a name its group overrides, not a version before the current one.
+   */
+  private async checkAgentResolution(ctx: CallContext, head: SecretHead, version: number | undefined): Promise<void> {
+    const { principal } = ctx;
+    const resolved = await this.resolveHead({ tenant: principal.tenant, resourceGroup: principal.deploymentResourceGroup }, head.name);
+    if (!resolved || resolved.uid !== head.uid)
+      throw new PermissionDeniedError(`deployment "${principal.deployment}" resolves "${head.name}" from ${resolved ? describeScope(resolved) : 'nowhere'}; agent token ${principal.tokenId} reads only that`);
+    if (version && version !== head.version)
+      throw new PermissionDeniedError(`agent token ${principal.tokenId} reads only the current version of "${head.name}" (${head.version})`);
+  }
+
+  /** The values of a stored version (delivery opens the version a push carries through this). */
+  openRecord(record: VersionRecord): Record<string, Uint8Array> {
+    return this.changes.openRecord(record);
+  }
+
   private async getAuthorized(request: GetSecretRequest, ctx: CallContext): Promise<SecretMessage> {
     const action = request.include_values ? 'read-values' : 'read-metadata';
     const scope = ctx.principal.role === 'agent' ? await this.authorizeAgent(request, ctx) : this.resolveScope(request.scope, ctx, action);
@@ -237,6 +255,7 @@ export class SecretsService {
     const head = await this.rules.resolveHead(scope, name);
     if (!head) throw new NotFoundError(`secret "${name}" not found in ${describeScope(scope)}${scope.resourceGroup === '*' ? '' : ' or tenant-wide'}`, 'SECRET_NOT_FOUND');
     if (head.resourceGroup !== scope.resourceGroup && ctx.principal.role !== 'agent') this.resolveScope({ tenant: head.tenant, resource_group: head.resourceGroup }, ctx, action);
+    if (ctx.principal.role === 'agent') await this.checkAgentResolution(ctx, head, request.version);
     let record: VersionRecord = head;
     if (request.version && request.version !== head.version) {
       if (request.version < 0) throw new InvalidArgumentError('version', 'must be positive');

@@ -1,0 +1,342 @@
+/**
+ * The daemon's side of delivery, xDS-style: who holds which version, and pushing what differs.
+ * Each open AgentService.Session is a handle here, indexed by its deployment. The registry keeps,
+ * per session, what the agent holds or was last sent (name → uid, version, digest).
+ * 1. Resync: the agent says what it holds; that replaces what the registry knew, and the answer
+ *    (same request id) is a push of only what differs, with the deployment's secret list.
+ * 2. Changes: the change feed names a secret (tenant, resource group, name) or a deployment; each
+ *    session whose deployment resolves that name (its own group, or tenant-wide) is compared
+ *    again, for that name only; a deployment change re-reads the deployment and compares all.
+ * 3. Comparing decrypts nothing: a name is sent when the version the deployment resolves now has
+ *    another uid, a higher version, or (same version) another digest than what the agent holds.
+ *    A repeated change (own commit, then its NATS notice) finds nothing to send.
+ * 4. Before values leave: the token is checked again (a revoked token ends the session), each
+ *    version is opened once per wave (a short cache, so a rotation fanned out to N agents
+ *    decrypts once), and every delivery is audited as `secret.deliver` through the read audit
+ *    log (identical deliveries in one write share one counted entry; in durable mode a value
+ *    leaves only once its record is on disk).
+ * 5. A push is split into pages of at most PAGE_BYTES of values (one secret is at most 1 MiB),
+ *    all with one nonce and `more` on all but the last; each page fits gRPC's default limit.
+ * 6. Runs of one session never overlap: what arrives during one is merged into the next.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { FailedPreconditionError, InvalidArgumentError, LockboxError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
+import { checkSecretName } from '../../../shared/src/validate.js';
+import { auditDraft } from '../security/audit.js';
+import type { Principal, TokenAuthority } from '../security/auth.js';
+import { ReadAuditLog } from '../security/read-audit.js';
+import type { CallContext } from '../services/context.js';
+import { deploymentMessage, secretMessage } from '../services/messages.js';
+import type { AgentService } from '../services/service-agent.js';
+import type { SecretsService } from '../services/service-secrets.js';
+import type { DeploymentRecord, SecretHead, Store } from '../store/store.js';
+import type { ChangeFeed, FeedChange } from './change-feed.js';
+
+/** Values per page of a push (step 5). */
+export const PAGE_BYTES = 3 * 1024 * 1024;
+const MAX_HELD = 1000;
+/** How long an opened version stays in the wave cache (step 4). */
+const OPENED_TTL_MS = 2000;
+
+interface Known {
+  uid: string;
+  version: number;
+  digest: string;
+}
+
+/** How the registry talks to one agent's call (the gRPC boundary provides it). */
+export interface SessionSink {
+  write(response: object): void;
+  end(code: number, details: string): void;
+}
+
+export interface ResyncMessage {
+  agent_id?: string;
+  held?: Array<{ name?: string; uid?: string; version?: number; digest?: string }>;
+  resync_interval_seconds?: number;
+}
+
+export interface AckMessage {
+  nonce?: string;
+  applied?: Array<{ name?: string; uid?: string; version?: number; applied_time?: string }>;
+  nack_reason?: string;
+  problems?: string[];
+}
+
+interface Run {
+  all: boolean;
+  names: Set<string>;
+  /** The resync request this run answers. */
+  replyTo?: number;
+}
+
+export class SessionHandle {
+  principal: Principal | undefined;
+  deployment: DeploymentRecord | undefined;
+  agentId: string | undefined;
+  intervalSeconds = 60;
+  readonly known = new Map<string, Known>();
+  pending: Run | undefined;
+  running = false;
+  closed = false;
+  pushes = 0;
+
+  constructor(
+    readonly sessionId: string,
+    readonly token: string | undefined,
+    readonly sink: SessionSink,
+  ) {}
+
+  get deploymentKey(): string | undefined {
+    const p = this.principal;
+    return p && JSON.stringify([p.tenant, p.deploymentResourceGroup, p.deployment]);
+  }
+}
+
+/** What the agent echoes back to say which bytes it holds: from the sealed payload, so comparing needs no key. */
+export function digestOf(head: SecretHead): string {
+  return createHash('sha256').update(head.envelope.ciphertext).digest('base64url').slice(0, 22);
+}
+
+export interface SessionRegistryOptions {
+  store: Store;
+  secrets: SecretsService;
+  auth: TokenAuthority;
+  agents: AgentService;
+  feed: ChangeFeed;
+  durableAudit: boolean;
+  onBackgroundError: (error: Error) => void;
+}
+
+export class SessionRegistry {
+  private readonly byScope = new Map<string, Set<SessionHandle>>();
+  private readonly byTenant = new Map<string, Set<SessionHandle>>();
+  private readonly opened = new Map<string, Promise<Record<string, Uint8Array>>>();
+  private readonly deliveries: ReadAuditLog;
+  private readonly stopListening: () => void;
+  /** Values pushed since start (one per secret and session). */
+  delivered = 0;
+
+  constructor(private readonly options: SessionRegistryOptions) {
+    this.deliveries = new ReadAuditLog(options.store, options.durableAudit, options.onBackgroundError);
+    this.stopListening = options.feed.listen((change) => this.onChange(change));
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.byTenant.values()) n += set.size;
+    return n;
+  }
+
+  open(sessionId: string, token: string | undefined, sink: SessionSink): SessionHandle {
+    return new SessionHandle(sessionId, token, sink);
+  }
+
+  close(handle: SessionHandle): void {
+    handle.closed = true;
+    this.unindex(handle);
+  }
+
+  private index(handle: SessionHandle): void {
+    const p = handle.principal!;
+    const add = (map: Map<string, Set<SessionHandle>>, key: string) => {
+      let set = map.get(key);
+      if (!set) map.set(key, (set = new Set()));
+      set.add(handle);
+    };
+    add(this.byScope, JSON.stringify([p.tenant, p.deploymentResourceGroup]));
+    add(this.byTenant, p.tenant);
+  }
+
+  private unindex(handle: SessionHandle): void {
+    const p = handle.principal;
+    if (!p) return;
+    const drop = (map: Map<string, Set<SessionHandle>>, key: string) => {
+      const set = map.get(key);
+      set?.delete(handle);
+      if (set?.size === 0) map.delete(key);
+    };
+    drop(this.byScope, JSON.stringify([p.tenant, p.deploymentResourceGroup]));
+    drop(this.byTenant, p.tenant);
+  }
+
+  /** Step (1). Resolves once the answer is written (or refused). */
+  async resync(handle: SessionHandle, request: ResyncMessage, ctx: CallContext, replyTo: number): Promise<void> {
+    const { principal } = ctx;
+    if (principal.role !== 'agent') throw new PermissionDeniedError('this call is for agent tokens (lockbox token create --role agent)');
+    if (handle.principal && handle.principal.tokenId !== principal.tokenId) throw new PermissionDeniedError('a session keeps the token it opened with');
+    const agentId = request.agent_id ?? '';
+    if (handle.agentId !== undefined && handle.agentId !== agentId) throw new InvalidArgumentError('agent_id', 'a session keeps the agent id of its first resync');
+    const interval = request.resync_interval_seconds ?? 60;
+    const held = request.held ?? [];
+    if (held.length > MAX_HELD) throw new InvalidArgumentError('held', `at most ${MAX_HELD} entries`);
+    const known = new Map<string, Known>();
+    held.forEach((h, i) => {
+      checkSecretName(h.name ?? '', `held[${i}].name`);
+      const version = h.version ?? 0;
+      if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`held[${i}].version`, 'must be a whole number, 0 or more');
+      if ((h.uid ?? '').length > 64 || (h.digest ?? '').length > 64) throw new InvalidArgumentError(`held[${i}]`, 'uid and digest are at most 64 characters');
+      known.set(h.name!, { uid: h.uid ?? '', version, digest: h.digest ?? '' });
+    });
+    // Cap and roster (issue 11.6): throws past --max-agents-per-deployment.
+    this.options.agents.admit(principal, agentId, interval);
+    handle.agentId = agentId;
+    handle.intervalSeconds = interval;
+    if (!handle.principal) {
+      handle.principal = principal;
+      if (!handle.closed) this.index(handle);
+    }
+    handle.known.clear();
+    for (const [name, k] of known) handle.known.set(name, k);
+    await this.schedule(handle, { all: true, names: new Set(), replyTo });
+  }
+
+  /** The agent's ACK or NACK: its rollout report. */
+  async ack(handle: SessionHandle, request: AckMessage, ctx: CallContext): Promise<void> {
+    if (handle.agentId === undefined) throw new FailedPreconditionError('send a resync before acknowledging pushes', 'FAILED_PRECONDITION');
+    await this.options.agents.acknowledge(ctx, handle.agentId, handle.intervalSeconds, request);
+  }
+
+  /** Step (2). */
+  private onChange(change: FeedChange): void {
+    if (change.kind === 'all') {
+      for (const set of this.byTenant.values()) for (const handle of set) void this.schedule(handle, { all: true, names: new Set() });
+      return;
+    }
+    if (change.kind === 'deployment') {
+      for (const handle of this.byScope.get(JSON.stringify([change.tenant, change.resourceGroup])) ?? [])
+        if (handle.principal?.deployment === change.name) void this.schedule(handle, { all: true, names: new Set() });
+      return;
+    }
+    const candidates = change.resourceGroup === '*' ? this.byTenant.get(change.tenant) : this.byScope.get(JSON.stringify([change.tenant, change.resourceGroup]));
+    for (const handle of candidates ?? []) {
+      if (handle.deployment && !handle.deployment.secrets.includes(change.name)) continue;
+      void this.schedule(handle, { all: false, names: new Set([change.name]) });
+    }
+  }
+
+  /** Step (6): merges `run` into what is pending and drains; resolves when this run's work is written. */
+  private schedule(handle: SessionHandle, run: Run): Promise<void> {
+    const pending = handle.pending;
+    if (pending) {
+      pending.all ||= run.all;
+      for (const name of run.names) pending.names.add(name);
+      if (run.replyTo !== undefined) {
+        if (pending.replyTo !== undefined) handle.sink.write({ id: pending.replyTo, push: { nonce: '', secrets: [], removed: [], more: false } });
+        pending.replyTo = run.replyTo;
+      }
+    } else handle.pending = run;
+    if (handle.running) return Promise.resolve();
+    handle.running = true;
+    return this.drain(handle);
+  }
+
+  private async drain(handle: SessionHandle): Promise<void> {
+    try {
+      while (handle.pending && !handle.closed) {
+        const run = handle.pending;
+        handle.pending = undefined;
+        try {
+          await this.compareAndPush(handle, run);
+        } catch (caught) {
+          this.refuse(handle, caught, run.replyTo);
+        }
+      }
+    } finally {
+      handle.running = false;
+    }
+  }
+
+  private refuse(handle: SessionHandle, caught: unknown, replyTo: number | undefined): void {
+    const error = caught instanceof LockboxError ? caught : undefined;
+    if (error?.kind === 'UNAUTHENTICATED') {
+      if (replyTo !== undefined) handle.sink.write({ id: replyTo, error: { code: error.grpcCode, error_code: error.code, message: error.message } });
+      handle.sink.end(error.grpcCode, error.message);
+      this.close(handle);
+      return;
+    }
+    if (!error) this.options.onBackgroundError(caught as Error);
+    const code = error?.grpcCode ?? GrpcStatus.INTERNAL;
+    // Unasked (id 0): the agent learns why no push comes (e.g. its deployment was deleted).
+    handle.sink.write({ id: replyTo ?? 0, error: { code, error_code: error?.code ?? 'INTERNAL', message: error?.message ?? 'internal error; see the daemon log' } });
+  }
+
+  /** Steps (3)-(5) for one session. */
+  private async compareAndPush(handle: SessionHandle, run: Run): Promise<void> {
+    const principal = await this.options.auth.authenticate(handle.token); // (4) revocation and expiry
+    const ctx: CallContext = { principal, requestId: `${handle.sessionId}.push-${++handle.pushes}` };
+    const before = handle.deployment;
+    if (run.all || !before) {
+      const deployment = await this.options.store.getDeployment({ tenant: principal.tenant, resourceGroup: principal.deploymentResourceGroup }, principal.deployment);
+      if (!deployment) throw new NotFoundError(`deployment "${principal.deployment}" of this agent token no longer exists`, 'DEPLOYMENT_NOT_FOUND');
+      handle.deployment = deployment;
+    }
+    const deployment = handle.deployment!;
+    const scope = { tenant: deployment.tenant, resourceGroup: deployment.resourceGroup };
+    const listChanged = !before || before.secrets.join('\0') !== deployment.secrets.join('\0');
+    const names = run.all ? new Set([...deployment.secrets, ...handle.known.keys()]) : run.names;
+    const removed: string[] = [];
+    const send: Array<{ head: SecretHead; digest: string }> = [];
+    const resolved: Record<string, string> = {};
+    for (const name of names) {
+      const head = deployment.secrets.includes(name) ? await this.options.secrets.resolveHead(scope, name) : undefined;
+      if (head) resolved[name] = head.resourceGroup;
+      const known = handle.known.get(name);
+      if (!head) {
+        if (known) {
+          removed.push(name);
+          handle.known.delete(name);
+        }
+        continue;
+      }
+      const digest = digestOf(head);
+      if (known && known.uid === head.uid && (known.version > head.version || (known.version === head.version && (!known.digest || known.digest === digest)))) continue; // (3)
+      send.push({ head, digest });
+    }
+    if (!send.length && !removed.length && !listChanged && run.replyTo === undefined) return;
+    const opened = await Promise.all(send.map(({ head, digest }) => this.openOnce(head, digest)));
+    // (4) Each delivery on record before the value leaves (durable mode).
+    await Promise.all(send.map(({ head }) => this.deliveries.record(auditDraft(ctx, 'secret.deliver', head, head.name, head.version, 'ok'))));
+    if (handle.closed) return;
+    const nonce = randomUUID();
+    const deploymentField = listChanged || run.replyTo !== undefined ? { deployment: deploymentMessage(deployment, resolved) } : {};
+    const pages: Array<Array<{ name: string; secret: object; digest: string }>> = [[]];
+    let bytes = 0;
+    send.forEach(({ head, digest }, i) => {
+      const size = Object.values(opened[i]).reduce((n, v) => n + v.byteLength, 0);
+      if (bytes > 0 && bytes + size > PAGE_BYTES) { // (5)
+        pages.push([]);
+        bytes = 0;
+      }
+      bytes += size;
+      pages[pages.length - 1].push({ name: head.name, secret: secretMessage(head, head.secretCreateTime, opened[i]), digest });
+      handle.known.set(head.name, { uid: head.uid, version: head.version, digest });
+    });
+    const id = run.replyTo ?? 0;
+    pages.forEach((secrets, i) => {
+      const last = i === pages.length - 1;
+      handle.sink.write({ id, push: { nonce, secrets, removed: last ? removed : [], ...(last ? deploymentField : {}), more: !last } });
+    });
+    this.delivered += send.length;
+  }
+
+  /** Step (4): one decryption per version and wave. */
+  private openOnce(head: SecretHead, digest: string): Promise<Record<string, Uint8Array>> {
+    const key = `${head.uid}/${head.version}/${digest}`;
+    let opened = this.opened.get(key);
+    if (!opened) {
+      opened = Promise.resolve().then(() => this.options.secrets.openRecord(head));
+      this.opened.set(key, opened);
+      setTimeout(() => this.opened.delete(key), OPENED_TTL_MS).unref();
+      opened.catch(() => this.opened.delete(key));
+    }
+    return opened;
+  }
+
+  /** Writes delivery records still collected; the daemon calls it when it stops. */
+  async stop(): Promise<void> {
+    this.stopListening();
+    await this.deliveries.flush();
+  }
+}
