@@ -22,7 +22,8 @@ async function cli(args: string[]) {
 const noIo = { stdout: () => {}, stderr: () => {}, readStdin: () => Buffer.alloc(0), cwd: process.cwd() };
 const { program } = buildProgram(noIo);
 const commands = allCommands(program);
-const globalFlags = ['--addr', '--token', '--token-file', '--output', '--tls-ca', '--tls-cert', '--tls-key', '--timeout'];
+// Every option of the program (so --version, too, once it is one), and at least these.
+const globalFlags = [...new Set(['--addr', '--token', '--token-file', '--output', '--tls-ca', '--tls-cert', '--tls-key', '--timeout', ...program.options.map((o) => o.long!)])];
 
 t.test('every command\'s help lists the global flags and ends with examples', async (t) => {
   t.ok(commands.length >= 25, `${commands.length} commands`);
