@@ -166,6 +166,19 @@ t.test('the console in headless Chromium', async (t) => {
     await hostileInert('deployment page');
     const stored = await rest('GET', '/v1/admin/deployments/app', { headers: { 'AI-Tenant-Scope': 'true' } });
     t.same(stored.json.secrets, ['openai-prod', 'hf'], 'saved through the REST API');
+    // Edit: the form starts from what is stored; a clash shows there too.
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.getByRole('heading', { name: 'Edit deployment app' }).waitFor();
+    await page.waitForFunction(() => (document.getElementById('deployment-description') as { value: string } | null)?.value !== '');
+    t.same([await page.getByLabel('openai-prod').isChecked(), await page.getByLabel('hf').isChecked(), await page.getByLabel('openai-old').isChecked()], [true, true, false]);
+    await page.getByLabel('openai-old').check();
+    await page.locator('ul.clashes li').first().waitFor();
+    await page.getByLabel('openai-old').uncheck();
+    await page.getByText('No clashes.').waitFor();
+    await page.getByLabel('Description').fill('serves the chat model');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('serves the chat model').waitFor();
+    t.same((await rest('GET', '/v1/admin/deployments/app')).json.version, 2, 'the edit is saved as version 2');
   });
 
   await t.test('a running agent\'s rollout reaches 1/1 on v2 after an edit', async (t) => {
