@@ -229,7 +229,8 @@ export class AtomicWriter {
       this.written = { version, dir: current, subdirs: subdirs(current, payload.keys()).sort(byDepth), top: this.topLevel(payload.keys()) };
       return false;
     }
-    const old = fresher ? last.dir : this.currentVersionDir(true);
+    const onDisk = this.currentVersionDir(true); // (1) a ..data that is not a symlink is refused here, before anything is written
+    const old = fresher ? last.dir : onDisk;
     const newTop = this.topLevel(payload.keys());
     // When only the version changed, the links this writer made still stand (a removed one is
     // tampering, which the agent's repair pass finds through matches()); else every link is

@@ -219,3 +219,21 @@ t.test('the real agent: tamper repair and a detached secret, with planted symlin
   t.match(logs.join('\n'), join(home, 'other'), 'the refusal is logged by path');
   t.notOk(logs.join('\n').includes('sk-canary-1'), 'never a value in the log');
 });
+
+t.test('..data itself: a link to outside is replaced (never followed), a real dir is refused and left alone', async (t) => {
+  const { victim, w, dir, lines } = await setUp(t, { A: 'one' });
+  repoint(dir, victim.dir);
+  t.equal(await w.write(payload({ A: 'one' }), 'a=1\n'), true, 'repaired');
+  await w.settle();
+  victim.intact('..data led outside');
+  t.ok(lstatSync(dataDir(dir)).isDirectory(), '..data is the writer\'s link again');
+  t.match(lines.join('\n'), /\.\.data.*did not make|did not make.*\.\.data/, 'what it pointed at is logged');
+
+  unlinkSync(join(dir, '..data'));
+  mkdirSync(join(dir, '..data'));
+  writeFileSync(join(dir, '..data', 'theirs'), 'x');
+  await t.rejects(w.write(payload({ A: 'two' }), 'a=2\n'), PathSafetyError, 'a real dir at ..data is refused');
+  await w.clear();
+  t.equal(readFileSync(join(dir, '..data', 'theirs'), 'utf8'), 'x', 'clear() leaves it alone too');
+  t.match(lines.join('\n'), /nothing removed: .*\.\.data is not a symlink/);
+});
