@@ -7,6 +7,7 @@
 import t from 'tap';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { runCli } from '../../cli/src/cli.js';
 import { parseBatchFile, readMap, readValues } from '../../cli/src/inputs.js';
 import { presentData } from '../../cli/src/output.js';
 import { defaultScope as scope, startAgentWith } from '../helpers/agent.js';
@@ -99,6 +100,26 @@ t.test('CLI inputs: these names are keys, not "given twice"', async (t) => {
   t.same(text(update.update!.set), { toString: 'c' });
   t.throws(() => parseBatchFile('- {mode: constructor, name: x}', 'f.yaml'), /mode "constructor" must be create, update or delete/);
   t.same({ ...presentData(bytes([['toString', 'a']])).data }, { toString: 'a' });
+});
+
+t.test('the CLI end to end: create, get --reveal, update --remove, labels, sub-paths', async (t) => {
+  const d = await startTestDaemon(t);
+  const lockbox = async (...args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(['--addr', d.daemon.address, '--token', d.adminToken, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: () => Buffer.alloc(0), cwd: process.cwd() });
+    return { code, stdout, stderr };
+  };
+  let r = await lockbox('secret', 'create', 'proto', ...names.map((n) => `${n}=${valueOf(n)}`), '--label', 'toString=a', '--label', 'valueOf=b', '--path', 'p', '--subpath', 'constructor=ctor');
+  t.equal(r.code, 0, r.stderr);
+  r = await lockbox('secret', 'update', 'proto', 'valueOf=v2', '--remove', 'toString', '--remove-label', 'valueOf', '--label', 'constructor=c');
+  t.equal(r.code, 0, r.stderr);
+  r = await lockbox('secret', 'get', 'proto', '--reveal', '-o', 'json');
+  t.equal(r.code, 0, r.stderr);
+  const shown = JSON.parse(r.stdout);
+  t.same(shown.data, { ...Object.fromEntries(names.filter((n) => n !== 'toString').map((n) => [n, valueOf(n)])), valueOf: 'v2' });
+  t.same(shown.labels, { toString: 'a', constructor: 'c' });
+  t.same(shown.mount.sub_paths, { constructor: 'ctor' });
 });
 
 t.test('the real agent writes these keys as files, under their sub-paths, and into env files', async (t) => {
