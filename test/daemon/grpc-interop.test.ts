@@ -132,3 +132,21 @@ t.test('reflection answers by file name, refuses unknown names and extensions, a
   t.match(answerReflection(index, { message_request: 'all_extension_numbers_of_type', all_extension_numbers_of_type: 'lockbox.v1.Nope' }), notFound);
   t.match(answerReflection(index, {}), { error_response: { error_code: grpc.status.UNIMPLEMENTED } });
 });
+
+t.test('an AgentService.Session that a bad token ends carries ErrorInfo and the session\'s request id', async (t) => {
+  const d = await startTestDaemon(t);
+  const agents = new (loadServices().AgentService)(d.daemon.address, grpc.credentials.createInsecure());
+  t.teardown(() => agents.close());
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer lbx_0000000000000000_${'A'.repeat(43)}`);
+  metadata.set('x-request-id', 'session-req-1');
+  const call = (agents as any).Session(metadata) as grpc.ClientDuplexStream<object, unknown>;
+  call.on('data', () => {});
+  call.on('error', () => {});
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  call.write({ id: 1, config: {} });
+  const { code, metadata: trailers } = await status;
+  t.equal(code, grpc.status.UNAUTHENTICATED);
+  t.same(trailers.get('x-request-id'), ['session-req-1']);
+  t.same(decodeErrorInfo(trailers.get(statusDetailsKey)[0] as Buffer), { reason: 'UNAUTHENTICATED', domain: 'lockbox', metadata: { request_id: 'session-req-1' } });
+});

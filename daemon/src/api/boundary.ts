@@ -45,7 +45,7 @@ export function publicError(error: unknown, requestId: string, log: Logger): Loc
  * id (`x-request-id`) and a `google.rpc.Status` whose `google.rpc.ErrorInfo` has the stable code as
  * `reason`, domain `lockbox`, and metadata `request_id` (and `field` for a bad field).
  */
-export function grpcStatusOf(error: LockboxError, requestId: string): StatusObject {
+export function grpcStatusOf(error: Pick<LockboxError, 'grpcCode' | 'code' | 'message'>, requestId: string): StatusObject {
   const metadata = new Metadata();
   metadata.set('x-request-id', requestId);
   const info = { reason: error.code, domain: errorDomain, metadata: { request_id: requestId, ...(error instanceof InvalidArgumentError ? { field: error.field } : {}) } };

@@ -21,7 +21,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, type LockboxError } from '../../../shared/src/errors.js';
 import type { Principal, TokenAuthority } from '../security/auth.js';
-import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
+import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { CallContext } from '../services/context.js';
 import { firstValue } from './grpc-metadata.js';
 import type { Logger } from '../log.js';
@@ -90,7 +90,8 @@ export class AgentSessions {
         this.open.delete(state);
         this.registry.close(handle);
         if (code === GrpcStatus.OK) call.end();
-        else call.emit('error', { code, details });
+        // A session ends only UNAUTHENTICATED or UNAVAILABLE (stopping), whose stable codes are their names.
+        else call.emit('error', grpcStatusOf({ grpcCode: code, code: GrpcStatus[code], message: details }, sessionId));
       },
     };
     const handle = this.registry.open(sessionId, token, {
