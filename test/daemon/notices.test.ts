@@ -65,6 +65,10 @@ t.test('notices wait in the outbox while NATS is down and arrive when it is back
   await until('outbox drained after NATS came back', () => d.daemon.publisher.published >= 6, 15_000);
   t.same(await d.daemon.store.pendingNotices(100), [], 'every waiting notice was sent');
   t.ok(received.every((r) => r.notice.version >= 1 && r.notice.version <= 6), 'whatever reached the subscriber is a real version');
+  // Once the subscriber is back too, a change made now reaches it: a marker after the outage.
+  await d.call('UpdateSecret', { name: 'rotating', set: { A: Buffer.from('7') } });
+  await until('the subscriber receives a change made after the outage', () => received.some((r) => r.notice.version === 7));
+  t.pass('delivery resumed for the subscriber (notices are at least once: a repeat after the outage is allowed)');
   t.ok(d.logs.some((l) => l.includes('NATS connection lost')), 'the outage is logged');
 });
 
