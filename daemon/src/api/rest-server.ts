@@ -18,6 +18,7 @@ import { logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundar
 import type { CallContext } from '../services/context.js';
 import type { Logger } from '../log.js';
 import { buildOpenApi } from './rest-openapi.js';
+import { drainRequest } from './rest-drain.js';
 import type { RestRequest, RestRoute, RestServices } from './rest-common.js';
 import { restRoutes } from './rest-routes.js';
 import { registerConsole } from './console-static.js';
@@ -155,9 +156,10 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     return reply.code(error.httpStatus).send({ error: { code: error.code, message: error.message, request_id: request.lockbox.requestId } }); // (6)
   };
 
-  app.setErrorHandler((caught: Error & { code?: string; statusCode?: number }, request, reply) => {
+  app.setErrorHandler(async (caught: Error & { code?: string; statusCode?: number }, request, reply) => {
     request.lockbox ??= callState(request); // fastify may fail a request before onRequest runs
     const known = caught instanceof LockboxError ? undefined : fromFastifyError(caught, bodyLimit);
+    if (known?.kind === 'PAYLOAD_TOO_LARGE') await drainRequest(request.raw); // read the rest first, so the client reads the 413
     return sendError(request, reply, known ?? publicError(caught, request.lockbox.requestId, log));
   });
 
