@@ -123,9 +123,9 @@ export class Agent {
   /** Step (7): the retry of a failed sync, and its backoff (250 ms doubling to 5 s, ±20 %). */
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly syncBackoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.2 });
-  /** Step (9): the wait before resyncing after a break: none for the first, then 250 ms doubling to 1 s, ±10 %. */
+  /** Step (9): the wait before resyncing after a break: none for the first, then 250 ms doubling to 900 ms, ±10 % (under 1 s). */
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 1000, jitter: 0.1 });
+  private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 900, jitter: 0.1 });
   private brokenRounds = 0;
   private repairInterval: NodeJS.Timeout | undefined;
   /** The last write failed: the next one that succeeds is reported. */
