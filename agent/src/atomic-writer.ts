@@ -115,9 +115,6 @@ interface Written {
   top: Set<string>;
 }
 
-/** The process umask: files are created with their final mode unless it would strip bits. */
-const umask = process.umask();
-
 export class AtomicWriter {
   readonly dir: string;
   /** Step (6) of the last write, still running. */
@@ -128,6 +125,8 @@ export class AtomicWriter {
   private written: Written | undefined;
   /** Payload paths that passed (1) already: every version brings the same keys. */
   private readonly checked = new Set<string>();
+  /** The process umask when the writer was made: files are created with their final mode unless it would strip bits. */
+  private readonly umask = process.umask();
   /** Each path from the root down to `dir`, for (1). */
   private readonly segments: string[] = [];
   /** Whether `dir` is on a file system with a disk to flush to (found at the first write). */
@@ -257,7 +256,7 @@ export class AtomicWriter {
           files.push(path);
           for (let at = 0; at < content.length; ) at += writeSync(fd, content, at);
           if (gid !== undefined) fchownSync(fd, uid, gid);
-          if ((fileMode & ~umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
+          if ((fileMode & ~this.umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
         }
         // Every file and dir of the version at once: their data and their entries.
         if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...sub.map(fsyncPath)]);

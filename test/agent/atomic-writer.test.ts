@@ -142,3 +142,20 @@ t.test('the version in place, for watchers: its dirs, and whether ..data is wher
   renameSync(join(dir, 'tmp-link'), join(dir, '..data'));
   t.equal(await w.ownSwap(), false, '..data pointed elsewhere by someone else');
 });
+
+t.test('a file where a directory of the mount path should be is refused as unsafe, not retried as a disk error', async (t) => {
+  const home = realpathSync(tempDir(t));
+  writeFileSync(join(home, 'models'), 'not a dir');
+  const w = new AtomicWriter(home, 'models/demo', { fileMode: 0o400, dirMode: 0o500 });
+  await t.rejects(w.write(payload({ K: 'v' }), ''), { name: 'PathSafetyError', message: /models is not a directory/ });
+  t.equal(readFileSync(join(home, 'models'), 'utf8'), 'not a dir', 'the file is left as it was');
+});
+
+t.test('file modes are exact whatever the umask', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const previous = process.umask(0o077); // would clear every group and other bit
+  t.teardown(() => void process.umask(previous));
+  const w = new AtomicWriter(home, 'shared', { fileMode: 0o440, dirMode: 0o550 });
+  await w.write(payload({ A: 'x' }), '');
+  t.equal(statSync(join(home, 'shared', 'A')).mode & 0o777, 0o440, 'group-readable as asked, not 0400');
+});
