@@ -27,6 +27,8 @@ export interface DaemonConfig {
   logLevel: string;
   drainTimeoutMs: number;
   idempotencyTtlMs: number;
+  /** How often a signed checkpoint of the audit chain's head is written (when it moved); 0: never. */
+  auditCheckpointIntervalMs: number;
   quotas: { maxTenantWideSecrets: number; maxResourceGroups: number };
   /** "durable": a value leaves only after its read is on disk in the audit log; "async": queued. */
   auditReads: 'durable' | 'async';
@@ -46,6 +48,7 @@ export const defaults = {
   logLevel: 'info',
   drainTimeout: '10s',
   idempotencyTtl: '24h',
+  auditCheckpointInterval: '10m',
   maxTenantWideSecrets: 5,
   maxResourceGroups: 50,
   maxAgentsPerDeployment: 1000,
@@ -85,6 +88,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error').env(env('LOG_LEVEL')).default(defaults.logLevel))
     .addOption(new Option('--drain-timeout <duration>', 'how long SIGTERM waits for calls in flight').env(env('DRAIN_TIMEOUT')).default(defaults.drainTimeout))
     .addOption(new Option('--idempotency-ttl <duration>', 'how long idempotency keys are kept').env(env('IDEMPOTENCY_TTL')).default(defaults.idempotencyTtl))
+    .addOption(new Option('--audit-checkpoint-interval <duration>', 'how often the audit chain\'s head is signed, logged and published on NATS (when it moved); 0 turns it off').env(env('AUDIT_CHECKPOINT_INTERVAL')).default(defaults.auditCheckpointInterval))
     .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
     .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
@@ -114,6 +118,7 @@ interface RawOptions {
   logLevel: string;
   drainTimeout: string;
   idempotencyTtl: string;
+  auditCheckpointInterval?: string;
   maxTenantWideSecrets?: string;
   maxResourceGroups?: string;
   auditReads?: string;
@@ -169,6 +174,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     logLevel: raw.logLevel,
     drainTimeoutMs: parseDuration(raw.drainTimeout, '--drain-timeout (LOCKBOX_DRAIN_TIMEOUT)'),
     idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
+    auditCheckpointIntervalMs: parseDuration(raw.auditCheckpointInterval ?? defaults.auditCheckpointInterval, '--audit-checkpoint-interval (LOCKBOX_AUDIT_CHECKPOINT_INTERVAL)'),
     quotas,
     auditReads: raw.auditReads === 'async' ? 'async' : 'durable',
     maxAgentsPerDeployment: wholeNumber(raw.maxAgentsPerDeployment ?? String(defaults.maxAgentsPerDeployment), 1, 1_000_000, '--max-agents-per-deployment (LOCKBOX_MAX_AGENTS_PER_DEPLOYMENT)'),

@@ -29,6 +29,7 @@ import { buildRestServer } from './api/rest-server.js';
 import { defaultConsoleDir } from './api/console-static.js';
 import { RolloutService } from './services/service-rollout.js';
 import { auditHasher } from './security/audit.js';
+import { AuditCheckpoints } from './security/audit-checkpoint.js';
 import { AgentService } from './services/service-agent.js';
 import { AuditService } from './services/service-audit.js';
 import { DeploymentsService } from './services/service-deployments.js';
@@ -127,7 +128,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const keys = new KeysService(store, keyring);
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
-  const audit = new AuditService(store, hasher);
+  const checkpoints = new AuditCheckpoints({
+    store,
+    tokenKey: keyring.tokenKey,
+    log,
+    publish: (subject, payload) => publisher.publishDirect(subject, payload),
+    intervalMs: config.auditCheckpointIntervalMs,
+  });
+  checkpoints.start();
+  const audit = new AuditService(store, hasher, checkpoints);
   const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'), config.maxAgentsPerDeployment);
   const registry = new SessionRegistry({
     store,
@@ -206,6 +215,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(pruneTimer);
+      checkpoints.stop();
       health.setStatus('', 'NOT_SERVING');
       sessions.closeAll(); // agent sessions would hold the drain open: they end once their requests are answered
       const drainRest = rest ? withTimeout(rest.close(), config.drainTimeoutMs, 'REST drain').catch(() => rest!.server.closeAllConnections()) : undefined;

@@ -246,3 +246,18 @@ export function constantTimeEqual(a: string, b: string): boolean {
   if (left.length !== right.length) return false;
   return sodium.memcmp(left, right);
 }
+
+/** An Ed25519 key pair derived from a 32-byte seed (e.g. a purpose-bound subkey of the keyring). */
+export function signingKeyPair(seed: Uint8Array): { publicKey: Uint8Array; privateKey: Uint8Array } {
+  const pair = sodium.crypto_sign_seed_keypair(seed);
+  return { publicKey: pair.publicKey, privateKey: pair.privateKey };
+}
+
+export function signDetached(message: Uint8Array | string, privateKey: Uint8Array): Uint8Array {
+  return sodium.crypto_sign_detached(message, privateKey);
+}
+
+export function verifyDetached(signature: Uint8Array, message: Uint8Array | string, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  return sodium.crypto_sign_verify_detached(signature, message, publicKey);
+}

@@ -1,4 +1,7 @@
-/** `lockbox audit …`: list entries, verify the hash chain (exit 1 at the first broken entry). */
+/**
+ * `lockbox audit …`: list entries, sign the chain's head (`head`), verify the hash chain (exit 1
+ * at the first broken entry, or when a head kept elsewhere is no longer there).
+ */
 import type { Command } from 'commander';
 import { CallFailed, type CliContext } from '../context.js';
 import { positiveInt } from '../flags.js';
@@ -24,10 +27,18 @@ export function addAuditCommands(program: Command, { rpc, print }: CliContext): 
       );
     });
   audit
+    .command('head')
+    .description('sign the audit chain\'s head now (also logged and published on NATS); keep the SEQ:HASH line elsewhere for `audit verify --head`')
+    .action(async () => {
+      const r = await rpc('AuditService', 'AuditHead', {});
+      print(r, () => `${r.seq}:${r.hash}\ntime ${r.time}\npublic key ${r.public_key}\nsignature ${r.signature}\n`);
+    });
+  audit
     .command('verify')
     .description('check the hash chain of the whole audit log; exit 1 at the first broken entry')
-    .action(async () => {
-      const r = await rpc('AuditService', 'VerifyAudit', {});
+    .option('--head <seq:hash>', 'a head kept elsewhere (from `audit head`, the log or NATS): also fail when entry SEQ is gone or hashes otherwise')
+    .action(async (o) => {
+      const r = await rpc('AuditService', 'VerifyAudit', { head: o.head ?? '' });
       print(r, () => (r.ok ? `audit log intact: ${r.checked} entries verified\n` : `audit log BROKEN at entry ${r.first_broken_seq}: ${r.problem}\n`));
       if (!r.ok) throw new CallFailed(`audit log broken at entry ${r.first_broken_seq}`);
     });

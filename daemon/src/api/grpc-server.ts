@@ -109,7 +109,8 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   });
   server.addService(services.AuditService.service, {
     ListAudit: unary('ListAudit', (r, c) => audit.list(r as never, c)),
-    VerifyAudit: unary('VerifyAudit', (_r, c) => audit.verify(c)),
+    VerifyAudit: unary('VerifyAudit', (r, c) => audit.verify(r as never, c)),
+    AuditHead: unary('AuditHead', (_r, c) => audit.head(c)),
   });
   server.addService(services.AgentService.service, {
     GetAgentConfig: unary('GetAgentConfig', (_r, c) => agents.config(c)),

@@ -65,6 +65,16 @@ export class OutboxPublisher {
     this.loop = this.run();
   }
 
+  /**
+   * Sends a message that goes around the outbox (audit checkpoints, which are also logged):
+   * best effort, dropped while NATS is not connected. Returns whether it was handed to NATS.
+   */
+  publishDirect(subject: string, payload: Uint8Array): boolean {
+    if (!this.nc || !this.connected) return false;
+    this.nc.publish(subject, payload);
+    return true;
+  }
+
   /** Step (1): something may be waiting to be sent. */
   wake(): void {
     this.pendingWake = true;

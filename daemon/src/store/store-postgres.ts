@@ -350,6 +350,12 @@ export class PostgresStore implements Store {
     await this.db.transaction((db) => this.audit.insert(db, entries));
   }
 
+  async auditHead(): Promise<{ seq: number; hash: string }> {
+    await this.audit.chainPending();
+    const { rows } = await this.db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+    return rows[0] ? { seq: Number(rows[0].seq), hash: String(rows[0].hash) } : { seq: 0, hash: '' };
+  }
+
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
     await this.audit.chainPending(); // what is committed is listed, chained
     const { rows } = await this.db.query(

@@ -299,6 +299,10 @@ export class SqliteStore implements Store {
     return this.group.write(() => this.insertAudit(entries));
   }
 
+  async auditHead(): Promise<{ seq: number; hash: string }> {
+    return this.stmt.lastAudit.get() ?? { seq: 0, hash: '' };
+  }
+
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
     const rows = this.stmt.listAudit.all(
       filter.afterSeq,

@@ -258,6 +258,8 @@ export interface Store {
   /** Agents that reported holding the secret, with their last report. */
   agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>>;
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
+  /** The chain's last entry (seq 0 and hash '' when empty), everything committed chained first. */
+  auditHead(): Promise<{ seq: number; hash: string }>;
 
   /** Whether the database holds anything a keyring sealed or keyed: secrets, tokens, deployments or audit entries. */
   hasData(): Promise<boolean>;
