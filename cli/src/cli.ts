@@ -26,7 +26,7 @@ export function buildProgram(io: CliIo): { program: Command; ctx: CliContext } {
     .addOption(new Option('--addr <host:port>', 'lockboxd gRPC address').env('LOCKBOX_ADDR').default('127.0.0.1:7700'))
     .addOption(new Option('--token <token>', 'API token (prefer LOCKBOX_TOKEN or --token-file: flags show in ps)').env('LOCKBOX_TOKEN'))
     .addOption(new Option('--token-file <path>', 'file holding the token (default ./.lockbox/admin.token)').env('LOCKBOX_TOKEN_FILE'))
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table'))
+    .addOption(new Option('-o, --output <format>', 'output format (name: one kind/name line per object)').choices(['table', 'json', 'yaml', 'name']).default('table'))
     .addOption(new Option('--tls-ca <path>', 'CA bundle (PEM) to verify lockboxd: enables TLS').env('LOCKBOX_TLS_CA'))
     .addOption(new Option('--tls-cert <path>', 'client certificate (PEM) for mTLS').env('LOCKBOX_TLS_CERT'))
     .addOption(new Option('--tls-key <path>', 'client key (PEM) for mTLS').env('LOCKBOX_TLS_KEY'))

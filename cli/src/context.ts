@@ -59,8 +59,11 @@ export interface CliContext {
   globals(): GlobalOptions;
   /** One call; a gRPC error becomes CallFailed with its status name and message. */
   rpc(service: ServiceName, method: string, request: object, idempotencyKey?: string): Promise<any>;
-  /** `value` as JSON/YAML, or the text `table()` renders. */
-  print(value: unknown, table: () => string): void;
+  /**
+   * `value` as JSON/YAML, the text `table()` renders, or for `-o name` the `kind/name` lines
+   * `names()` gives (a command without names refuses `-o name` as a usage error).
+   */
+  print(value: unknown, table: () => string, names?: () => string[]): void;
   /** A file's text, or standard input for `-`; a file that cannot be read is a usage error. */
   readInputFile(file: string): string;
   close(): void;
@@ -105,9 +108,12 @@ export function cliContext(program: Command, io: CliIo): CliContext {
       connect().call(service, method, request, { idempotencyKey }).catch((error: unknown) => {
         throw new CallFailed(grpcMessage(error));
       }),
-    print(value, table) {
+    print(value, table, names) {
       const format = globals().output;
-      io.stdout(format === 'table' ? table() : renderStructured(value, format));
+      if (format === 'name') {
+        if (!names) throw new UsageError('-o name does not apply to this command (it prints no objects); use -o json or -o yaml');
+        io.stdout(names().map((line) => `${line}\n`).join(''));
+      } else io.stdout(format === 'table' ? table() : renderStructured(value, format));
     },
     readInputFile(file) {
       try {

@@ -1,10 +1,11 @@
 /**
  * CLI input parsing: `KEY=VALUE`, `KEY=@file` (the file's bytes) and `KEY=-` (standard input,
- * for one key at most), `k=v` labels and `KEY=SUB` sub-paths, and batch files for `apply`.
+ * for one key at most), `k=v` labels and `KEY=SUB` sub-paths, and deployment files for
+ * `deployment apply`. The file of `lockbox apply` is apply-file.ts.
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { hasKey, userRecord } from '../../shared/src/user-keys.js';
+import { userRecord } from '../../shared/src/user-keys.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -47,98 +48,6 @@ export function readMap(pairs: string[] | undefined, what: string): Record<strin
     out[k] = v;
   }
   return out;
-}
-
-const itemFields: Record<string, string[]> = {
-  create: ['mode', 'name', 'type', 'template', 'provider', 'description', 'labels', 'mount', 'data', 'data_base64'],
-  update: ['mode', 'name', 'set', 'set_base64', 'remove', 'replace', 'expected_version', 'description', 'labels', 'remove_labels', 'mount', 'template', 'provider'],
-  delete: ['mode', 'name', 'expected_version'],
-};
-const mountFields = ['kind', 'path', 'sub_paths', 'format'];
-
-function values(item: Record<string, unknown>, textField: string, b64Field: string, where: string): Record<string, Buffer> {
-  const out = userRecord<Buffer>();
-  for (const [field, encoding] of [[textField, 'utf8'], [b64Field, 'base64']] as const) {
-    const map = item[field];
-    if (map === undefined) continue;
-    if (!map || typeof map !== 'object' || Array.isArray(map)) throw new UsageError(`${where}.${field} must be a map of key: value`);
-    for (const [key, value] of Object.entries(map as Record<string, unknown>)) {
-      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
-        throw new UsageError(`${where}.${field}.${key} must be a string`);
-      if (key in out) throw new UsageError(`${where}: key "${key}" is given twice`);
-      if (encoding === 'base64' && !/^[A-Za-z0-9+/]*={0,2}$/.test(String(value))) throw new UsageError(`${where}.${field}.${key} is not base64`);
-      out[key] = Buffer.from(String(value), encoding);
-    }
-  }
-  return out;
-}
-
-function checkFields(object: Record<string, unknown>, allowed: string[], where: string): void {
-  const unknown = Object.keys(object).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new UsageError(`${where}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (allowed: ${allowed.join(', ')})`);
-}
-
-function mountOf(value: unknown, where: string): object | undefined {
-  if (value === undefined) return undefined;
-  if (!value || typeof value !== 'object') throw new UsageError(`${where}.mount must be a map`);
-  checkFields(value as Record<string, unknown>, mountFields, `${where}.mount`);
-  return value;
-}
-
-/**
- * A batch file: JSON or YAML, either a list of items or `{scope?: {...}, items: [...]}`. Each item
- * has `mode: create|update|delete` (default create). Values are text under `data` / `set`, or
- * base64 under `data_base64` / `set_base64`. Unknown fields are refused by name.
- */
-export function parseBatchFile(text: string, source: string): { scope?: { tenant?: string; resource_group?: string }; items: object[] } {
-  let doc: unknown;
-  try {
-    doc = YAML.parse(text);
-  } catch (error) {
-    throw new UsageError(`${source}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
-  }
-  const root = Array.isArray(doc) ? { items: doc } : (doc as Record<string, unknown> | null);
-  if (!root || typeof root !== 'object' || !Array.isArray(root.items)) throw new UsageError(`${source}: expected a list of items, or a map with "items"`);
-  checkFields(root, ['scope', 'items'], source);
-  const items = (root.items as unknown[]).map((raw, i) => {
-    const where = `${source}: items[${i}]`;
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`${where} must be a map`);
-    const item = raw as Record<string, unknown>;
-    const mode = (item.mode ?? 'create') as string;
-    if (!hasKey(itemFields, mode)) throw new UsageError(`${where}.mode "${mode}" must be create, update or delete`);
-    checkFields(item, itemFields[mode], where);
-    if (typeof item.name !== 'string') throw new UsageError(`${where}.name is required`);
-    const template = (item.template ?? item.provider) as string | undefined;
-    if (mode === 'create')
-      return {
-        create: {
-          name: item.name,
-          type: item.type,
-          template,
-          description: item.description,
-          labels: item.labels,
-          mount: mountOf(item.mount, where),
-          data: values(item, 'data', 'data_base64', where),
-        },
-      };
-    if (mode === 'update')
-      return {
-        update: {
-          name: item.name,
-          set: values(item, 'set', 'set_base64', where),
-          remove: item.remove,
-          replace: item.replace,
-          expected_version: item.expected_version,
-          description: item.description,
-          set_labels: item.labels,
-          remove_labels: item.remove_labels,
-          mount: mountOf(item.mount, where),
-          template,
-        },
-      };
-    return { delete: { name: item.name, expected_version: item.expected_version } };
-  });
-  return { scope: root.scope as { tenant?: string; resource_group?: string } | undefined, items };
 }
 
 export interface DeploymentSpec {

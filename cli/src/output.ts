@@ -1,8 +1,9 @@
-/** Rendering for `-o table|json|yaml`. Values appear only when the caller revealed them. */
+/** Rendering for `-o table|json|yaml|name`. Values appear only when the caller revealed them. */
 import YAML from 'yaml';
 import { userRecord } from '../../shared/src/user-keys.js';
 
-export type OutputFormat = 'table' | 'json' | 'yaml';
+/** `name`: one `kind/name` line per object, for scripts (kubectl's `-o name`). */
+export type OutputFormat = 'table' | 'json' | 'yaml' | 'name';
 
 /** Values as text when they are exact UTF-8, else base64 under `data_base64`. */
 export function presentData(data: Record<string, Uint8Array> | undefined): { data?: Record<string, string>; data_base64?: Record<string, string> } {

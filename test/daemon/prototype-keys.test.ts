@@ -8,7 +8,8 @@ import t from 'tap';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../../cli/src/cli.js';
-import { parseBatchFile, readMap, readValues } from '../../cli/src/inputs.js';
+import { parseApplyFile, type BatchEntry, type DeclaredSecret } from '../../cli/src/apply-file.js';
+import { readMap, readValues } from '../../cli/src/inputs.js';
 import { presentData } from '../../cli/src/output.js';
 import { defaultScope as scope, startAgentWith } from '../helpers/agent.js';
 import { restClient } from '../helpers/rest.js';
@@ -94,11 +95,11 @@ t.test('CLI inputs: these names are keys, not "given twice"', async (t) => {
   t.same(text(values), Object.fromEntries(names.map((n) => [n, valueOf(n)])));
   t.same({ ...readMap(['toString=a', 'constructor=b'], '--label') }, { toString: 'a', constructor: 'b' });
   t.throws(() => readValues(['toString=a', 'toString=b']), /"toString" is given twice/);
-  const batch = parseBatchFile('items:\n  - name: x\n    data: {constructor: a, valueOf: b}\n  - {mode: update, name: x, set: {toString: c}, remove: [constructor]}\n', 'f.yaml');
-  const [create, update] = batch.items as Array<{ create?: { data: Record<string, Buffer> }; update?: { set: Record<string, Buffer> } }>;
-  t.same(text(create.create!.data), { constructor: 'a', valueOf: 'b' });
-  t.same(text(update.update!.set), { toString: 'c' });
-  t.throws(() => parseBatchFile('- {mode: constructor, name: x}', 'f.yaml'), /mode "constructor" must be create, update or delete/);
+  const file = parseApplyFile('items:\n  - name: x\n    data: {constructor: a, valueOf: b}\n  - {mode: update, name: x, set: {toString: c}, remove: [constructor]}\n', 'f.yaml');
+  const [declared, update] = file.secrets as [DeclaredSecret, BatchEntry];
+  t.same(text(declared.data), { constructor: 'a', valueOf: 'b' });
+  t.same(text((update.item as { update: { set: Record<string, Buffer> } }).update.set), { toString: 'c' });
+  t.throws(() => parseApplyFile('- {mode: constructor, name: x}', 'f.yaml'), /mode "constructor" must be create, update or delete/);
   t.same({ ...presentData(bytes([['toString', 'a']])).data }, { toString: 'a' });
 });
 

@@ -25,7 +25,7 @@ export function addDeploymentCommands(program: Command, ctx: CliContext): void {
     .option('--description <text>', 'description')
     .action(async (name: string, o) => {
       const r = await rpc('DeploymentsService', 'CreateDeployment', { scope: scopeOf(o), deployment: { name, secrets: o.secret ?? [], description: o.description } });
-      print(r, () => `created deployment ${r.name} with ${(r.secrets ?? []).length} secret(s)\n`);
+      print(r, () => `created deployment ${r.name} with ${(r.secrets ?? []).length} secret(s)\n`, () => [`deployment/${r.name}`]);
     });
   withDeploymentScope(deployment.command('update <name>'))
     .description('replace the secrets (and description) of a deployment')
@@ -38,7 +38,7 @@ export function addDeploymentCommands(program: Command, ctx: CliContext): void {
         deployment: { name, secrets: o.secret ?? [], description: o.description },
         expected_version: positiveInt(o.expectedVersion, '--expected-version'),
       });
-      print(r, () => `updated deployment ${r.name} to version ${r.version}\n`);
+      print(r, () => `updated deployment ${r.name} to version ${r.version}\n`, () => [`deployment/${r.name}`]);
     });
   withDeploymentScope(deployment.command('apply'))
     .description('create or update deployments from YAML/JSON (name, secrets: [...]; other fields are ignored with a note)')
@@ -59,24 +59,24 @@ export function addDeploymentCommands(program: Command, ctx: CliContext): void {
         );
         results.push(await rpc('DeploymentsService', exists ? 'UpdateDeployment' : 'CreateDeployment', { scope, deployment: input }));
       }
-      print({ deployments: results }, () => results.map((r) => `${r.version === 1 ? 'created' : 'updated'} deployment ${r.name} (version ${r.version})\n`).join(''));
+      print({ deployments: results }, () => results.map((r) => `${r.version === 1 ? 'created' : 'updated'} deployment ${r.name} (version ${r.version})\n`).join(''), () => results.map((r) => `deployment/${r.name}`));
     });
   withDeploymentScope(deployment.command('get <name>'))
     .description('show a deployment and where each secret resolves')
     .action(async (name: string, o) => {
       const r = await rpc('DeploymentsService', 'GetDeployment', { scope: scopeOf(o), name });
-      print(r, () => deploymentView(r));
+      print(r, () => deploymentView(r), () => [`deployment/${r.name}`]);
     });
   withDeploymentScope(deployment.command('list'))
     .description('list the deployments of a scope')
     .action(async (o) => {
       const r = await rpc('DeploymentsService', 'ListDeployments', { scope: scopeOf(o) });
-      print(r, () => renderTable(['NAME', 'VERSION', 'SECRETS', 'UPDATED'], (r.deployments ?? []).map((x: any) => [x.name, String(x.version), (x.secrets ?? []).join(','), x.update_time])));
+      print(r, () => renderTable(['NAME', 'VERSION', 'SECRETS', 'UPDATED'], (r.deployments ?? []).map((x: any) => [x.name, String(x.version), (x.secrets ?? []).join(','), x.update_time])), () => (r.deployments ?? []).map((x: any) => `deployment/${x.name}`));
     });
   withDeploymentScope(deployment.command('delete <name>'))
     .description('delete a deployment (its secrets stay)')
     .action(async (name: string, o) => {
       const r = await rpc('DeploymentsService', 'DeleteDeployment', { scope: scopeOf(o), name });
-      print(r, () => `deleted deployment ${r.name}\n`);
+      print(r, () => `deleted deployment ${r.name}\n`, () => [`deployment/${r.name}`]);
     });
 }

@@ -54,7 +54,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
         { scope: scopeOf(o), secret: { name, type: o.type, template: o.template, description: o.description, labels: readMap(o.label, '--label'), mount: mountOf(o), data } },
         o.idempotencyKey,
       );
-      print(secretView(secret), () => `created ${secret.name} version ${secret.version}\n`);
+      print(secretView(secret), () => `created ${secret.name} version ${secret.version}\n`, () => [`secret/${secret.name}`]);
     });
 
   withScope(secret.command('get <name>'))
@@ -63,7 +63,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
     .option('--reveal', 'print the values')
     .action(async (name: string, o) => {
       const s = await secretsCall('GetSecret', { scope: scopeOf(o), name, version: positiveInt(o.version, '--version'), include_values: Boolean(o.reveal) });
-      print(secretView(s), () => secretTable(s));
+      print(secretView(s), () => secretTable(s), () => [`secret/${s.name}`]);
     });
 
   withMount(withScope(secret.command('update <name> [values...]')))
@@ -90,7 +90,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
         mount: mountOf(o),
         template: o.template,
       }, o.idempotencyKey);
-      print(secretView(s), () => `updated ${s.name} to version ${s.version}\n`);
+      print(secretView(s), () => `updated ${s.name} to version ${s.version}\n`, () => [`secret/${s.name}`]);
     });
 
   withScope(secret.command('delete <name>'))
@@ -100,7 +100,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
     .option('--idempotency-key <key>', 'retry-safe key: a repeat returns the first result')
     .action(async (name: string, o) => {
       const r = await secretsCall('DeleteSecret', { scope: scopeOf(o), name, expected_version: positiveInt(o.expectedVersion, '--expected-version'), force: Boolean(o.force) }, o.idempotencyKey);
-      print(r, () => `deleted ${r.name} (was version ${r.version})\n`);
+      print(r, () => `deleted ${r.name} (was version ${r.version})\n`, () => [`secret/${r.name}`]);
     });
 
   withScope(secret.command('list'))
@@ -125,6 +125,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
           ['NAME', 'TYPE', 'TEMPLATE', 'VERSION', 'KEYS', 'UPDATED'],
           secrets.map((s) => [s.name, s.type, s.template, String(s.version), (s.keys ?? []).join(','), s.update_time]),
         ) + (next ? `(more: --cursor ${next})\n` : ''),
+        () => secrets.map((s) => `secret/${s.name}`),
       );
     });
 
@@ -156,7 +157,7 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
         version: positiveInt(version, 'version'),
         expected_version: positiveInt(o.expectedVersion, '--expected-version'),
       }, o.idempotencyKey);
-      print(secretView(s), () => `restored ${s.name} version ${version} as version ${s.version}\n`);
+      print(secretView(s), () => `restored ${s.name} version ${version} as version ${s.version}\n`, () => [`secret/${s.name}`]);
     });
 
   return secret;

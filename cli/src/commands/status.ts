@@ -21,6 +21,7 @@ export function addStatusCommand(program: Command, { rpc, print }: CliContext): 
             a.stale ? 'stale' : a.version === r.current_version ? 'current' : 'behind',
           ]),
         ) + `${r.summary}\n`,
+        () => (r.agents ?? []).map((a: any) => `agent/${a.agent_id}`),
       );
     });
 }

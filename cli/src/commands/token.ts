@@ -41,7 +41,7 @@ export function addTokenCommands(program: Command, { io, rpc, print, globals }: 
         ttl_seconds: durationSeconds(o.ttl, '--ttl'),
         description: o.description,
       });
-      print(r, () => `${r.token}\n`);
+      print(r, () => `${r.token}\n`, () => [`token/${r.info.id}`]);
       if (globals().output === 'table') io.stderr(`token ${r.info.id} (${r.info.role}) created; this is the only time it is shown\n`);
     });
   tokenCommand
@@ -51,13 +51,13 @@ export function addTokenCommands(program: Command, { io, rpc, print, globals }: 
     .option('--all', 'include revoked tokens')
     .action(async (o) => {
       const r = await rpc('TokensService', 'ListTokens', { tenant: o.tenant, include_revoked: Boolean(o.all) });
-      print(r, () => tokenTable(r.tokens ?? []));
+      print(r, () => tokenTable(r.tokens ?? []), () => (r.tokens ?? []).map((x: any) => `token/${x.id}`));
     });
   tokenCommand
     .command('revoke <id>')
     .description('revoke a token by id (the 16 hex characters after lbx_)')
     .action(async (id: string) => {
       const r = await rpc('TokensService', 'RevokeToken', { id });
-      print(r, () => `revoked ${r.id}\n`);
+      print(r, () => `revoked ${r.id}\n`, () => [`token/${r.id}`]);
     });
 }
