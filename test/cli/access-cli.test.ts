@@ -1,15 +1,10 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from '../../cli/src/cli.js';
+import { runLockbox } from '../helpers/cli.js';
 import { startTestDaemon, tempDir } from '../helpers/daemon.js';
 
-async function cli(args: string[], stdin = '') {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: () => Buffer.from(stdin), cwd: process.cwd() });
-  return { code, stdout, stderr };
-}
+const cli = (args: string[], stdin = '') => runLockbox(args, { stdin });
 
 t.test('token, deployment and audit commands', async (t) => {
   const d = await startTestDaemon(t);

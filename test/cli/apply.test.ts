@@ -3,17 +3,12 @@ import t, { type Test as Tap } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { runCli } from '../../cli/src/cli.js';
+import { runLockbox } from '../helpers/cli.js';
 import { startTestDaemon, tempDir } from '../helpers/daemon.js';
 
 const CANARY = 'apply-canary-9b2c';
 
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: () => Buffer.alloc(0), cwd: process.cwd() });
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]) => runLockbox(args);
 
 /** The file as a team would keep it in git. */
 function declared(overrides: { openaiKey?: string; labels?: Record<string, string>; extraKey?: boolean; mount?: object; appSecrets?: string[]; withTools?: boolean } = {}) {

@@ -3,23 +3,13 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { runCli } from '../../cli/src/cli.js';
+import { runLockbox } from '../helpers/cli.js';
 import { startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { cliBin } from '../helpers/spawn.js';
 
 const CANARY = 'sk-CLI-CANARY-42';
 
-async function cli(args: string[], opts: { cwd?: string; stdin?: string } = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(args, {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    readStdin: () => Buffer.from(opts.stdin ?? ''),
-    cwd: opts.cwd ?? process.cwd(),
-  });
-  return { code, stdout, stderr };
-}
+const cli = runLockbox;
 
 t.test('secret commands end to end', async (t) => {
   const d = await startTestDaemon(t);
