@@ -36,8 +36,8 @@ interface ApplyOptions extends ScopeOptions {
   prune?: boolean;
 }
 
-/** A failed call's status name (`NOT_FOUND: …` → NOT_FOUND). */
-const statusOf = (error: Error) => /^([A-Z_]+):/.exec(error.message)?.[1] ?? 'FAILED';
+/** A failed call's status name (`NOT_FOUND (SECRET_NOT_FOUND): …` → NOT_FOUND). */
+const statusOf = (error: Error) => /^([A-Z_]+)(?: \([A-Z_]+\))?:/.exec(error.message)?.[1] ?? 'FAILED';
 
 export function addApplyCommand(parent: Command, ctx: CliContext): void {
   const { rpc } = ctx;
