@@ -77,7 +77,7 @@ t.test('bash completion: commands, subcommands, flags, flag values, the path thr
   t.same(completeInBash(script, ['lockbox', 'sec']), ['secret']);
   t.same(completeInBash(script, ['lockbox', 'secret', 'cr']), ['create']);
   t.same(completeInBash(script, ['lockbox', 'secret', 'create', '--te']).sort(), ['--template', '--tenant', '--tenant-wide']);
-  t.same(completeInBash(script, ['lockbox', '-o', '']), ['table', 'json', 'yaml']);
+  t.same(completeInBash(script, ['lockbox', '-o', '']), ['table', 'json', 'yaml', 'name']);
   t.same(completeInBash(script, ['lockbox', 'secret', 'create', '--type', '']), ['opaque', 'container_registry']);
   t.same(completeInBash(script, ['lockbox', 'token', 'create', '--role', 'a']), ['agent']);
   t.same(completeInBash(script, ['lockbox', '--resource-group', 'secret', 'deployment', 'g']), ['get'], 'a flag\'s value is not taken for a command');
