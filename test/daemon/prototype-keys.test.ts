@@ -7,12 +7,12 @@
 import t from 'tap';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from '../../cli/src/cli.js';
 import { parseApplyFile, type BatchEntry, type DeclaredSecret } from '../../cli/src/apply-file.js';
 import { readMap, readValues } from '../../cli/src/inputs.js';
 import { presentData } from '../../cli/src/output.js';
 import { defaultScope as scope, startAgentWith } from '../helpers/agent.js';
 import { restClient } from '../helpers/rest.js';
+import { runLockbox } from '../helpers/cli.js';
 import { startTestDaemon } from '../helpers/daemon.js';
 import { userRecord } from '../../shared/src/user-keys.js';
 
@@ -105,12 +105,7 @@ t.test('CLI inputs: these names are keys, not "given twice"', async (t) => {
 
 t.test('the CLI end to end: create, get --reveal, update --remove, labels, sub-paths', async (t) => {
   const d = await startTestDaemon(t);
-  const lockbox = async (...args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const code = await runCli(['--addr', d.daemon.address, '--token', d.adminToken, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: () => Buffer.alloc(0), cwd: process.cwd() });
-    return { code, stdout, stderr };
-  };
+  const lockbox = (...args: string[]) => runLockbox(['--addr', d.daemon.address, '--token', d.adminToken, ...args]);
   let r = await lockbox('secret', 'create', 'proto', ...names.map((n) => `${n}=${valueOf(n)}`), '--label', 'toString=a', '--label', 'valueOf=b', '--path', 'p', '--subpath', 'constructor=ctor');
   t.equal(r.code, 0, r.stderr);
   r = await lockbox('secret', 'update', 'proto', 'valueOf=v2', '--remove', 'toString', '--remove-label', 'valueOf', '--label', 'constructor=c');
