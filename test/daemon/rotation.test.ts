@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
@@ -123,4 +123,36 @@ t.test('a keyring shared by replicas: refresh takes keys added by another proces
   rmSync(path);
   Keyring.generate(path);
   t.throws(() => second.refresh(), /now holds a different keyring/);
+});
+
+t.test('key file modes: 0440 is accepted only when the file\'s group is the process\'s own (Kubernetes fsGroup)', async (t) => {
+  const dir = tempDir(t);
+  const ownGid = process.getgid!();
+  const otherGid = [...Array(100).keys()].map((i) => 40000 + i).find((g) => g !== ownGid && !process.getgroups!().includes(g))!;
+  const cases: Array<[string, number, number, boolean]> = [
+    ['0400', 0o400, ownGid, true],
+    ['0600', 0o600, otherGid, true],
+    ['0440, own group', 0o440, ownGid, true],
+    ['0640, own group', 0o640, ownGid, true],
+    ['0440, another group', 0o440, otherGid, false],
+    ['0460, own group (group write)', 0o460, ownGid, false],
+    ['0444 (others)', 0o444, ownGid, false],
+    ['0604 (others)', 0o604, ownGid, false],
+  ];
+  for (const [what, mode, gid, accepted] of cases) {
+    const path = join(dir, `${what.replace(/\W+/g, '-')}.key`);
+    writeFileSync(path, Buffer.alloc(32, 3).toString('base64') + '\n');
+    chownSync(path, process.getuid!(), gid);
+    chmodSync(path, mode);
+    if (accepted) t.doesNotThrow(() => Keyring.open(path), what);
+    else t.throws(() => Keyring.open(path), /readable by others .*0440 is accepted only when the file's group is this process's own/, what);
+  }
+  // And through the daemon: a 0440 Secret mounted with the pod's fsGroup starts it.
+  const mounted = join(dir, 'mounted.key');
+  writeFileSync(mounted, Buffer.alloc(32, 4).toString('base64') + '\n');
+  chownSync(mounted, process.getuid!(), ownGid);
+  chmodSync(mounted, 0o440);
+  const d = await startTestDaemon(t, { masterKeyFile: mounted });
+  await d.call('CreateSecret', createRequest('x', { A: '1' }));
+  await d.stop();
 });

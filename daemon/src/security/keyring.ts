@@ -41,6 +41,23 @@ function decodeRawKey(text: string): Uint8Array | undefined {
   return undefined;
 }
 
+/**
+ * A key file must be readable by its owner alone (0600, 0400), or also by its group (0640, 0440)
+ * when that group is one of this process's own: Kubernetes mounts a Secret with the pod's fsGroup
+ * as the file's group, which turns 0400 into 0440 (kubernetes/kubernetes#57923). Group write and
+ * any bit for others are refused.
+ */
+function checkKeyFileMode(path: string): void {
+  const stat = statSync(path);
+  const mode = stat.mode & 0o777;
+  const ownGroups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
+  const groupReadOnly = (mode & 0o070) === 0o040 && ownGroups.has(stat.gid);
+  if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !groupReadOnly))
+    throw new KeyringError(
+      `master key file ${path} is readable by others (mode ${mode.toString(8)}, group ${stat.gid}); chmod 600 it (0440 is accepted only when the file's group is this process's own)`,
+    );
+}
+
 function newKeyId(key: Uint8Array): string {
   return `mk-${keyedHash(key, new Uint8Array(32)).slice(0, 12)}`;
 }
@@ -79,8 +96,7 @@ export class Keyring {
   /** Opens the keyring at `path`; a missing file is a KeyringError naming it. */
   static open(path: string): Keyring {
     if (!existsSync(path)) throw new KeyringError(`master key file ${path} does not exist`);
-    const mode = statSync(path).mode & 0o777;
-    if (mode & 0o077) throw new KeyringError(`master key file ${path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
+    checkKeyFileMode(path);
     const text = readFileSync(path, 'utf8');
     const raw = decodeRawKey(text);
     if (raw) {
