@@ -57,3 +57,21 @@ t.test('initdb and postgres are found on PATH first, else under /usr/lib/postgre
   if (existsSync('/usr/lib/postgresql')) t.match(debian, /^\/usr\/lib\/postgresql\/\d+(\.\d+)?\/bin$/);
   else t.equal(debian, undefined);
 });
+
+t.test('a test process that is killed leaves no server behind (the watchdog stops it)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const helper = join(import.meta.dirname, '..', '..', 'dist', 'test', 'helpers', 'postgres-server.js');
+  // A separate process starts a server, prints where it is, and is then SIGKILLed (no exit handler runs).
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `import('${helper}').then(async (m) => { const s = await m.startOwnPostgres(); console.log(JSON.stringify(s)); setInterval(() => {}, 1000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const line = await new Promise<string>((resolve) => child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+  const server = JSON.parse(line) as { url: string; dataDir: string };
+  t.same(await query(server.url, 'SELECT 1 AS one'), [{ one: 1 }], 'the killed process\'s server was up');
+  child.kill('SIGKILL');
+  for (;;) {
+    const refused = await query(server.url, 'SELECT 1').then(() => false, (error: { code?: string }) => error.code === 'ECONNREFUSED');
+    if (refused && !existsSync(server.dataDir)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.pass('the server stopped and its dir is gone');
+});
