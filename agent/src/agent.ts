@@ -36,6 +36,7 @@ import type { ClientOptions } from '../../shared/src/client.js';
 import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { userRecord } from '../../shared/src/user-keys.js';
+import type { AgentMetrics } from './agent-metrics.js';
 import { AtomicWriter, DATA_LINK, PathSafetyError, type WriterModes } from './atomic-writer.js';
 import { expandDaemonAddresses, parseDaemonAddresses } from './daemon-addresses.js';
 import type { NatsOptions } from './nats-options.js';
@@ -66,6 +67,8 @@ export interface AgentOptions {
   onChange?: (rendered: Rendered) => void;
   /** Tamper repair (default on). */
   repair?: boolean;
+  /** Told of syncs and writes (agent-metrics.ts). */
+  metrics?: AgentMetrics;
 }
 
 interface SecretMessage {
@@ -312,7 +315,9 @@ export class Agent {
         try {
           await this.sync(batch);
           this.syncBackoff.reset();
+          this.options.metrics?.synced();
         } catch (error) {
+          this.options.metrics?.syncFailed();
           if (throwOnFailure) {
             this.pending = { resync: false, write: false, nonces: [] };
             throw error;
@@ -411,6 +416,7 @@ export class Agent {
           for (const line of rendered.versions.get(path)!.trim().split('\n')) onDisk.add(line.slice(0, line.lastIndexOf('=')));
           this.followVersion(writer);
           if (wrote) {
+            this.options.metrics?.wrote(path, repairing);
             if (!repairing) changed = true;
             if (repairing) {
               this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
@@ -420,6 +426,7 @@ export class Agent {
           }
         } catch (error) {
           rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
+          this.options.metrics?.writeFailed();
           // A refused path stays refused; a disk error (full, read-only, I/O) may clear: retried.
           if (!(error instanceof PathSafetyError)) failed.push(path);
         }

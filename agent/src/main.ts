@@ -16,8 +16,12 @@ import { constants as osConstants } from 'node:os';
 import { durationHelp, parseDuration, parseHostPort, parseNatsUrls, SettingError } from '../../shared/src/settings.js';
 import { parseDaemonAddresses } from './daemon-addresses.js';
 import { checkNatsOptions } from './nats-options.js';
+import { jsonLogOptions } from '../../shared/src/log-format.js';
 import { withTimeout } from '../../shared/src/timeout.js';
+import { versionLine } from '../../shared/src/version.js';
 import { Agent, MountWriteError } from './agent.js';
+import { AgentMetrics } from './agent-metrics.js';
+import { scrape } from '../../shared/src/metrics.js';
 import type { Rendered } from './render.js';
 
 function mode(text: string, setting: string): number {
@@ -61,7 +65,7 @@ function common(command: Command): Command {
 }
 
 /** `follow: false` (for `once`): no NATS, whatever --nats-url says (it is still checked). */
-function buildAgent(o: Record<string, string | undefined>, { onChange, follow = true }: { onChange?: (r: Rendered) => void; follow?: boolean } = {}): Agent {
+function buildAgent(o: Record<string, string | undefined>, { onChange, follow = true, metrics }: { onChange?: (r: Rendered) => void; follow?: boolean; metrics?: AgentMetrics } = {}): Agent {
   let token = o.token;
   if (!token && o.tokenFile) {
     try {
@@ -85,7 +89,7 @@ function buildAgent(o: Record<string, string | undefined>, { onChange, follow = 
   const keepalive = { timeMs: parseDuration(o.keepaliveTime ?? '5s', '--keepalive-time'), timeoutMs: parseDuration(o.keepaliveTimeout ?? '5s', '--keepalive-timeout') };
   for (const [ms, setting] of [[keepalive.timeMs, '--keepalive-time'], [keepalive.timeoutMs, '--keepalive-timeout'], [nats.pingIntervalMs, '--nats-ping-interval']] as const)
     if (ms < 1000 || ms > 3_600_000) throw new SettingError(`${setting}: must be from 1s to 1h`);
-  const log = pino({ level: o.logLevel ?? 'info', base: { service: 'lockbox-agent' } }, pino.destination({ dest: 2, sync: true }));
+  const log = pino(jsonLogOptions('lockbox-agent', o.logLevel ?? 'info'), pino.destination({ dest: 1, sync: true }));
   return new Agent({
     client: { addr: o.addr!, token, tlsCa: o.tlsCa, tlsCert: o.tlsCert, tlsKey: o.tlsKey, timeoutMs: 10_000, keepalive },
     bentomlHome: home,
@@ -96,13 +100,18 @@ function buildAgent(o: Record<string, string | undefined>, { onChange, follow = 
     agentId: o.agentId,
     log,
     onChange,
+    metrics,
   });
 }
 
 /** Resolves once listening; a port in use (or any listen error) rejects, naming the setting. */
-function serveHealth(addr: string, agent: Agent): Promise<Server> {
+function serveHealth(addr: string, agent: Agent, metrics: AgentMetrics): Promise<Server> {
   const { host, port } = parseHostPort(addr, '--health-addr');
   const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      void scrape(metrics.registry).then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
+      return;
+    }
     const ok = req.url === '/healthz' || (req.url === '/readyz' && agent.ready);
     res.writeHead(req.url === '/healthz' || req.url === '/readyz' ? (ok ? 200 : 503) : 404, { 'content-type': 'text/plain' });
     res.end(ok ? 'ok\n' : 'not ready\n');
@@ -133,15 +142,17 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('lockbox-agent')
     .description('lockbox sidecar: writes a deployment\'s secrets under $BENTOML_HOME and keeps them current')
     .addHelpText('after', `\n${durationHelp}\n`)
+    .version(versionLine('lockbox-agent'), '-V, --version', 'print the version and exit')
     .exitOverride();
   let exitCode = 0;
 
   common(program.command('run'))
     .description('write the secrets, then follow every change until stopped')
-    .addOption(new Option('--health-addr <host:port>', 'serve /healthz and /readyz').env('LOCKBOX_HEALTH_ADDR'))
+    .addOption(new Option('--health-addr <host:port>', 'serve /healthz, /readyz and /metrics (Prometheus)').env('LOCKBOX_HEALTH_ADDR'))
     .action(async (o) => {
-      const agent = buildAgent(o);
-      const health = o.healthAddr ? await serveHealth(o.healthAddr, agent) : undefined;
+      const metrics = o.healthAddr ? new AgentMetrics() : undefined;
+      const agent = buildAgent(o, { metrics });
+      const health = o.healthAddr ? await serveHealth(o.healthAddr, agent, metrics!) : undefined;
       const stopped = new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void agent.stop().then(resolve));
       });

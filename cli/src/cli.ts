@@ -16,6 +16,8 @@ import { addTokenCommands } from './commands/token.js';
 import { completionScript, shells, type Shell } from './completion.js';
 import { cliContext, type CliContext, type CliIo } from './context.js';
 import { addExamples } from './help-examples.js';
+import { versionLine } from '../../shared/src/version.js';
+import { addBackupCommand } from './commands/backup.js';
 import { UsageError } from './inputs.js';
 import { SettingError } from '../../shared/src/settings.js';
 
@@ -31,6 +33,7 @@ export function buildProgram(io: CliIo): { program: Command; ctx: CliContext } {
     .addOption(new Option('--tls-cert <path>', 'client certificate (PEM) for mTLS').env('LOCKBOX_TLS_CERT'))
     .addOption(new Option('--tls-key <path>', 'client key (PEM) for mTLS').env('LOCKBOX_TLS_KEY'))
     .addOption(new Option('--timeout <duration>', 'per-call deadline, e.g. 500ms, 30s, 2m (a bare number is seconds)').env('LOCKBOX_TIMEOUT').default('30s'))
+    .addHelpText('after', '\nlockbox --version (-V) prints the version.')
     .exitOverride()
     // Subcommands copy these settings when created: each command's help lists the global options too.
     .configureHelp({ showGlobalOptions: true })
@@ -45,6 +48,7 @@ export function buildProgram(io: CliIo): { program: Command; ctx: CliContext } {
   addTokenCommands(program, ctx);
   addDeploymentCommands(program, ctx);
   addAuditCommands(program, ctx);
+  addBackupCommand(program, ctx);
   program
     .command('completion')
     .description('print a completion script for bash, zsh or fish (built from these commands and flags)')
@@ -56,6 +60,11 @@ export function buildProgram(io: CliIo): { program: Command; ctx: CliContext } {
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const { program, ctx } = buildProgram(io);
+  // Only as the whole command line: `secret get NAME --version 2` is a subcommand's own flag.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.stdout(`${versionLine('lockbox')}\n`);
+    return 0;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

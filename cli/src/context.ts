@@ -59,6 +59,8 @@ export interface CliContext {
   globals(): GlobalOptions;
   /** One call; a gRPC error becomes CallFailed with its status name and message. */
   rpc(service: ServiceName, method: string, request: object, idempotencyKey?: string): Promise<any>;
+  /** A server-streaming call's responses; a gRPC error becomes CallFailed as in `rpc`. */
+  stream(service: ServiceName, method: string, request: object): AsyncIterable<any>;
   /**
    * `value` as JSON/YAML, the text `table()` renders, or for `-o name` the `kind/name` lines
    * `names()` gives (a command without names refuses `-o name` as a usage error).
@@ -108,6 +110,13 @@ export function cliContext(program: Command, io: CliIo): CliContext {
       connect().call(service, method, request, { idempotencyKey }).catch((error: unknown) => {
         throw new CallFailed(grpcMessage(error));
       }),
+    async *stream(service, method, request) {
+      try {
+        for await (const item of connect().serverStream(service, method, request)) yield item;
+      } catch (error) {
+        throw new CallFailed(grpcMessage(error));
+      }
+    },
     print(value, table, names) {
       const format = globals().output;
       if (format === 'name') {

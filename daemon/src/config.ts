@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { SettingError, durationHelp, parseDuration, parseHostPort, parseNatsUrl } from '../../shared/src/settings.js';
+import { versionLine } from '../../shared/src/version.js';
 
 export interface DaemonConfig {
   dataDir: string;
@@ -16,6 +17,8 @@ export interface DaemonConfig {
   ui: boolean;
   /** Largest REST request body, in bytes. */
   httpBodyLimit: number;
+  /** Where `/metrics` is served: "rest" (on the REST gateway), "none", or its own host:port. */
+  metricsAddr?: string;
   /** Empty: run without NATS. */
   natsUrl: string;
   /** The NATS URL agents are told to use (default: natsUrl). */
@@ -77,6 +80,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--grpc-addr <host:port>', 'gRPC listen address').env(env('GRPC_ADDR')).default(defaults.grpcAddr))
     .addOption(new Option('--http-addr <host:port>', 'REST gateway listen address; "none" turns it off').env(env('HTTP_ADDR')).default(defaults.httpAddr))
     .addOption(new Option('--ui <on|off>', 'serve the web console at /ui/ on the REST address (--http-addr)').choices(['on', 'off', 'true', 'false']).env(env('UI')).default('on'))
+    .addOption(new Option('--metrics-addr <host:port>', 'serve Prometheus /metrics here (no token); default: on the REST gateway; "none" turns it off').env(env('METRICS_ADDR')))
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
     .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
@@ -95,7 +99,8 @@ export function daemonCommand(): Command {
     .addOption(new Option('--max-agents-per-deployment <n>', 'live agents per deployment; a new agent id past it is refused (AGENT_LIMIT)').env(env('MAX_AGENTS_PER_DEPLOYMENT')).default(String(defaults.maxAgentsPerDeployment)))
     .addOption(new Option('--keepalive-time <duration>', 'gRPC keepalive: ping a connection after this long without traffic').env(env('KEEPALIVE_TIME')).default(defaults.keepaliveTime))
     .addOption(new Option('--keepalive-timeout <duration>', 'gRPC keepalive: drop a connection whose ping is unanswered this long (a dead or hung agent)').env(env('KEEPALIVE_TIMEOUT')).default(defaults.keepaliveTimeout))
-    .addHelpText('after', `\n${durationHelp}\n`)
+    .version(versionLine('lockboxd'), '-V, --version', 'print the version and exit')
+    .addHelpText('after', `\n${durationHelp}\n\nlockboxd restore FILE --data-dir DIR puts a \`lockbox backup\` file in place as the database of a new data dir.\n`)
     .showHelpAfterError()
     .allowExcessArguments(false)
     .exitOverride();
@@ -108,6 +113,7 @@ interface RawOptions {
   httpAddr?: string;
   httpBodyLimit?: string;
   ui?: string;
+  metricsAddr?: string;
   natsUrl: string;
   natsAdvertiseUrl?: string;
   masterKeyFile?: string;
@@ -149,6 +155,8 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (httpAddr) parseHostPort(httpAddr, '--http-addr (LOCKBOX_HTTP_ADDR)');
   const httpBodyLimit = parseSize(raw.httpBodyLimit ?? defaults.httpBodyLimit, '--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT)');
   if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new SettingError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
+  const metricsAddr = !raw.metricsAddr ? 'rest' : raw.metricsAddr;
+  if (metricsAddr !== 'rest' && metricsAddr !== 'none') parseHostPort(metricsAddr, '--metrics-addr (LOCKBOX_METRICS_ADDR)');
   const natsUrl = parseNatsUrl(raw.natsUrl, '--nats-url (LOCKBOX_NATS_URL)');
   const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
   const quotas = {
@@ -166,6 +174,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     httpAddr,
     ui: raw.ui === undefined || raw.ui === 'on' || raw.ui === 'true',
     httpBodyLimit,
+    metricsAddr,
     natsUrl,
     natsAdvertiseUrl: raw.natsAdvertiseUrl ? parseNatsUrl(raw.natsAdvertiseUrl, '--nats-advertise-url (LOCKBOX_NATS_ADVERTISE_URL)') || undefined : undefined,
     masterKeyFile: raw.masterKeyFile || undefined,

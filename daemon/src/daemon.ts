@@ -32,11 +32,14 @@ import { auditHasher } from './security/audit.js';
 import { AuditCheckpoints } from './security/audit-checkpoint.js';
 import { AgentService } from './services/service-agent.js';
 import { AuditService } from './services/service-audit.js';
+import { BackupService } from './services/service-backup.js';
 import { DeploymentsService } from './services/service-deployments.js';
 import { KeysService } from './services/service-keys.js';
 import { TokensService } from './services/service-tokens.js';
 import { SecretsService } from './services/service-secrets.js';
 import { SqliteStore } from './store/store-sqlite.js';
+import { DaemonMetrics } from './metrics.js';
+import { serveMetrics, type MetricsServer } from './api/metrics-server.js';
 import { PostgresStore } from './store/store-postgres.js';
 import type { AuditHasher, Store } from './store/store.js';
 
@@ -47,6 +50,8 @@ export interface Daemon {
   /** The bound REST gateway address (http(s)://host:port), when it runs. */
   httpUrl?: string;
   httpPort?: number;
+  /** Where /metrics is served on its own address (--metrics-addr host:port). */
+  metricsUrl?: string;
   adminTokenPath: string;
   store: Store;
   publisher: OutboxPublisher;
@@ -88,9 +93,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   // (keyring-check.ts); the audit chain's key comes from the keyring, bound once it is known.
   let chainHasher: AuditHasher | undefined;
   const hasher: AuditHasher = (entry) => chainHasher!(entry);
+  const metrics = new DaemonMetrics();
   const store: Store = config.databaseUrl // (2)
-    ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher })
-    : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher });
+    ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store })
+    : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store });
   let keyring: Keyring;
   try {
     keyring = await openKeyringFor(store, config.masterKeyFile ?? join(config.dataDir, 'master.key'), {
@@ -110,7 +116,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
 
-  const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log }); // (4)
+  const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log, onPublished: (time) => metrics.published(time) }); // (4)
   publisher.start();
   const secrets = new SecretsService({
     store,
@@ -150,7 +156,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const replicas = new ReplicaNotices(config.natsUrl, feed, log);
   replicas.start();
 
-  const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, registry, log, keepalive: config.keepalive }); // (5)
+  const backups = new BackupService(store, config.dataDir);
+  const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, registry, backups, log, metrics, keepalive: config.keepalive }); // (5)
+  metrics.watch({ store, sessions: () => sessions.size });
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');
@@ -159,6 +167,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let rest: FastifyInstance | undefined;
   let httpUrl: string | undefined;
   let httpPort: number | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     const tls = readTls(config);
     port = await new Promise<number>((resolve, reject) =>
@@ -180,6 +189,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         log,
         bodyLimit: config.httpBodyLimit,
         tls,
+        metrics,
+        serveMetrics: (config.metricsAddr ?? 'rest') === 'rest',
         readiness: async () => {
           // A replica that cannot reach its database cannot serve: not ready (NATS is optional).
           const database = store.ping ? await withTimeout(store.ping(), 2000, 'ping timed out').then(() => 'reachable', () => 'unreachable') : 'local';
@@ -190,10 +201,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       httpPort = (rest.server.address() as AddressInfo).port;
       httpUrl = `${tls ? 'https' : 'http'}://${http.host.includes(':') ? `[${http.host}]` : http.host}:${httpPort}`;
     }
+    if (config.metricsAddr && config.metricsAddr !== 'rest' && config.metricsAddr !== 'none') metricsServer = await serveMetrics(config.metricsAddr, metrics.registry);
   } catch (error) {
     server.forceShutdown();
     await rest?.close();
     await replicas.stop();
+    await metricsServer?.close();
     await publisher.stop(0);
     await store.close();
     throw error;
@@ -232,6 +245,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       });
       await drainRest;
       await replicas.stop();
+      await metricsServer?.close();
       await publisher.stop(Math.min(5000, config.drainTimeoutMs)); // (b)
       await secrets.flushReads(); // (c)
       await registry.stop();
@@ -240,5 +254,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       log.info('lockboxd stopped');
     })());
 
-  return { address, port, httpUrl, httpPort, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, registry, feed, stop };
+  return { address, port, httpUrl, httpPort, metricsUrl: metricsServer?.url, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, registry, feed, stop };
 }

@@ -1,8 +1,9 @@
 /**
- * JSON logs (pino). Nothing that can hold a secret value is ever passed to the logger; the
+ * JSON logs (pino) on stdout, in the format of shared/src/log-format.ts. Nothing that can hold a secret value is ever passed to the logger; the
  * redaction list is a second line of defence for fields that should never appear.
  */
 import { pino, type Logger } from 'pino';
+import { jsonLogOptions } from '../../shared/src/log-format.js';
 
 export type { Logger };
 
@@ -25,7 +26,7 @@ export const redactPaths = [
 export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream | number } = {}): Logger {
   const destination = options.destination ?? 1;
   return pino(
-    { level: options.level ?? 'info', base: { service: 'lockboxd' }, redact: { paths: redactPaths, censor: '[redacted]' } },
+    { ...jsonLogOptions('lockboxd', options.level), redact: { paths: redactPaths, censor: '[redacted]' } },
     typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination,
   );
 }

@@ -95,6 +95,12 @@ export class LockboxClient {
     return (client as unknown as Record<string, (metadata: grpc.Metadata) => grpc.ClientDuplexStream<object, any>>)[method].call(client, this.metadata());
   }
 
+  /** A server-streaming call with the token: the responses in order (no deadline: it may be long). */
+  serverStream(service: ServiceName, method: string, request: object): grpc.ClientReadableStream<any> {
+    const client = this.client(service);
+    return (client as unknown as Record<string, (request: object, metadata: grpc.Metadata) => grpc.ClientReadableStream<any>>)[method].call(client, request, this.metadata());
+  }
+
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();

@@ -46,6 +46,7 @@ export interface LockboxServices {
   DeploymentsService: grpc.ServiceClientConstructor;
   AuditService: grpc.ServiceClientConstructor;
   AgentService: grpc.ServiceClientConstructor;
+  BackupService: grpc.ServiceClientConstructor;
 }
 
 export function loadServices(): LockboxServices {

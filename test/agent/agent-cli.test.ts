@@ -134,15 +134,15 @@ t.test('the lockbox-agent command (one bundled file) gets changes pushed on its 
   t.equal(readFileSync(join(home, 'files/TOKEN'), 'utf8'), 't1');
   await d.call('UpdateSecret', { scope, name: 'file', set: { TOKEN: Buffer.from('t2') } });
   await until('the update written', () => readFileSync(join(home, 'files/TOKEN'), 'utf8') === 't2', 5000);
-  t.notMatch(agent.err(), 'following change notices', 'no NATS unless asked for');
+  t.notMatch(agent.out(), 'following change notices', 'no NATS unless asked for');
   agent.child.kill('SIGTERM');
   t.equal(await agent.done, 0, 'SIGTERM stops cleanly');
 
   const home2 = realpathSync(tempDir(t));
   const follower = run(['run', '--resync-interval', '60s', '--nats-url', 'advertised'], { LOCKBOX_ADDR: d.daemon.address, LOCKBOX_TOKEN: token, BENTOML_HOME: home2 });
   t.teardown(() => follower.child.kill('SIGKILL'));
-  await until('following change notices', () => follower.err().includes('"following change notices"'));
-  t.match(follower.err(), `"nats":"${nats.url}"`, 'the NATS the daemon advertises');
+  await until('following change notices', () => follower.out().includes('"following change notices"'));
+  t.match(follower.out(), `"nats":"${nats.url}"`, 'the NATS the daemon advertises');
   follower.child.kill('SIGTERM');
   t.equal(await follower.done, 0);
 });

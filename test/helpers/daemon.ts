@@ -12,6 +12,7 @@ import { loadServices, type LockboxServices } from '../../shared/src/proto.js';
 import { configFromOptions, defaults, type DaemonConfig } from '../../daemon/src/config.js';
 import { startDaemon, type Daemon } from '../../daemon/src/daemon.js';
 import { redactPaths } from '../../daemon/src/log.js';
+import { jsonLogOptions } from '../../shared/src/log-format.js';
 
 const serviceNames: Array<keyof LockboxServices> = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'];
 
@@ -62,7 +63,7 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
       done();
     },
   });
-  const log = pino({ level: 'debug', redact: { paths: redactPaths, censor: '[redacted]' } }, sink);
+  const log = pino({ ...jsonLogOptions('lockboxd', 'debug'), redact: { paths: redactPaths, censor: '[redacted]' } }, sink);
   const services = loadServices();
   let daemon = await startDaemon(config, log);
   let clients = makeClients(daemon.address);

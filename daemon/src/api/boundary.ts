@@ -9,6 +9,7 @@ import { errorDomain, encodeStatusDetails, statusDetailsKey } from '../../../sha
 import { InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
 import type { Principal } from '../security/auth.js';
 import type { Logger } from '../log.js';
+import type { DaemonMetrics, Transport } from '../metrics.js';
 
 /**
  * The token from `authorization: Bearer <token>` or, failing that, `x-api-key: <token>`. A
@@ -65,9 +66,17 @@ export interface CallRecord {
   status: string | number;
 }
 
-/** One line per call: method, status, duration, request id, token id; never a body. */
-export function logCall(log: Logger, call: CallRecord): void {
+/** Where a call is counted (metrics.ts): its transport, and the method label when it differs from `call.method`. */
+export interface CallMetrics {
+  metrics: DaemonMetrics;
+  transport: Transport;
+  method?: string;
+}
+
+/** One line per call: method, status, duration, request id, token id; never a body. Counted in `counted` when given. */
+export function logCall(log: Logger, call: CallRecord, counted?: CallMetrics): void {
   const ms = Number(process.hrtime.bigint() - call.started) / 1e6;
+  counted?.metrics.call(counted.transport, counted.method ?? call.method, call.status, ms / 1000);
   const entry = {
     method: call.method,
     code: call.status,

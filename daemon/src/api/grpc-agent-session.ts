@@ -21,7 +21,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError, UnavailableError, type LockboxError } from '../../../shared/src/errors.js';
 import type { Principal, TokenAuthority } from '../security/auth.js';
-import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
+import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders, type CallMetrics } from './boundary.js';
+import type { DaemonMetrics } from '../metrics.js';
 import type { CallContext } from '../services/context.js';
 import { firstValue } from './grpc-metadata.js';
 import type { Logger } from '../log.js';
@@ -74,7 +75,17 @@ export class AgentSessions {
     private readonly agents: AgentService,
     private readonly registry: SessionRegistry,
     private readonly log: Logger,
-  ) {}
+    metrics?: DaemonMetrics,
+  ) {
+    this.counted = metrics && { metrics, transport: 'agent-session' };
+  }
+
+  private readonly counted: CallMetrics | undefined;
+
+  /** Sessions open now (the lockbox_agent_sessions metric). */
+  get size(): number {
+    return this.open.size;
+  }
 
   /** The handler for grpc-js. */
   readonly handler = (call: SessionCall): void => {
@@ -127,7 +138,7 @@ export class AgentSessions {
       };
       const refuse = (error: LockboxError, principal?: Principal) => {
         answer({ error: { code: error.grpcCode, error_code: error.code, message: error.message } });
-        logCall(this.log, { method: method?.name ?? 'Session', started, requestId, principal, status: GrpcStatus[error.grpcCode], error });
+        logCall(this.log, { method: method?.name ?? 'Session', started, requestId, principal, status: GrpcStatus[error.grpcCode], error }, this.counted);
       };
       if (this.stopping) return refuse(new UnavailableError(STOPPING));
       if (!method) return refuse(new InvalidArgumentError('request', 'set one of resync, ack, config, fetch or report'));
@@ -142,7 +153,7 @@ export class AgentSessions {
         .then(
           (response) => {
             if (response) answer({ [request.kind!]: response }); // (2)
-            logCall(this.log, { method: method.name, started, requestId, principal, status: 'OK' });
+            logCall(this.log, { method: method.name, started, requestId, principal, status: 'OK' }, this.counted);
           },
           (caught: unknown) => {
             const error = publicError(caught, requestId, this.log);

@@ -10,12 +10,14 @@ import { acceptedRequest, malformedRequestInterceptor, serverServices } from './
 import type { Principal, TokenAuthority } from '../security/auth.js';
 import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from '../log.js';
+import type { DaemonMetrics } from '../metrics.js';
 import type { AgentService } from '../services/service-agent.js';
 import type { SessionRegistry } from '../delivery/session-registry.js';
 import { limits } from '../../../shared/src/limits.js';
 import { AgentSessions } from './grpc-agent-session.js';
 import { firstValue } from './grpc-metadata.js';
 import type { AuditService } from '../services/service-audit.js';
+import type { BackupService } from '../services/service-backup.js';
 import type { DeploymentsService } from '../services/service-deployments.js';
 import type { KeysService } from '../services/service-keys.js';
 import type { TokensService } from '../services/service-tokens.js';
@@ -31,7 +33,9 @@ export interface GrpcServerParts {
   audit: AuditService;
   agents: AgentService;
   registry: SessionRegistry;
+  backups: BackupService;
   log: Logger;
+  metrics?: DaemonMetrics;
   /** gRPC keepalive: a ping after this long without traffic, the connection dropped when unanswered within the timeout. */
   keepalive?: { timeMs: number; timeoutMs: number };
 }
@@ -39,7 +43,8 @@ export interface GrpcServerParts {
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation; sessions: AgentSessions } {
-  const { auth, secrets, keys, tokens, deployments, audit, agents, registry, log, keepalive } = parts;
+  const { auth, secrets, keys, tokens, deployments, audit, agents, registry, backups, log, metrics, keepalive } = parts;
+  const counted = metrics && { metrics, transport: 'grpc' as const };
   const refuseMalformed = malformedRequestInterceptor((method, error) => {
     const requestId = requestIdFrom(undefined);
     logCall(log, { method: method.split('/').pop()!, started: process.hrtime.bigint(), requestId, status: grpc.status[error.grpcCode], error });
@@ -68,19 +73,45 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
           const trailers = new grpc.Metadata();
           trailers.set('x-request-id', requestId);
           callback(null, response, trailers);
-          logCall(log, { method, started, requestId, principal, status: 'OK' });
+          logCall(log, { method, started, requestId, principal, status: 'OK' }, counted);
         },
         (caught: unknown) => {
           const error = publicError(caught, requestId, log);
           callback(grpcStatusOf(error, requestId) as grpc.ServiceError);
-          logCall(log, { method, started, requestId, principal, status: grpc.status[error.grpcCode], error });
+          logCall(log, { method, started, requestId, principal, status: grpc.status[error.grpcCode], error }, counted);
+        },
+      );
+    };
+  }
+
+  /** A server-streaming call: authenticated and logged as a unary one; each item written in order. */
+  function serverStream<Req, Item>(method: string, handler: (request: Req, ctx: CallContext) => AsyncIterable<Item>): grpc.handleServerStreamingCall<Req, Item> {
+    return (call) => {
+      const started = process.hrtime.bigint();
+      const requestId = requestIdFrom(firstValue(call.metadata, 'x-request-id'));
+      let principal: Principal | undefined;
+      void (async () => {
+        principal = await auth.authenticate(tokenFromHeaders((name) => firstValue(call.metadata, name)));
+        for await (const item of handler(call.request, { principal, requestId })) {
+          if (call.cancelled) return;
+          if (!call.write(item)) await new Promise((resolve) => call.once('drain', resolve));
+        }
+      })().then(
+        () => {
+          call.end();
+          logCall(log, { method, started, requestId, principal, status: 'OK' }, counted);
+        },
+        (caught: unknown) => {
+          const error = publicError(caught, requestId, log);
+          call.emit('error', grpcStatusOf(error, requestId));
+          logCall(log, { method, started, requestId, principal, status: grpc.status[error.grpcCode], error }, counted);
         },
       );
     };
   }
 
   const services = serverServices();
-  const sessions = new AgentSessions(auth, agents, registry, log);
+  const sessions = new AgentSessions(auth, agents, registry, log, metrics);
   server.addService(services.SecretsService.service, {
     CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),
     GetSecret: unary('GetSecret', (r, c) => secrets.get(r as never, c)),
@@ -119,7 +150,10 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     SecretStatus: unary('SecretStatus', (r, c) => agents.status(r as never, c)),
     Session: sessions.handler,
   });
-  const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
+  server.addService(services.BackupService.service, {
+    Backup: serverStream('Backup', (_r, c) => backups.backup(c)),
+  });
+  const serving = ['SecretsService', 'KeysService', 'TokensService', 'DeploymentsService', 'AuditService', 'AgentService', 'BackupService'].map((s) => [`lockbox.v1.${s}`, 'SERVING'] as const);
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(serving) });
   health.addToServer(server);
   addReflection(server);

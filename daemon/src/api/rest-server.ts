@@ -22,6 +22,8 @@ import { drainRequest } from './rest-drain.js';
 import type { RestRequest, RestRoute, RestServices } from './rest-common.js';
 import { restRoutes } from './rest-routes.js';
 import { registerConsole } from './console-static.js';
+import { scrape } from '../../../shared/src/metrics.js';
+import type { DaemonMetrics } from '../metrics.js';
 
 export interface RestServerOptions extends RestServices {
   /** The built web console to serve at /ui/ (console-static.ts); undefined: no console. */
@@ -33,6 +35,9 @@ export interface RestServerOptions extends RestServices {
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   /** What /readyz reports. */
   readiness(): Promise<{ ready: boolean; nats: string; database: string }>;
+  /** Calls are counted here; `/metrics` is served too when `serveMetrics`. */
+  metrics?: DaemonMetrics;
+  serveMetrics?: boolean;
 }
 
 declare module 'fastify' {
@@ -147,7 +152,8 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   });
   app.addHook('onResponse', async (request, reply) => {
     const { started, requestId, principal, error } = request.lockbox;
-    logCall(log, { method: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`, started, requestId, principal, status: reply.statusCode, error });
+    const counted = options.metrics && { metrics: options.metrics, transport: 'http' as const, method: `${request.method} ${request.routeOptions.url ?? '(no route)'}` };
+    logCall(log, { method: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`, started, requestId, principal, status: reply.statusCode, error }, counted);
   });
 
   const sendError = (request: FastifyRequest, reply: FastifyReply, error: LockboxError) => {
@@ -210,6 +216,13 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   app.get('/openapi.json', async () => openapi);
   if (options.consoleDir !== undefined && !registerConsole(app, options.consoleDir))
     log.warn({ dir: options.consoleDir }, 'the web console is not built (npm run build); /ui/ is off');
+  if (options.serveMetrics && options.metrics) {
+    const registry = options.metrics.registry;
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await scrape(registry);
+      return reply.type(contentType).send(body);
+    });
+  }
 
   const paths = routes.map((r) => ({ pattern: new RegExp(`^${r.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`), method: r.method }));
   app.setNotFoundHandler(async (request, reply) => {

@@ -25,6 +25,8 @@ export interface OutboxPublisherOptions {
   pollIntervalMs?: number;
   batchSize?: number;
   flushTimeoutMs?: number;
+  /** Told the time of each notice sent (the publish lag metric). */
+  onPublished?: (noticeTime: string) => void;
 }
 
 export function noticePayload(notice: StoredNotice): ChangeNotice {
@@ -168,6 +170,7 @@ export class OutboxPublisher {
       const nc = this.nc;
       for (const notice of notices) nc.publish(notice.subject, this.encoder.encode(JSON.stringify(noticePayload(notice)))); // (3)
       await withTimeout(nc.flush(), flushTimeoutMs, 'NATS flush timed out');
+      for (const notice of notices) this.options.onPublished?.(notice.time);
       await store.deleteNotices(notices.map((n) => n.seq)); // (4)
       sent += notices.length;
       this.published += notices.length;

@@ -5,7 +5,7 @@
  * changes themselves do not wait for each other.
  */
 import type pg from 'pg';
-import type { AuditDraft, AuditHasher } from './store.js';
+import type { AuditDraft, AuditHasher, StoreObserver } from './store.js';
 import type { PostgresPool } from './store-postgres-pool.js';
 
 /** Advisory lock id (pg_advisory_xact_lock) of the chain; migrations-postgres.ts has 2. */
@@ -20,6 +20,7 @@ export class PostgresAuditChain {
   constructor(
     private readonly db: PostgresPool,
     private readonly hasher: AuditHasher,
+    private readonly observer?: StoreObserver,
   ) {
     db.hooks = {
       committed: (client) => {
@@ -75,6 +76,7 @@ export class PostgresAuditChain {
             (value, i) => columns[i].push(value),
           );
           previous = { seq: entry.seq, hash };
+          this.observer?.auditWritten((Date.now() - Date.parse(entry.time)) / 1000);
         }
         await db.query(
           `INSERT INTO audit (seq, time, token_id, role, tenant, resource_group, action, target, version, outcome, request_id, count, prev_hash, hash)

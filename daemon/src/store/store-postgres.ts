@@ -50,6 +50,7 @@ import {
   type Store,
   type StoredIdempotency,
   type StoredNotice,
+  type StoreObserver,
   type TokenRecord,
   type VersionRecord,
   type WrappedKeyRow,
@@ -77,6 +78,8 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** How long a publisher holds the notices it claimed (default 10 s). */
   noticeHoldMs?: number;
+  /** Told what commits and audit writes cost (metrics). */
+  observer?: StoreObserver;
 }
 
 export class PostgresStore implements Store {
@@ -88,16 +91,17 @@ export class PostgresStore implements Store {
     private readonly maxVersions: number,
     auditHasher: AuditHasher,
     private readonly noticeHoldMs: number,
+    private readonly observer?: StoreObserver,
   ) {
     this.db = new PostgresPool(pool);
-    this.audit = new PostgresAuditChain(this.db, auditHasher);
+    this.audit = new PostgresAuditChain(this.db, auditHasher, observer);
   }
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, types: { getTypeParser: typeParser } });
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
-    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000);
+    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000, options.observer);
     try {
       await store.db.transaction((db) => migratePostgres(db));
     } catch (error) {
@@ -142,8 +146,9 @@ export class PostgresStore implements Store {
   }
 
   async commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]> {
+    const started = process.hrtime.bigint();
     try {
-      return await this.db.transaction(async (db) => {
+      const outcomes = await this.db.transaction(async (db) => {
         if (idempotency) {
           const stored = await this.getIdempotencyWith(db, idempotency.tenant, idempotency.key);
           if (stored) throw new IdempotencyReplayError(stored);
@@ -170,6 +175,8 @@ export class PostgresStore implements Store {
         if (audit) await this.audit.insert(db, audit(outcomes));
         return outcomes;
       });
+      this.observer?.committed(Number(process.hrtime.bigint() - started) / 1e9, changes.length);
+      return outcomes;
     } catch (error) {
       if (idempotency && isUniqueViolation(error)) {
         // (5) another replica stored the key first: its answer is the answer
@@ -275,6 +282,15 @@ export class PostgresStore implements Store {
 
   async countTokens(): Promise<number> {
     return Number((await this.db.query('SELECT COUNT(*) AS n FROM tokens')).rows[0].n);
+  }
+
+  async countNotices(): Promise<number> {
+    return Number((await this.db.query('SELECT COUNT(*) AS n FROM outbox')).rows[0].n);
+  }
+
+  async agentHeartbeats(): Promise<Array<{ lastSeenTime: string; resyncIntervalSeconds: number }>> {
+    const { rows } = await this.db.query('SELECT last_seen_time, resync_interval_seconds FROM agents');
+    return rows.map((r) => ({ lastSeenTime: r.last_seen_time, resyncIntervalSeconds: Number(r.resync_interval_seconds) }));
   }
 
   async hasData(): Promise<boolean> {

@@ -11,6 +11,7 @@
  *    resolved, so nothing is acknowledged before it is on disk.
  */
 import type Database from 'better-sqlite3';
+import type { StoreObserver } from './store.js';
 
 interface Job {
   run: () => unknown;
@@ -27,6 +28,7 @@ export class GroupCommit {
     private readonly db: Database.Database,
     /** Most jobs in one transaction. */
     private readonly maxGroup: number,
+    private readonly observer?: StoreObserver,
   ) {}
 
   /** Step (1): queues `run` to execute inside the next group transaction. */
@@ -51,6 +53,7 @@ export class GroupCommit {
     }
     if (jobs.length === 0) return;
     const settled: Array<{ job: Job; ok: boolean; value?: unknown; error?: unknown }> = [];
+    const started = process.hrtime.bigint();
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (error) {
@@ -76,6 +79,7 @@ export class GroupCommit {
       for (const job of jobs) job.reject(error);
       return;
     }
+    this.observer?.committed(Number(process.hrtime.bigint() - started) / 1e9, jobs.length);
     for (const { job, ok, value, error } of settled) {
       if (ok) job.resolve(value);
       else job.reject(error);

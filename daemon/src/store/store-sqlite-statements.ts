@@ -77,6 +77,10 @@ export function prepareStatements(db: Database.Database) {
     ),
     getToken: db.prepare<[string], Record<string, string>>('SELECT * FROM tokens WHERE id = ?'),
     countTokens: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM tokens'),
+    countNotices: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox'),
+    agentHeartbeats: db.prepare<[], { lastSeenTime: string; resyncIntervalSeconds: number }>(
+      'SELECT last_seen_time AS lastSeenTime, resync_interval_seconds AS resyncIntervalSeconds FROM agents',
+    ),
     listTokens: db.prepare<[string, string], Record<string, string>>('SELECT * FROM tokens WHERE (? = \'\' OR tenant = ?) ORDER BY create_time, id'),
     revokeToken: db.prepare("UPDATE tokens SET revoke_time = ? WHERE id = ? AND revoke_time = ''"),
     countTenantWide: db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM secrets WHERE tenant = ? AND resource_group = '*'"),

@@ -39,6 +39,7 @@ import {
   type Store,
   type StoredIdempotency,
   type StoredNotice,
+  type StoreObserver,
   type TokenRecord,
   type VersionRecord,
   type WrappedKeyRow,
@@ -63,6 +64,8 @@ export interface SqliteStoreOptions {
   auditHasher: AuditHasher;
   /** Most jobs in one group commit. */
   maxGroup?: number;
+  /** Told what commits and audit writes cost (metrics). */
+  observer?: StoreObserver;
 }
 
 export class SqliteStore implements Store {
@@ -70,6 +73,7 @@ export class SqliteStore implements Store {
   private readonly maxVersions: number;
   private readonly group: GroupCommit;
   private readonly auditHasher: AuditHasher;
+  private readonly observer: StoreObserver | undefined;
   private readonly heads = new Map<string, SecretHead>();
   private readonly deployments = new Map<string, DeploymentRecord>();
   private static readonly headCacheLimit = 10_000;
@@ -84,7 +88,8 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.maxVersions = options.maxVersions;
-    this.group = new GroupCommit(this.db, options.maxGroup ?? 1024);
+    this.observer = options.observer;
+    this.group = new GroupCommit(this.db, options.maxGroup ?? 1024, options.observer);
     this.auditHasher = options.auditHasher;
     migrateSqlite(this.db);
     this.stmt = prepareStatements(this.db);
@@ -153,6 +158,7 @@ export class SqliteStore implements Store {
       const entry = { ...draft, count: draft.count ?? 1, seq: last.seq + 1, prevHash: last.hash };
       const hash = this.auditHasher(entry);
       this.stmt.insertAudit.run({ ...entry, hash });
+      this.observer?.auditWritten((Date.now() - Date.parse(entry.time)) / 1000);
       last = { seq: entry.seq, hash };
     }
   }
@@ -319,6 +325,19 @@ export class SqliteStore implements Store {
 
   async countTokens(): Promise<number> {
     return this.stmt.countTokens.get()!.n;
+  }
+
+  /** SQLite's online backup API: a consistent snapshot while writes go on. */
+  async backup(path: string): Promise<void> {
+    await this.db.backup(path);
+  }
+
+  async countNotices(): Promise<number> {
+    return this.stmt.countNotices.get()!.n;
+  }
+
+  async agentHeartbeats(): Promise<Array<{ lastSeenTime: string; resyncIntervalSeconds: number }>> {
+    return this.stmt.agentHeartbeats.all();
   }
 
   async hasData(): Promise<boolean> {

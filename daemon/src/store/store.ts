@@ -271,7 +271,26 @@ export interface Store {
   /** Stores on a server: resolves when it answers (readiness). */
   ping?(): Promise<void>;
 
+  /**
+   * Writes an online, consistent copy of the database to `path` (a new file), values still
+   * sealed. Stores that cannot (PostgreSQL: pg_dump does it) leave it out.
+   */
+  backup?(path: string): Promise<void>;
+
+  /** Notices waiting in the outbox (the outbox depth metric). */
+  countNotices(): Promise<number>;
+  /** Every agent's last heartbeat and resync interval (the agents-by-state metric). */
+  agentHeartbeats(): Promise<Array<Pick<AgentReport, 'lastSeenTime' | 'resyncIntervalSeconds'>>>;
+
   close(): Promise<void>;
+}
+
+/** Told what a store's writes cost (daemon/src/metrics.ts); never a value, a name or a key. */
+export interface StoreObserver {
+  /** One transaction committed: how long it took and how many changes or jobs it carried. */
+  committed(seconds: number, size: number): void;
+  /** An audit entry entered the chain `lagSeconds` after the time it records. */
+  auditWritten(lagSeconds: number): void;
 }
 
 /** Thrown by `commit` when the idempotency key was used before. */

@@ -1,0 +1,96 @@
+/**
+ * lockboxd's Prometheus metrics (served on `/metrics`, see --metrics-addr). Every family is
+ * `lockbox_…` with base units; labels take few values (transport, method, code, state), never a
+ * secret name, tenant, token or value.
+ * - calls: every gRPC call, REST request and agent-session message, counted by method and code,
+ *   timed by method (observed where each call is logged, boundary.ts logCall);
+ * - the store: commit latency and batch size (jobs of a SQLite group commit, changes of a
+ *   PostgreSQL commit), audit write lag (an entry's time to its place in the chain);
+ * - delivery: outbox depth (read at scrape time), publish lag (commit time to NATS), agent
+ *   sessions connected, agents by state (current or stale: silent three resync intervals).
+ * Rollout convergence (commit to every agent's ACK) is not here yet: it waits for ACKs on the
+ * agent session (DESIGN.md, Delivery).
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createMetricsRegistry, latencyBuckets } from '../../shared/src/metrics.js';
+import type { Store, StoreObserver } from './store/store.js';
+
+export type Transport = 'grpc' | 'http' | 'agent-session';
+
+export class DaemonMetrics {
+  readonly registry: Registry = createMetricsRegistry('lockboxd');
+  private readonly requests = new Counter({
+    name: 'lockbox_requests_total',
+    help: 'Calls answered, by transport, method (gRPC method, or HTTP method and route) and code (gRPC status name or HTTP status)',
+    labelNames: ['transport', 'method', 'code'],
+    registers: [this.registry],
+  });
+  private readonly requestSeconds = new Histogram({
+    name: 'lockbox_request_duration_seconds',
+    help: 'Time to answer a call',
+    labelNames: ['transport', 'method'],
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  private readonly commitSeconds = new Histogram({ name: 'lockbox_store_commit_duration_seconds', help: 'Time of one store transaction, fsync included', buckets: latencyBuckets, registers: [this.registry] });
+  private readonly commitSize = new Histogram({
+    name: 'lockbox_store_commit_batch_size',
+    help: 'Writes carried by one store transaction (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [this.registry],
+  });
+  private readonly auditLag = new Histogram({ name: 'lockbox_audit_write_lag_seconds', help: 'From the time an audit entry records to its place in the hash chain', buckets: latencyBuckets, registers: [this.registry] });
+  private readonly publishLag = new Histogram({ name: 'lockbox_outbox_publish_lag_seconds', help: 'From a change notice entering the outbox to its publication on NATS', buckets: latencyBuckets, registers: [this.registry] });
+
+  /** What the store reports (its options' `observer`). */
+  readonly store: StoreObserver = {
+    committed: (seconds, size) => {
+      this.commitSeconds.observe(seconds);
+      this.commitSize.observe(size);
+    },
+    auditWritten: (lagSeconds) => this.auditLag.observe(Math.max(0, lagSeconds)),
+  };
+
+  call(transport: Transport, method: string, code: string | number, seconds: number): void {
+    this.requests.inc({ transport, method, code: String(code) });
+    this.requestSeconds.observe({ transport, method }, seconds);
+  }
+
+  published(noticeTime: string): void {
+    const lag = (Date.now() - Date.parse(noticeTime)) / 1000;
+    if (Number.isFinite(lag)) this.publishLag.observe(Math.max(0, lag));
+  }
+
+  /** The gauges read at scrape time, once the parts they read exist. */
+  watch(parts: { store: Store; sessions: () => number }): void {
+    new Gauge({
+      name: 'lockbox_outbox_depth',
+      help: 'Change notices waiting in the outbox',
+      registers: [this.registry],
+      async collect() {
+        this.set(await parts.store.countNotices());
+      },
+    });
+    new Gauge({
+      name: 'lockbox_agent_sessions',
+      help: 'Agent sessions (AgentService.Session streams) open on this replica',
+      registers: [this.registry],
+      collect() {
+        this.set(parts.sessions());
+      },
+    });
+    new Gauge({
+      name: 'lockbox_agents',
+      help: 'Agents that reported, by state: current, or stale (silent three resync intervals)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        const now = Date.now();
+        const counts = { current: 0, stale: 0 };
+        for (const a of await parts.store.agentHeartbeats())
+          counts[now - Date.parse(a.lastSeenTime) > 3 * a.resyncIntervalSeconds * 1000 ? 'stale' : 'current']++;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+  }
+}
