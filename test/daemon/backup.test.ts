@@ -77,5 +77,5 @@ t.test('only an operator may take a backup; on PostgreSQL it points to pg_dump',
   const pg = await startTestDaemon(t, { databaseUrl: await freshSchema(t) });
   const refused = await cli(['--addr', pg.daemon.address, '--token', pg.adminToken, 'backup', '--file', out]);
   t.equal(refused.code, 1);
-  t.match(refused.stderr, /FAILED_PRECONDITION: .*pg_dump/);
+  t.match(refused.stderr, /FAILED_PRECONDITION \(BACKUP_NOT_SUPPORTED\): .*pg_dump/);
 });
