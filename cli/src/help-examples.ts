@@ -49,9 +49,10 @@ export const examples: Record<string, string[]> = {
   'deployment get': ['lockbox deployment get app --resource-group team-a'],
   'deployment list': ['lockbox deployment list --resource-group team-a -o json'],
   'deployment delete': ['lockbox deployment delete app --resource-group team-a'],
-  audit: ['lockbox audit list --action secret.read', 'lockbox audit verify'],
+  audit: ['lockbox audit list --action secret.read', 'lockbox audit head', 'lockbox audit verify'],
   'audit list': ['lockbox audit list --action secret.read', 'lockbox audit list --target demo --limit 50 -o json'],
-  'audit verify': ['lockbox audit verify'],
+  'audit head': ['lockbox audit head >> audit-heads.txt'],
+  'audit verify': ['lockbox audit verify', 'lockbox audit verify --head "$KEPT_HEAD"'],
   completion: ['source <(lockbox completion bash)', 'source <(lockbox completion zsh)', 'lockbox completion fish > ~/.config/fish/completions/lockbox.fish'],
 };
 
