@@ -63,7 +63,7 @@ export class OutboxPublisher {
 
   start(): void {
     if (this.options.natsUrl) this.connecting = this.connectForever();
-    else this.options.log.warn('NATS is disabled (empty --nats-url): change notices wait in the outbox; agents rely on resync');
+    else this.options.log.warn('NATS is disabled (empty --nats-url): change notices wait in the outbox; agents still get every change pushed on their sessions');
     this.loop = this.run();
   }
 
