@@ -8,8 +8,9 @@
  *   PostgreSQL commit), audit write lag (an entry's time to its place in the chain);
  * - delivery: outbox depth (read at scrape time), publish lag (commit time to NATS), agent
  *   sessions connected, agents by state (current or stale: silent three resync intervals).
- * Rollout convergence (commit to every agent's ACK) is not here yet: it waits for ACKs on the
- * agent session (DESIGN.md, Delivery).
+ * Rollout convergence (commit to every agent's ACK) is not here yet: the ACKs on the agent
+ * session (delivery/session-registry.ts) landed after these metrics; it belongs where they are
+ * recorded.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createMetricsRegistry, latencyBuckets } from '../../shared/src/metrics.js';
