@@ -53,6 +53,7 @@ export const examples: Record<string, string[]> = {
   'audit list': ['lockbox audit list --action secret.read', 'lockbox audit list --target demo --limit 50 -o json'],
   'audit head': ['lockbox audit head >> audit-heads.txt'],
   'audit verify': ['lockbox audit verify', 'lockbox audit verify --head "$KEPT_HEAD"'],
+  backup: ['lockbox backup -f lockbox-$(date +%F).db'],
   completion: ['source <(lockbox completion bash)', 'source <(lockbox completion zsh)', 'lockbox completion fish > ~/.config/fish/completions/lockbox.fish'],
 };
 
