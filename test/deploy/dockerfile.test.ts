@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 import { agentFlags, repoRoot } from '../helpers/spawn.js';
@@ -139,4 +139,21 @@ t.test('.dockerignore keeps out what the images must not carry', async (t) => {
   for (const entry of ['node_modules', 'dist', '.tap', 'test', 'bench', 'scripts', 'docs', '.git', '.lockbox']) t.ok(ignored.includes(entry), `${entry} is ignored`);
   // What the build stage copies from the context must not be ignored.
   for (const c of copies(stage('build'))) for (const src of c.sources) t.notOk(ignored.includes(src.replace(/^\.\//, '').replace(/\/$/, '')), `${src} is in the context`);
+});
+
+t.test("the daemon stage's code imports only production dependencies (prod-deps installs no others)", async (t) => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const dirs = copies(stage('lockboxd')).flatMap((c) => c.sources).filter((s) => /^\/app\/dist\/(daemon|shared|cli)$/.test(s)).map((s) => join(repoRoot, s.slice('/app/'.length)));
+  t.equal(dirs.length, 3, 'dist/daemon, dist/shared and dist/cli are copied');
+  const imported = new Set<string>();
+  for (const dir of dirs) {
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'))) {
+      for (const m of readFileSync(join(dir, file), 'utf8').matchAll(/(?:from |import\()'([^'./][^']*)'/g)) {
+        if (m[1].startsWith('node:')) continue;
+        imported.add(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
+      }
+    }
+  }
+  t.ok(imported.has('better-sqlite3') && imported.has('fastify'), 'the scan finds the imports');
+  for (const name of [...imported].sort()) t.ok(name in pkg.dependencies, `${name} is a production dependency`);
 });
