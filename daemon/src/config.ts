@@ -10,6 +10,8 @@ export interface DaemonConfig {
   dataDir: string;
   /** postgres://… to keep the data in PostgreSQL (several replicas may share it); empty: SQLite in the data dir. */
   databaseUrl: string;
+  /** PostgreSQL: connect, query, statement and idle-in-transaction timeout. */
+  databaseTimeoutMs: number;
   grpcAddr: string;
   /** The REST gateway's address; empty: no REST gateway. */
   httpAddr: string;
@@ -56,6 +58,7 @@ export const defaults = {
   maxResourceGroups: 50,
   maxAgentsPerDeployment: 1000,
   keepaliveTime: '5s',
+  databaseTimeout: '10s',
   keepaliveTimeout: '5s',
 };
 
@@ -97,6 +100,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
     .addOption(new Option('--max-agents-per-deployment <n>', 'live agents per deployment; a new agent id past it is refused (AGENT_LIMIT)').env(env('MAX_AGENTS_PER_DEPLOYMENT')).default(String(defaults.maxAgentsPerDeployment)))
+    .addOption(new Option('--database-timeout <duration>', 'PostgreSQL: longest wait to connect, for a query, a statement, or a transaction left idle; past it the call is UNAVAILABLE').env(env('DATABASE_TIMEOUT')).default(defaults.databaseTimeout))
     .addOption(new Option('--keepalive-time <duration>', 'gRPC keepalive: ping a connection after this long without traffic').env(env('KEEPALIVE_TIME')).default(defaults.keepaliveTime))
     .addOption(new Option('--keepalive-timeout <duration>', 'gRPC keepalive: drop a connection whose ping is unanswered this long (a dead or hung agent)').env(env('KEEPALIVE_TIMEOUT')).default(defaults.keepaliveTimeout))
     .version(versionLine('lockboxd'), '-V, --version', 'print the version and exit')
@@ -109,6 +113,7 @@ export function daemonCommand(): Command {
 interface RawOptions {
   dataDir: string;
   databaseUrl?: string;
+  databaseTimeout?: string;
   grpcAddr: string;
   httpAddr?: string;
   httpBodyLimit?: string;
@@ -145,6 +150,13 @@ function keepaliveDuration(text: string, setting: string): number {
   return ms;
 }
 
+function databaseTimeout(text: string): number {
+  const setting = '--database-timeout (LOCKBOX_DATABASE_TIMEOUT)';
+  const ms = parseDuration(text, setting);
+  if (ms < 100 || ms > 600_000) throw new SettingError(`${setting}: "${text}" must be from 100ms to 10m`);
+  return ms;
+}
+
 export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (!raw.dataDir) throw new SettingError('--data-dir (LOCKBOX_DATA_DIR) must not be empty');
   parseHostPort(raw.grpcAddr, '--grpc-addr (LOCKBOX_GRPC_ADDR)');
@@ -170,6 +182,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   return {
     dataDir: raw.dataDir,
     databaseUrl,
+    databaseTimeoutMs: databaseTimeout(raw.databaseTimeout ?? defaults.databaseTimeout),
     grpcAddr: raw.grpcAddr,
     httpAddr,
     ui: raw.ui === undefined || raw.ui === 'on' || raw.ui === 'true',

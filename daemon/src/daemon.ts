@@ -95,7 +95,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const hasher: AuditHasher = (entry) => chainHasher!(entry);
   const metrics = new DaemonMetrics();
   const store: Store = config.databaseUrl // (2)
-    ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store })
+    ? await PostgresStore.open({ url: config.databaseUrl, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store, timeoutMs: config.databaseTimeoutMs })
     : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store });
   let keyring: Keyring;
   try {

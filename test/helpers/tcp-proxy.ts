@@ -10,6 +10,8 @@ export interface TcpProxy {
   port: number;
   /** Drop every open connection; refuse new ones until mend(). */
   cut(): void;
+  /** Keep every connection open but forward nothing, and hold new ones: a hung server (SIGSTOP). */
+  stall(): void;
   mend(): void;
   close(): Promise<void>;
 }
@@ -17,8 +19,14 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
   let cut = false;
+  let stalled = false;
   const server = createServer((client) => {
     if (cut) return client.destroy();
+    if (stalled) {
+      open.add(client);
+      client.on('close', () => open.delete(client)).on('error', () => {});
+      return client.pause();
+    }
     const upstream = connect(target.port, target.host);
     for (const s of [client, upstream]) {
       open.add(s);
@@ -36,6 +44,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut() {
       cut = true;
       for (const s of open) s.destroy();
+    },
+    stall() {
+      stalled = true;
+      for (const s of open) {
+        s.unpipe();
+        s.pause();
+      }
     },
     mend() {
       cut = false;

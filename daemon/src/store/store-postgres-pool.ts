@@ -14,6 +14,8 @@ export function unavailable(error: unknown): unknown {
   const { code } = (error ?? {}) as { code?: string };
   const lost =
     (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code))) ||
+    code === '57014' || // statement_timeout: the database did not finish in time
+    timedOut(error) ||
     /Connection terminated/.test((error as Error)?.message ?? '');
   return lost ? new UnavailableError('the database is unreachable; retry (another replica may answer)', { cause: error }) : error;
 }
@@ -23,6 +25,31 @@ const INT8_OID = 20;
 export function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
   if (oid === INT8_OID) return Number;
   return format ? pg.types.getTypeParser(oid, format) : pg.types.getTypeParser(oid);
+}
+
+/** The client gave up waiting (connect or query timeout): that connection cannot be reused. */
+function timedOut(error: unknown): boolean {
+  return /^(Query read timeout|timeout exceeded when trying to connect|Connection terminated due to connection timeout)/.test((error as Error)?.message ?? '');
+}
+
+/**
+ * Bounded waits on a database that hangs (a stopped server, a network that drops packets):
+ * connecting, each query (client side, so a server that never answers is given up on), each
+ * statement (server side) and a transaction left idle are all bounded by `timeoutMs`; TCP
+ * keepalive finds dead peers. A connection that timed out is discarded, never reused.
+ */
+export function poolOptions(url: string, timeoutMs: number, max: number): pg.PoolConfig {
+  return {
+    connectionString: url,
+    max,
+    types: { getTypeParser: typeParser },
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    statement_timeout: timeoutMs,
+    idle_in_transaction_session_timeout: timeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  };
 }
 
 export const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
@@ -63,7 +90,8 @@ export class PostgresPool {
       this.hooks.committed(db);
       return result;
     } catch (error) {
-      await db.query('ROLLBACK').catch(() => {});
+      if (timedOut(error)) broken ??= error as Error; // the server may still answer it later: never reuse
+      else await db.query('ROLLBACK').catch(() => {});
       throw unavailable(error);
     } finally {
       this.hooks.released(db);

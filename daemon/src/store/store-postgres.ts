@@ -30,7 +30,7 @@ import { migratePostgres } from './migrations-postgres.js';
 import { PostgresAuditChain } from './store-postgres-audit.js';
 import { applyChange } from './store-postgres-changes.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
-import { isUniqueViolation, PostgresPool, typeParser } from './store-postgres-pool.js';
+import { isUniqueViolation, PostgresPool, poolOptions } from './store-postgres-pool.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,
@@ -76,6 +76,8 @@ export interface PostgresStoreOptions {
   maxVersions: number;
   auditHasher: AuditHasher;
   poolSize?: number;
+  /** Connect, query, statement and idle-in-transaction timeout (default 10 s; --database-timeout). */
+  timeoutMs?: number;
   /** How long a publisher holds the notices it claimed (default 10 s). */
   noticeHoldMs?: number;
   /** Told what commits and audit writes cost (metrics). */
@@ -99,7 +101,7 @@ export class PostgresStore implements Store {
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 20, types: { getTypeParser: typeParser } });
+    const pool = new pg.Pool(poolOptions(options.url, options.timeoutMs ?? 10_000, options.poolSize ?? 20));
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
     const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000, options.observer);
     try {
