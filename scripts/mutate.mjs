@@ -25,7 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '..');
 const modules = {
   writer: { file: 'agent/src/atomic-writer.ts', tests: ['test/agent/atomic-writer.test.ts', 'test/agent/disk-full.test.ts'] },
-  auth: { file: 'daemon/src/security/auth.ts', tests: ['test/daemon/auth.test.ts'] },
+  auth: { file: 'daemon/src/security/auth.ts', tests: ['test/daemon/auth.test.ts', 'test/daemon/access.test.ts'] },
   crypto: { file: 'shared/src/crypto.ts', tests: ['test/shared/crypto.test.ts'] },
   outbox: { file: 'daemon/src/delivery/outbox-publisher.ts', tests: ['test/daemon/notices.test.ts'] },
 };
