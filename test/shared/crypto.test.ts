@@ -1,6 +1,9 @@
 import t from 'tap';
 import {
   constantTimeEqual,
+  signDetached,
+  signingKeyPair,
+  verifyDetached,
   DataKeyCache,
   decodePayload,
   encodePayload,
@@ -143,4 +146,14 @@ t.test('AD format 1 (sealed before metadata was bound) still opens with its iden
   t.same(openSecret(legacy, master, { ...record, labels: {} }), data, 'its metadata was never bound');
   t.throws(() => openSecret(legacy, master, { ...record, name: 'other' }), DecryptionError, 'its identity still is');
   t.throws(() => openSecret({ ...legacy, adFormat: AD_FORMAT_METADATA }, master, record), DecryptionError, 'relabelled as format 2: does not open');
+});
+
+t.test('verifyDetached: a signature or key of the wrong length is false, never a throw', async (t) => {
+  const { publicKey, privateKey } = signingKeyPair(new Uint8Array(32).fill(7));
+  const signature = signDetached('seq=5 hash=ab', privateKey);
+  t.equal(verifyDetached(signature, 'seq=5 hash=ab', publicKey), true);
+  t.equal(verifyDetached(signature, 'seq=5 hash=ac', publicKey), false, 'another message');
+  t.equal(verifyDetached(signature.subarray(0, 63), 'seq=5 hash=ab', publicKey), false, 'a signature cut short');
+  t.equal(verifyDetached(new Uint8Array(65), 'seq=5 hash=ab', publicKey), false, 'a signature too long');
+  t.equal(verifyDetached(signature, 'seq=5 hash=ab', publicKey.subarray(0, 31)), false, 'a key cut short');
 });
