@@ -6,7 +6,7 @@ import t from 'tap';
 import { connect as http2Connect } from 'node:http2';
 import { startTestDaemon } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
-import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { schemaBehindProxy } from '../helpers/tcp-proxy.js';
 import { until } from '../helpers/wait.js';
 
 t.test('a call still open after the drain timeout is cancelled, and the stop completes', async (t) => {
@@ -40,12 +40,8 @@ t.test('a call still open after the drain timeout is cancelled, and the stop com
 });
 
 t.test('/readyz answers 503 while the database is out of reach, and 200 again when it is back', async (t) => {
-  const url = new URL(await freshSchema(t));
-  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-  t.teardown(() => proxy.close());
-  url.hostname = '127.0.0.1';
-  url.port = String(proxy.port);
-  const d = await startTestDaemon(t, { databaseUrl: url.toString() });
+  const { url, proxy } = await schemaBehindProxy(t, await freshSchema(t));
+  const d = await startTestDaemon(t, { databaseUrl: url });
   const readyz = async () => {
     const res = await fetch(`${d.daemon.httpUrl}/readyz`);
     return { status: res.status, body: (await res.json()) as { status: string; database: string } };

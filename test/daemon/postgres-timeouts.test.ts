@@ -8,17 +8,13 @@ import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
-import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { schemaBehindProxy } from '../helpers/tcp-proxy.js';
 import { restClient } from '../helpers/rest.js';
 import { configFromOptions, defaults } from '../../daemon/src/config.js';
 
 t.test('calls on a hung database answer UNAVAILABLE within --database-timeout', async (t) => {
-  const url = new URL(await freshSchema(t));
-  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-  t.teardown(() => proxy.close());
-  url.hostname = '127.0.0.1';
-  url.port = String(proxy.port);
-  const d = await startTestDaemon(t, { databaseUrl: url.toString(), databaseTimeoutMs: 1000 });
+  const { url, proxy } = await schemaBehindProxy(t, await freshSchema(t));
+  const d = await startTestDaemon(t, { databaseUrl: url, databaseTimeoutMs: 1000 });
   await d.call('CreateSecret', createRequest('hung', { K: 'v' }));
 
   proxy.stall();

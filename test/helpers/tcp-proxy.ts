@@ -62,3 +62,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       }),
   };
 }
+
+/** A fresh schema reached through a proxy the test can cut or stall; the proxy closes at teardown. */
+export async function schemaBehindProxy(t: { teardown(fn: () => unknown): void }, schemaUrl: string): Promise<{ url: string; proxy: TcpProxy }> {
+  const url = new URL(schemaUrl);
+  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  t.teardown(() => proxy.close());
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return { url: url.toString(), proxy };
+}
