@@ -551,7 +551,9 @@ export class Agent {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.repairInterval);
     for (const watched of this.watches?.values() ?? []) for (const w of [watched.mount, ...watched.version]) w?.close();
-    await this.syncing;
+    // A sync still in flight is waited for, not rethrown: whoever asked for it has its outcome
+    // (a stop after `once` timed out would otherwise end with the raw gRPC error instead).
+    await this.syncing?.catch(() => undefined);
     await this.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.nc?.close().catch(() => {});

@@ -354,3 +354,17 @@ t.test('audit: changes and value reads recorded, never values, tampering detecte
   t.equal(removed.first_broken_seq, 6);
   t.match(removed.problem, /removed or changed/);
 });
+
+t.test('an agent token reads its own deployment only: not another in its group, not its name in another group', async (t) => {
+  const d = await startTestDaemon(t);
+  const at = (resource_group: string) => ({ tenant: 'default', resource_group });
+  for (const group of ['team-a', 'team-b']) {
+    await d.call('CreateSecret', { scope: at(group), ...createRequest('s', { K: 'v' }) });
+    for (const name of ['app', 'other']) await d.rpc('DeploymentsService', 'CreateDeployment', { scope: at(group), deployment: { name, secrets: ['s'] } });
+  }
+  const agent = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app', deployment_resource_group: 'team-a' });
+  const get = (group: string, name: string) => d.rpc('DeploymentsService', 'GetDeployment', { scope: at(group), name }, { token: agent.token });
+  t.match(await get('team-a', 'app'), { name: 'app' }, 'its own deployment');
+  await t.rejects(get('team-a', 'other'), { code: status.PERMISSION_DENIED }, 'another deployment in its group');
+  await t.rejects(get('team-b', 'app'), { code: status.PERMISSION_DENIED }, 'a deployment of the same name in another group');
+});
