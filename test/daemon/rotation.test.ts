@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { Keyring } from '../../daemon/src/security/keyring.js';
+import { until } from '../helpers/wait.js';
 
 t.test('key rotation under load: every data key re-wrapped, nothing unreadable, writes keep landing', async (t) => {
   const d = await startTestDaemon(t);
@@ -155,4 +156,20 @@ t.test('key file modes: 0440 is accepted only when the file\'s group is the proc
   const d = await startTestDaemon(t, { masterKeyFile: mounted });
   await d.call('CreateSecret', createRequest('x', { A: '1' }));
   await d.stop();
+});
+
+t.test('a rotation cut short (the keyring has the new key, the data keys do not) is finished at the next start', async (t) => {
+  const d = await startTestDaemon(t);
+  for (let i = 0; i < 20; i++) await d.call('CreateSecret', createRequest(`cut${i}`, { V: `v${i}` }));
+  await d.stop();
+  // Step (1) alone, as a daemon killed right after it leaves things: a new active key, nothing re-wrapped.
+  const keyring = Keyring.open(join(d.dataDir, 'master.key'));
+  const fresh = keyring.rotate();
+  await d.restart();
+  await until('the interrupted rotation finished', () => d.logs.some((l) => l.includes('finished an interrupted master key rotation')));
+  t.match(d.logs.find((l) => l.includes('finished an interrupted master key rotation')), /"rewrapped":20/);
+  const keys = await d.keysCall('ListMasterKeys', {});
+  t.match(keys.keys.find((k: { active: boolean }) => k.active), { id: fresh.id, data_keys: 20 }, 'every data key is under the new key');
+  t.equal(keys.keys.filter((k: { id: string; data_keys?: number }) => k.id !== fresh.id).reduce((n: number, k: { data_keys?: number }) => n + Number(k.data_keys ?? 0), 0), 0, 'none left under the old one');
+  t.equal(Buffer.from((await d.call('GetSecret', { name: 'cut7', include_values: true })).data.V).toString(), 'v7', 'values read back');
 });
