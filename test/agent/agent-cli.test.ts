@@ -11,6 +11,7 @@ import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { agentBin, agentEnv, agentFlags, repoRoot } from '../helpers/spawn.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const scope = { tenant: 'default', resource_group: '' };
 
@@ -24,13 +25,8 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { child, done, out: () => stdout, err: () => stderr };
 }
 
-async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
-    await sleep(10);
-  }
-}
+/** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
+const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
 
 /** A port the kernel picked as free (bound on port 0, then released) for --health-addr. */
 async function freePort(): Promise<number> {

@@ -7,18 +7,13 @@ import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../hel
 import { startNats } from '../helpers/nats.js';
 import { connect } from 'nats';
 import { changeSubject } from '../../shared/src/subject.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const scope = { tenant: 'default', resource_group: 'team-a' };
 
-async function until(what: string, condition: () => boolean, ms = 10_000): Promise<number> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
-    await sleep(5);
-  }
-  return Date.now() - start;
-}
+/** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
+const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
 
 function read(path: string): string | undefined {
   try {

@@ -7,18 +7,17 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../../agent/src/agent.js';
 import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
 import { spawnDaemon } from '../helpers/spawn.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const scope = { tenant: 'default', resource_group: '' };
 
-async function until(what: string, condition: () => boolean, ms = 15_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !condition(); await sleep(10)) if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-}
+/** This file's waits end hung tests after 15 s; the loop is test/helpers/wait.ts's. */
+const until = (what: string, condition: () => boolean, ms = 15_000) => waitUntil(what, condition, ms);
 
 function read(path: string): string | undefined {
   try {

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
 import type { ChangeNotice } from '../../shared/src/subject.js';
 import { createRequest, startTestDaemon } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const CANARY = 'NOTICE-CANARY-7f3a';
 
@@ -19,13 +19,8 @@ async function subscribe(t: { teardown(fn: () => unknown): void }, url: string) 
   return { nc, received };
 }
 
-async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
-}
+/** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
+const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
 
 t.test('each change sends one notice with scope, name, version, operation and seq, never a value', async (t) => {
   const nats = await startNats(t);
