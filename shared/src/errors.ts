@@ -24,6 +24,8 @@ export const errorKinds = {
   /** REST only: a body that is not JSON. */
   UNSUPPORTED_MEDIA_TYPE: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 415 },
   UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
+  /** gRPC only: the caller's deadline passed before the call's write began (nothing was changed). */
+  DEADLINE_EXCEEDED: { grpc: GrpcStatus.DEADLINE_EXCEEDED, http: 504 },
   INTERNAL: { grpc: GrpcStatus.INTERNAL, http: 500 },
 } as const;
 

@@ -23,7 +23,7 @@ export interface TestDaemon {
   adminToken: string;
   logs: string[];
   /** Calls a SecretsService method; rejects with the grpc ServiceError. */
-  call(method: string, request: object, options?: { token?: string; idempotencyKey?: string; metadata?: Record<string, string> }): Promise<any>;
+  call(method: string, request: object, options?: { token?: string; idempotencyKey?: string; metadata?: Record<string, string>; deadlineMs?: number }): Promise<any>;
   keysCall(method: string, request: object, options?: { token?: string }): Promise<any>;
   /** Any service of the API by name, e.g. rpc('TokensService', 'CreateToken', {...}). */
   rpc(service: keyof LockboxServices, method: string, request: object, options?: { token?: string; idempotencyKey?: string }): Promise<any>;
@@ -78,14 +78,14 @@ export async function startTestDaemon(t: Teardown, overrides: Partial<DaemonConf
   const adminToken = existsSync(daemon.adminTokenPath) ? readFileSync(daemon.adminTokenPath, 'utf8').trim() : '';
   let stopped = false;
 
-  const invoke = (client: grpc.Client, method: string, request: object, options: { token?: string; idempotencyKey?: string; metadata?: Record<string, string> } = {}) => {
+  const invoke = (client: grpc.Client, method: string, request: object, options: { token?: string; idempotencyKey?: string; metadata?: Record<string, string>; deadlineMs?: number } = {}) => {
     const metadata = new grpc.Metadata();
     const token = options.token ?? adminToken;
     if (token) metadata.set('authorization', `Bearer ${token}`);
     if (options.idempotencyKey !== undefined) metadata.set('idempotency-key', options.idempotencyKey);
     for (const [k, v] of Object.entries(options.metadata ?? {})) metadata.set(k, v);
     return new Promise<any>((resolve, reject) => {
-      (client as any)[method](request, metadata, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, response: unknown) =>
+      (client as any)[method](request, metadata, { deadline: Date.now() + (options.deadlineMs ?? 30_000) }, (error: grpc.ServiceError | null, response: unknown) =>
         error ? reject(error) : resolve(response),
       );
     });

@@ -12,22 +12,22 @@ export interface TcpProxy {
   cut(): void;
   /** Keep every connection open but forward nothing, and hold new ones: a hung server (SIGSTOP). */
   stall(): void;
+  /** After stall(): forward again on the held connections, and connect the held new ones (SIGCONT). */
+  unstall(): void;
   mend(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
+  const pairs = new Map<Socket, Socket>();
+  const held = new Set<Socket>();
   let cut = false;
   let stalled = false;
-  const server = createServer((client) => {
-    if (cut) return client.destroy();
-    if (stalled) {
-      open.add(client);
-      client.on('close', () => open.delete(client)).on('error', () => {});
-      return client.pause();
-    }
+  const forward = (client: Socket) => {
     const upstream = connect(target.port, target.host);
+    pairs.set(client, upstream);
+    upstream.on('close', () => pairs.delete(client));
     for (const s of [client, upstream]) {
       open.add(s);
       s.on('close', () => open.delete(s));
@@ -37,6 +37,16 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       });
     }
     client.pipe(upstream).pipe(client);
+  };
+  const server = createServer((client) => {
+    if (cut) return client.destroy();
+    if (stalled) {
+      open.add(client);
+      held.add(client);
+      client.on('close', () => (open.delete(client), held.delete(client))).on('error', () => {});
+      return client.pause();
+    }
+    forward(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -50,6 +60,20 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       for (const s of open) {
         s.unpipe();
         s.pause();
+      }
+    },
+    unstall() {
+      stalled = false;
+      for (const [client, upstream] of pairs) {
+        client.pipe(upstream).pipe(client);
+        client.resume();
+        upstream.resume();
+      }
+      for (const client of held) {
+        held.delete(client);
+        open.delete(client);
+        client.resume();
+        forward(client);
       }
     },
     mend() {

@@ -42,6 +42,13 @@ export interface GrpcServerParts {
 
 type Handler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
+/** The caller's deadline in ms since the epoch, or undefined when it set none (grpc-js says Infinity). */
+export function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | undefined {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; health: HealthImplementation; sessions: AgentSessions } {
   const { auth, secrets, keys, tokens, deployments, audit, agents, registry, backups, log, metrics, keepalive } = parts;
   const counted = metrics && { metrics, transport: 'grpc' as const };
@@ -66,7 +73,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
       let principal: Principal | undefined;
       void (async () => {
         principal = await auth.authenticate(tokenFromHeaders((name) => firstValue(call.metadata, name)));
-        const ctx: CallContext = { principal, requestId, idempotencyKey: firstValue(call.metadata, 'idempotency-key') };
+        const ctx: CallContext = { principal, requestId, idempotencyKey: firstValue(call.metadata, 'idempotency-key'), deadline: deadlineOf(call) };
         return handler(acceptedRequest(call.request), ctx);
       })().then(
         (response) => {

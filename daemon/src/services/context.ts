@@ -1,3 +1,4 @@
+import { LockboxError } from '../../../shared/src/errors.js';
 import type { Principal } from '../security/auth.js';
 
 /** Who is calling and how, as the transport saw it. */
@@ -10,4 +11,19 @@ export interface CallContext {
    * request itself (a REST call that derives its service request from the current state).
    */
   idempotencyRequest?: unknown;
+  /**
+   * When the caller stops waiting (ms since the epoch; gRPC's deadline). Past it, a write is not
+   * begun: the caller has already been told DEADLINE_EXCEEDED and would never learn it happened.
+   */
+  deadline?: number;
+}
+
+/**
+ * Throws DEADLINE_EXCEEDED when the caller's deadline has passed, naming the step not begun. Called
+ * just before a write commits (after any wait for a lock or a connection), so a call whose client
+ * gave up changes nothing; a write already committing runs to its end (it is atomic either way).
+ */
+export function beforeDeadline(ctx: CallContext, step: string, now = Date.now()): void {
+  if (ctx.deadline !== undefined && now >= ctx.deadline)
+    throw new LockboxError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `the caller's deadline passed before ${step}; nothing was changed`);
 }

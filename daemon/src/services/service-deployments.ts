@@ -10,7 +10,7 @@ import { mountCollisions } from '../../../shared/src/layout.js';
 import { checkDescription, checkLabels, checkResourceGroup, checkSecretName, checkTenant } from '../../../shared/src/validate.js';
 import { auditDraft, auditFailures } from '../security/audit.js';
 import { authorizeDeployment } from '../security/auth.js';
-import type { CallContext } from './context.js';
+import { beforeDeadline, type CallContext } from './context.js';
 import { deploymentMessage, type DeploymentInputMessage, type ScopeMessage } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
 import type { SecretsService } from './service-secrets.js';
@@ -109,6 +109,7 @@ export class DeploymentsService {
         createTime: existing?.createTime ?? now,
         updateTime: now,
       };
+      beforeDeadline(ctx, `the ${operation} of deployment "${input.name}"`);
       await this.store.writeDeployment(
         { operation, record, expectVersion: request.expected_version || existing?.version, quotas: this.quotas },
         [auditDraft(ctx, action, scope, input.name, record.version, 'ok')],
@@ -159,6 +160,7 @@ export class DeploymentsService {
       authorizeDeployment(ctx.principal, 'write', scope);
       const record = await this.store.getDeployment(scope, name);
       if (!record) throw new NotFoundError(`deployment "${name}" not found in ${describeScope(scope)}`, 'DEPLOYMENT_NOT_FOUND');
+      beforeDeadline(ctx, `the delete of deployment "${name}"`);
       await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')]);
       this.onCommitted();
       return { name };

@@ -27,7 +27,7 @@ import {
 } from '../../../shared/src/validate.js';
 import { auditDraft, auditFailures, outcomeOf } from '../security/audit.js';
 import { authorizeSecret, type SecretAction } from '../security/auth.js';
-import type { CallContext } from './context.js';
+import { beforeDeadline, type CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { ListCursors } from './list-cursor.js';
 import { Idempotency, replayError, storeSuccess, storedError, type StoredError } from './idempotency.js';
@@ -151,6 +151,7 @@ export class SecretsService {
     const audit = (outcomes: CommitOutcome[]): AuditDraft[] => [
       auditDraft(ctx, `secret.${change.operation}`, change.scope, change.name, change.record?.version ?? change.expectVersion ?? 0, outcomeOf(outcomes[0].ok ? undefined : outcomes[0].error)),
     ];
+    beforeDeadline(ctx, `the ${change.operation} of "${change.name}"`);
     const [outcome] = await this.store.commit([change], idempotency, audit); // (5)
     this.onCommitted(); // (6)
     if (!outcome.ok) throw outcome.error;
@@ -418,6 +419,7 @@ export class SecretsService {
           return auditDraft(ctx, `secret.${p.operation}`, scope, p.name, p.change?.record?.version ?? p.change?.expectVersion ?? 0, outcomeOf(error));
         });
       };
+      beforeDeadline(ctx, 'the batch');
       const outcomes = await this.store.commit(toCommit.map((p) => p.change!), idempotency, audit);
       if (toCommit.length) this.onCommitted();
       return build(outcomes);

@@ -12,7 +12,7 @@ import { checkDescription, checkResourceGroup, checkSecretName, checkTenant } fr
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
 import { auditDraft, auditFailures } from '../security/audit.js';
 import { isOperator, roles, type Principal, type Role, type TokenAuthority } from '../security/auth.js';
-import type { CallContext } from './context.js';
+import { beforeDeadline, type CallContext } from './context.js';
 import { tokenInfo } from './messages.js';
 import type { Store, TokenRecord } from '../store/store.js';
 
@@ -70,6 +70,7 @@ export class TokensService {
         expireTime: ttl ? new Date(Date.now() + ttl * 1000).toISOString() : '',
         createdBy: principal.tokenId,
       });
+      beforeDeadline(ctx, 'the token create');
       await this.store.insertToken(record, [auditDraft(ctx, 'token.create', { tenant, resourceGroup: deploymentGroup }, record.id, 0, 'ok')]);
       return { token, info: tokenInfo(record) };
     });
@@ -123,6 +124,7 @@ export class TokensService {
       if (!/^[0-9a-f]{16}$/.test(id)) throw new InvalidArgumentError('id', 'must be a token id: 16 hex characters (the part after lbx_)');
       const existing = await this.store.getToken(id);
       if (!existing || !this.mayManage(ctx.principal, existing)) throw new NotFoundError(`token ${id} not found`, 'TOKEN_NOT_FOUND');
+      beforeDeadline(ctx, `the revoke of token ${id}`);
       const revoked = await this.store.revokeToken(id, new Date().toISOString(), [auditDraft(ctx, 'token.revoke', { tenant: existing.tenant, resourceGroup: '' }, id, 0, 'ok')]);
       this.authority.forget(id);
       return tokenInfo(revoked!);
