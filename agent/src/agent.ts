@@ -62,6 +62,12 @@ export interface AgentOptions {
   resyncIntervalMs: number;
   modes: WriterModes;
   agentId?: string;
+  /**
+   * `once`: says so on its resync, so rollout status lists it as a one-shot run, never as a stale
+   * sidecar. `run` and `exec` are sidecars: `exec` keeps its session (and follows changes) for as
+   * long as its child runs, and goes silent when the child exits.
+   */
+  oneShot?: boolean;
   log: AgentLog;
   /** Called after every sync that changed files (exec uses it). */
   onChange?: (rendered: Rendered) => void;
@@ -350,7 +356,12 @@ export class Agent {
   private async sync(batch: Batch): Promise<void> {
     if (batch.resync) {
       // (3) The answer is handed to onPush (which queues a write with its nonce) before this resolves.
-      await this.session.resync({ agent_id: this.agentId, held: this.heldVersions(), resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)) });
+      await this.session.resync({
+        agent_id: this.agentId,
+        held: this.heldVersions(),
+        resync_interval_seconds: Math.max(1, Math.round(this.options.resyncIntervalMs / 1000)),
+        one_shot: this.options.oneShot === true,
+      });
       this.brokenRounds = 0;
       this.reconnectBackoff.reset();
       const answered = this.pending;

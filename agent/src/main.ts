@@ -64,7 +64,7 @@ function common(command: Command): Command {
     .addOption(new Option('--log-level <level>', 'info, warn, error').env(env('LOG_LEVEL')).default('info'));
 }
 
-/** `follow: false` (for `once`): no NATS, whatever --nats-url says (it is still checked). */
+/** `follow: false` (for `once`): no NATS, whatever --nats-url says (it is still checked); a one-shot run. */
 function buildAgent(o: Record<string, string | undefined>, { onChange, follow = true, metrics }: { onChange?: (r: Rendered) => void; follow?: boolean; metrics?: AgentMetrics } = {}): Agent {
   let token = o.token;
   if (!token && o.tokenFile) {
@@ -98,6 +98,7 @@ function buildAgent(o: Record<string, string | undefined>, { onChange, follow = 
     resyncIntervalMs,
     modes: { fileMode: mode(o.fileMode!, '--file-mode'), dirMode: mode(o.dirMode!, '--dir-mode'), gid: group(o.group) },
     agentId: o.agentId,
+    oneShot: !follow, // `once`: a one-shot run in rollout status
     log,
     onChange,
     metrics,

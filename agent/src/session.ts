@@ -100,7 +100,7 @@ export class AgentSession {
   }
 
   /** Says what the agent holds; resolves once the daemon's answer (a push of what differs) was handed to onPush. */
-  resync(body: { agent_id: string; held: HeldVersion[]; resync_interval_seconds: number }): Promise<void> {
+  resync(body: { agent_id: string; held: HeldVersion[]; resync_interval_seconds: number; one_shot?: boolean }): Promise<void> {
     return this.request('resync', body);
   }
 

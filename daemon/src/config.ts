@@ -32,6 +32,8 @@ export interface DaemonConfig {
   logLevel: string;
   drainTimeoutMs: number;
   idempotencyTtlMs: number;
+  /** Agents silent this long leave rollout status and are deleted by a sweep (service-agent.ts step (6)); 0: kept. */
+  agentRetentionMs: number;
   /** How often a signed checkpoint of the audit chain's head is written (when it moved); 0: never. */
   auditCheckpointIntervalMs: number;
   quotas: { maxTenantWideSecrets: number; maxResourceGroups: number };
@@ -54,6 +56,7 @@ export const defaults = {
   drainTimeout: '10s',
   idempotencyTtl: '24h',
   auditCheckpointInterval: '10m',
+  agentRetention: '168h',
   maxTenantWideSecrets: 5,
   maxResourceGroups: 50,
   maxAgentsPerDeployment: 1000,
@@ -96,6 +99,7 @@ export function daemonCommand(): Command {
     .addOption(new Option('--drain-timeout <duration>', 'how long SIGTERM waits for calls in flight').env(env('DRAIN_TIMEOUT')).default(defaults.drainTimeout))
     .addOption(new Option('--idempotency-ttl <duration>', 'how long idempotency keys are kept').env(env('IDEMPOTENCY_TTL')).default(defaults.idempotencyTtl))
     .addOption(new Option('--audit-checkpoint-interval <duration>', 'how often the audit chain\'s head is signed, logged and published on NATS (when it moved); 0 turns it off').env(env('AUDIT_CHECKPOINT_INTERVAL')).default(defaults.auditCheckpointInterval))
+    .addOption(new Option('--agent-retention <duration>', 'agents silent this long (sidecars gone, one-shot runs done) leave rollout status and are deleted; 0 or "off" keeps them').env(env('AGENT_RETENTION')).default(defaults.agentRetention))
     .addOption(new Option('--max-tenant-wide-secrets <n>', 'tenant-wide ("*") secrets per tenant').env(env('MAX_TENANT_WIDE_SECRETS')).default(String(defaults.maxTenantWideSecrets)))
     .addOption(new Option('--audit-reads <mode>', 'durable: a value is sent only once its read is on disk in the audit log; async: the record follows within milliseconds').choices(['durable', 'async']).env(env('AUDIT_READS')).default('durable'))
     .addOption(new Option('--max-resource-groups <n>', 'resource groups in use per tenant').env(env('MAX_RESOURCE_GROUPS')).default(String(defaults.maxResourceGroups)))
@@ -130,6 +134,7 @@ interface RawOptions {
   drainTimeout: string;
   idempotencyTtl: string;
   auditCheckpointInterval?: string;
+  agentRetention?: string;
   maxTenantWideSecrets?: string;
   maxResourceGroups?: string;
   auditReads?: string;
@@ -196,6 +201,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     logLevel: raw.logLevel,
     drainTimeoutMs: parseDuration(raw.drainTimeout, '--drain-timeout (LOCKBOX_DRAIN_TIMEOUT)'),
     idempotencyTtlMs: parseDuration(raw.idempotencyTtl, '--idempotency-ttl (LOCKBOX_IDEMPOTENCY_TTL)'),
+    agentRetentionMs: raw.agentRetention === 'off' ? 0 : parseDuration(raw.agentRetention ?? defaults.agentRetention, '--agent-retention (LOCKBOX_AGENT_RETENTION)'),
     auditCheckpointIntervalMs: parseDuration(raw.auditCheckpointInterval ?? defaults.auditCheckpointInterval, '--audit-checkpoint-interval (LOCKBOX_AUDIT_CHECKPOINT_INTERVAL)'),
     quotas,
     auditReads: raw.auditReads === 'async' ? 'async' : 'durable',

@@ -143,7 +143,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   });
   checkpoints.start();
   const audit = new AuditService(store, hasher, checkpoints);
-  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'), config.maxAgentsPerDeployment);
+  const agents = new AgentService(store, secrets, config.natsAdvertiseUrl ?? config.natsUrl, (error) => log.error({ err: error.message }, 'writing agent status reports failed'), config.maxAgentsPerDeployment, config.agentRetentionMs);
   const registry = new SessionRegistry({
     store,
     secrets,
@@ -219,6 +219,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }, 60_000);
   pruneTimer.unref();
   void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString());
+  // Retention of silent agents (service-agent.ts step (6)); every replica sweeps the shared store.
+  const agentSweep = setInterval(() => {
+    void agents.pruneSilent().catch((error: Error) => log.warn({ err: error.message }, 'removing silent agents failed'));
+  }, Math.min(60_000, Math.max(1000, config.agentRetentionMs)));
+  agentSweep.unref();
 
   void keys.rewrapAll().then( // (6)
     (n) => n > 0 && log.info({ rewrapped: n }, 'finished an interrupted master key rotation'),
@@ -228,6 +233,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(pruneTimer);
+      clearInterval(agentSweep);
       checkpoints.stop();
       health.setStatus('', 'NOT_SERVING');
       sessions.closeAll(); // agent sessions would hold the drain open: they end once their requests are answered

@@ -7,7 +7,8 @@
  * - the store: commit latency and batch size (jobs of a SQLite group commit, changes of a
  *   PostgreSQL commit), audit write lag (an entry's time to its place in the chain);
  * - delivery: outbox depth (read at scrape time), publish lag (commit time to NATS), agent
- *   sessions connected, agents by state (current or stale: silent three resync intervals).
+ *   sessions connected, agents by state (current, stale: silent three resync intervals, or
+ *   one_shot: `lockbox-agent once` runs).
  * Rollout convergence (commit to every agent's ACK) is not here yet: the ACKs on the agent
  * session (delivery/session-registry.ts) landed after these metrics; it belongs where they are
  * recorded.
@@ -82,14 +83,14 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'lockbox_agents',
-      help: 'Agents that reported, by state: current, or stale (silent three resync intervals)',
+      help: 'Agents that reported, by state: current, stale (silent three resync intervals), or one_shot (lockbox-agent once runs, kept until --agent-retention)',
       labelNames: ['state'],
       registers: [this.registry],
       async collect() {
         const now = Date.now();
-        const counts = { current: 0, stale: 0 };
+        const counts = { current: 0, stale: 0, one_shot: 0 };
         for (const a of await parts.store.agentHeartbeats())
-          counts[now - Date.parse(a.lastSeenTime) > 3 * a.resyncIntervalSeconds * 1000 ? 'stale' : 'current']++;
+          counts[a.resyncIntervalSeconds === 0 ? 'one_shot' : now - Date.parse(a.lastSeenTime) > 3 * a.resyncIntervalSeconds * 1000 ? 'stale' : 'current']++;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });

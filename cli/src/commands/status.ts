@@ -18,7 +18,7 @@ export function addStatusCommand(program: Command, { rpc, print }: CliContext): 
             a.version ? `v${a.version}` : 'other',
             a.applied_time,
             a.last_seen_time,
-            a.stale ? 'stale' : a.version === r.current_version ? 'current' : 'behind',
+            a.one_shot ? 'one-shot run' : a.stale ? 'stale' : a.version === r.current_version ? 'current' : 'behind',
           ]),
         ) + `${r.summary}\n`,
         () => (r.agents ?? []).map((a: any) => `agent/${a.agent_id}`),

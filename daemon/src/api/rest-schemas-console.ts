@@ -111,6 +111,7 @@ export const deploymentRollout = closed({
           applied_time: time('when it wrote that version'),
           last_seen_time: time('its latest report'),
           stale: { type: 'boolean', description: 'silent for three resync intervals' },
+          one_shot: { type: 'boolean', description: 'a `lockbox-agent once` run: it applied that version and exited; never stale, not counted in total' },
           problems: strings('what it could not do, as it reported'),
         }),
       },

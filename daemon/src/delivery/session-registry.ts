@@ -55,6 +55,7 @@ export interface ResyncMessage {
   agent_id?: string;
   held?: Array<{ name?: string; uid?: string; version?: number; digest?: string }>;
   resync_interval_seconds?: number;
+  one_shot?: boolean;
 }
 
 export interface AckMessage {
@@ -76,6 +77,8 @@ export class SessionHandle {
   deployment: DeploymentRecord | undefined;
   agentId: string | undefined;
   intervalSeconds = 60;
+  /** Said on its resync: a `lockbox-agent once` run (service-agent.ts step (6)). */
+  oneShot = false;
   readonly known = new Map<string, Known>();
   pending: Run | undefined;
   running = false;
@@ -180,9 +183,10 @@ export class SessionRegistry {
       known.set(h.name!, { uid: h.uid ?? '', version, digest: h.digest ?? '' });
     });
     // Cap and roster (issue 11.6): throws past --max-agents-per-deployment.
-    this.options.agents.admit(principal, agentId, interval);
+    this.options.agents.admit(principal, agentId, interval, request.one_shot === true);
     handle.agentId = agentId;
     handle.intervalSeconds = interval;
+    handle.oneShot = request.one_shot === true;
     if (!handle.principal) {
       handle.principal = principal;
       if (!handle.closed) this.index(handle);
@@ -195,7 +199,7 @@ export class SessionRegistry {
   /** The agent's ACK or NACK: its rollout report. */
   async ack(handle: SessionHandle, request: AckMessage, ctx: CallContext): Promise<void> {
     if (handle.agentId === undefined) throw new FailedPreconditionError('send a resync before acknowledging pushes', 'FAILED_PRECONDITION');
-    await this.options.agents.acknowledge(ctx, handle.agentId, handle.intervalSeconds, request);
+    await this.options.agents.acknowledge(ctx, handle.agentId, handle.intervalSeconds, request, handle.oneShot);
   }
 
   /** Step (2). */

@@ -10,7 +10,12 @@
  * 4. an agent silent for three resync intervals is stale; after AGE_OUT_INTERVALS it is left out
  *    of status altogether (and frees its place under the cap after three);
  * 5. agent ids are stored qualified by the deployment (`storedAgentId`), so one deployment's
- *    token cannot overwrite what another deployment's agent of the same id reported.
+ *    token cannot overwrite what another deployment's agent of the same id reported;
+ * 6. retention (issue 13.6): a one-shot run (`lockbox-agent once`, `one_shot` on its resync or
+ *    report) is stored with resync interval 0: it is listed as a run with the version it applied
+ *    and when, never stale, never counted among the live agents, and not kept in the roster of
+ *    step (3). Any agent silent longer than --agent-retention leaves status at once and is
+ *    deleted by the daemon's sweep (pruneSilent), on every replica against the shared store.
  */
 import type { Principal } from '../security/auth.js';
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../../../shared/src/errors.js';
@@ -45,6 +50,7 @@ interface ReportRequest {
   applied?: Array<{ name?: string; resource_group?: string; uid?: string; version?: number; applied_time?: string }>;
   resync_interval_seconds?: number;
   problems?: string[];
+  one_shot?: boolean;
 }
 
 /**
@@ -67,13 +73,22 @@ export class AgentService {
     private readonly natsUrl: string,
     private readonly onBackgroundError: (error: Error) => void = () => {},
     private readonly maxAgentsPerDeployment = 1000,
+    /** Step (6): agents silent longer than this leave status; 0 keeps them. */
+    private readonly retentionMs = 0,
   ) {}
+
+  /** Step (6): deletes agents silent longer than the retention; returns how many (0 when it is off). */
+  async pruneSilent(now = Date.now()): Promise<number> {
+    if (this.retentionMs <= 0) return 0;
+    await this.flushReports(); // a report taken but not written yet is not silence
+    return this.store.pruneAgents(new Date(now - this.retentionMs).toISOString());
+  }
 
   /**
    * Step (3): checks the agent id and interval and counts the agent for its token's deployment;
    * throws AGENT_LIMIT when the deployment already has its share of live agents.
    */
-  admit(principal: Principal, agentId: string, intervalSeconds: number): void {
+  admit(principal: Principal, agentId: string, intervalSeconds: number, oneShot = false): void {
     if (principal.role !== 'agent') throw new PermissionDeniedError('this call is for agent tokens (lockbox token create --role agent)');
     if (!AGENT_ID.test(agentId)) throw new InvalidArgumentError('agent_id', 'must be 1-200 letters, digits or . _ - : / @');
     if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1 || intervalSeconds > 86_400) throw new InvalidArgumentError('resync_interval_seconds', 'must be 1 to 86400');
@@ -89,7 +104,7 @@ export class AgentService {
           'AGENT_LIMIT',
         );
     }
-    agents.set(agentId, { seen: now, intervalMs: intervalSeconds * 1000 });
+    if (!oneShot) agents.set(agentId, { seen: now, intervalMs: intervalSeconds * 1000 }); // (6) a run exits at once
   }
 
   /** Steps (1)-(2): what the agent says it has on disk, each name resolved by the token's deployment. */
@@ -120,15 +135,17 @@ export class AgentService {
     agentId: string,
     intervalSeconds: number,
     ack: { applied?: ReportRequest['applied']; nack_reason?: string; problems?: string[] },
+    oneShot = false,
   ): Promise<void> {
     const deployment = await this.deploymentOf(ctx);
-    this.admit(ctx.principal, agentId, intervalSeconds);
+    this.admit(ctx.principal, agentId, intervalSeconds, oneShot);
     const applied = await this.appliedOf(deployment, agentId, ack.applied);
     const problems = (ack.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
     if (ack.nack_reason) problems.unshift(NACK_PREFIX + ack.nack_reason.slice(0, 500));
-    this.keep(this.reportOf(ctx, deployment, agentId, intervalSeconds, problems), applied);
+    this.keep(this.reportOf(ctx, deployment, agentId, oneShot ? 0 : intervalSeconds, problems), applied);
   }
 
+  /** `interval` 0: a one-shot run (step (6)). */
   private reportOf(ctx: CallContext, deployment: DeploymentRecord, agentId: string, interval: number, problems: string[]): AgentReport {
     return {
       agentId: storedAgentId(deployment, agentId),
@@ -202,14 +219,15 @@ export class AgentService {
     const deployment = await this.deploymentOf(ctx);
     const agentId = request.agent_id ?? '';
     const interval = request.resync_interval_seconds ?? 60;
-    this.admit(ctx.principal, agentId, interval);
+    const oneShot = request.one_shot === true;
+    this.admit(ctx.principal, agentId, interval, oneShot);
     const applied = await this.appliedOf(deployment, agentId, request.applied);
     const problems = (request.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
-    this.keep(this.reportOf(ctx, deployment, agentId, interval, problems), applied);
+    this.keep(this.reportOf(ctx, deployment, agentId, oneShot ? 0 : interval, problems), applied);
     return {};
   }
 
-  /** Which agents hold which version of a secret; step (4). */
+  /** Which agents hold which version of a secret; steps (4) and (6). */
   async status(request: { scope?: ScopeMessage; name?: string }, ctx: CallContext) {
     const scope = this.secrets.resolveScope(request.scope, ctx, 'read-metadata');
     const name = request.name ?? '';
@@ -219,8 +237,10 @@ export class AgentService {
     await this.flushReports().catch(this.onBackgroundError); // a failed write of reports is logged; the status shows what is stored
     const now = Date.now();
     const silentFor = (a: { report: AgentReport }) => now - Date.parse(a.report.lastSeenTime);
+    const oneShot = (a: { report: AgentReport }) => a.report.resyncIntervalSeconds === 0;
     const agents = (await this.store.agentsHolding(scope.tenant, scope.resourceGroup, name))
-      .filter((a) => silentFor(a) <= AGE_OUT_INTERVALS * a.report.resyncIntervalSeconds * 1000)
+      .filter((a) => this.retentionMs <= 0 || silentFor(a) <= this.retentionMs)
+      .filter((a) => oneShot(a) || silentFor(a) <= AGE_OUT_INTERVALS * a.report.resyncIntervalSeconds * 1000)
       .map((a) => ({
         agent_id: shownAgentId(a.agentId),
         deployment: a.report.deployment,
@@ -228,13 +248,15 @@ export class AgentService {
         version: a.uid === head.uid ? a.version : 0,
         applied_time: a.appliedTime,
         last_seen_time: a.report.lastSeenTime,
-        stale: silentFor(a) > 3 * a.report.resyncIntervalSeconds * 1000,
+        stale: !oneShot(a) && silentFor(a) > 3 * a.report.resyncIntervalSeconds * 1000,
+        one_shot: oneShot(a),
         problems: a.report.problems.filter((p) => !p.startsWith(NACK_PREFIX)),
         nack_reason: a.report.problems.find((p) => p.startsWith(NACK_PREFIX))?.slice(NACK_PREFIX.length) ?? '',
       }));
-    const live = agents.filter((a) => !a.stale);
+    const live = agents.filter((a) => !a.stale && !a.one_shot);
     const current = live.filter((a) => a.version === head.version).length;
-    const stale = agents.length - live.length;
+    const stale = agents.filter((a) => a.stale).length;
+    const runs = agents.length - live.length - stale;
     return {
       name,
       resource_group: scope.resourceGroup,
@@ -242,7 +264,7 @@ export class AgentService {
       agents,
       current,
       total: live.length,
-      summary: `${current}/${live.length} agents on v${head.version}${stale ? ` (${stale} stale)` : ''}`,
+      summary: `${current}/${live.length} agents on v${head.version}${stale ? ` (${stale} stale)` : ''}${runs ? `, ${runs} one-shot run${runs > 1 ? 's' : ''}` : ''}`,
     };
   }
 
@@ -257,7 +279,7 @@ export class AgentService {
     const groups = new Set((await this.secrets.deploymentsMounting(scope, status.name)).map((d) => d.resourceGroup));
     const result: Record<string, boolean> = {};
     for (const group of [...groups].sort()) {
-      const live = status.agents.filter((a) => a.deployment_resource_group === group && !a.stale);
+      const live = status.agents.filter((a) => a.deployment_resource_group === group && !a.stale && !a.one_shot); // (6) a run follows no change
       result[group] = live.length > 0 && live.every((a) => a.version === status.current_version);
     }
     return result;

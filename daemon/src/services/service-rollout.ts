@@ -16,8 +16,9 @@ export interface DeploymentRolloutSecret {
   resource_group: string;
   missing: boolean;
   current_version: number;
-  agents: Array<{ agent_id: string; version: number; applied_time: string; last_seen_time: string; stale: boolean; problems: string[] }>;
-  /** Live agents on the current version, and live agents in all. */
+  /** `one_shot`: a `lockbox-agent once` run (service-agent.ts step (6)), never stale nor live. */
+  agents: Array<{ agent_id: string; version: number; applied_time: string; last_seen_time: string; stale: boolean; one_shot: boolean; problems: string[] }>;
+  /** Live agents (sidecars not stale) on the current version, and live agents in all. */
   current: number;
   total: number;
   /** "1/1 on v2", plus "(n stale)" when some agents stopped reporting. */
@@ -49,10 +50,11 @@ export class RolloutService {
       }
       const agents = status.agents
         .filter((a) => a.deployment === deployment.name && a.deployment_resource_group === group)
-        .map(({ agent_id, version, applied_time, last_seen_time, stale, problems }) => ({ agent_id, version, applied_time, last_seen_time, stale, problems }));
-      const live = agents.filter((a) => !a.stale);
+        .map(({ agent_id, version, applied_time, last_seen_time, stale, one_shot, problems }) => ({ agent_id, version, applied_time, last_seen_time, stale, one_shot, problems }));
+      const live = agents.filter((a) => !a.stale && !a.one_shot);
       const current = live.filter((a) => a.version === status.current_version).length;
-      const stale = agents.length - live.length;
+      const stale = agents.filter((a) => a.stale).length;
+      const runs = agents.length - live.length - stale;
       secrets.push({
         name,
         resource_group: resolvedGroup,
@@ -61,7 +63,7 @@ export class RolloutService {
         agents,
         current,
         total: live.length,
-        summary: `${current}/${live.length} on v${status.current_version}${stale ? ` (${stale} stale)` : ''}`,
+        summary: `${current}/${live.length} on v${status.current_version}${stale ? ` (${stale} stale)` : ''}${runs ? `, ${runs} one-shot run${runs > 1 ? 's' : ''}` : ''}`,
       });
     }
     return { name: deployment.name, resource_group: group, version: deployment.version, secrets, time: new Date().toISOString() };

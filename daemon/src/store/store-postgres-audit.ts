@@ -5,7 +5,7 @@
  * changes themselves do not wait for each other.
  */
 import type pg from 'pg';
-import type { AuditDraft, AuditHasher, StoreObserver } from './store.js';
+import { AUDIT_CUT_META, type AuditDraft, type AuditHasher, type StoreObserver } from './store.js';
 import type { PostgresPool } from './store-postgres-pool.js';
 
 /** Advisory lock id (pg_advisory_xact_lock) of the chain; migrations-postgres.ts has 2. */
@@ -88,6 +88,27 @@ export class PostgresAuditChain {
       });
       if (moved < 1000) return;
     }
+  }
+
+  /**
+   * Store.pruneAudit: under the chain's lock, so no batch (4b) reads the head while entries go.
+   * What is pending is chained first: the cut is taken over the whole chain as committed.
+   */
+  async prune(before: string, sign: (cut: { seq: number; hash: string }) => string): Promise<{ removed: number; cut?: string }> {
+    await this.chainPending();
+    return this.db.transaction(async (db) => {
+      await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+      const head = Number((await db.query('SELECT MAX(seq) AS seq FROM audit')).rows[0].seq ?? 0);
+      const older = Number((await db.query('SELECT MAX(seq) AS seq FROM audit WHERE time < $1', [before])).rows[0].seq ?? 0);
+      const kept = (await db.query('SELECT value FROM meta WHERE name = $1', [AUDIT_CUT_META])).rows[0] as { value: string } | undefined;
+      const cutSeq = Math.min(older, head - 1); // the last entry stays: the chain goes on from it
+      if (cutSeq <= (kept ? (JSON.parse(kept.value) as { seq: number }).seq : 0)) return { removed: 0 };
+      const { hash } = (await db.query('SELECT hash FROM audit WHERE seq = $1', [cutSeq])).rows[0] as { hash: string };
+      const cut = sign({ seq: cutSeq, hash });
+      const removed = (await db.query('DELETE FROM audit WHERE seq <= $1', [cutSeq])).rowCount ?? 0;
+      await db.query('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [AUDIT_CUT_META, cut]);
+      return { removed, cut };
+    });
   }
 
   /** Waits for a run in flight, then chains what is left (else the next replica to run does). */

@@ -374,6 +374,18 @@ export class PostgresStore implements Store {
     return rows[0] ? { seq: Number(rows[0].seq), hash: String(rows[0].hash) } : { seq: 0, hash: '' };
   }
 
+  pruneAudit(before: string, sign: (cut: { seq: number; hash: string }) => string): Promise<{ removed: number; cut?: string }> {
+    return this.audit.prune(before, sign);
+  }
+
+  async pruneAgents(silentSince: string): Promise<number> {
+    // Every replica sweeps; the deletes are idempotent, so replicas racing each other is harmless.
+    return this.db.transaction(async (db) => {
+      await db.query('DELETE FROM agent_applied WHERE agent_id IN (SELECT agent_id FROM agents WHERE last_seen_time < $1)', [silentSince]);
+      return (await db.query('DELETE FROM agents WHERE last_seen_time < $1', [silentSince])).rowCount ?? 0;
+    });
+  }
+
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
     await this.audit.chainPending(); // what is committed is listed, chained
     const { rows } = await this.db.query(

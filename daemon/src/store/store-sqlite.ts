@@ -29,6 +29,7 @@ import {
   type AuditFilter,
   type AuditHasher,
   type AuditRecord,
+  AUDIT_CUT_META,
   type Change,
   type CommitOutcome,
   type DeploymentChange,
@@ -307,6 +308,28 @@ export class SqliteStore implements Store {
 
   async auditHead(): Promise<{ seq: number; hash: string }> {
     return this.stmt.lastAudit.get() ?? { seq: 0, hash: '' };
+  }
+
+  pruneAudit(before: string, sign: (cut: { seq: number; hash: string }) => string): Promise<{ removed: number; cut?: string }> {
+    return this.group.write(() => {
+      const head = this.stmt.lastAudit.get();
+      const older = this.db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM audit WHERE time < ?').get(before)?.seq ?? 0;
+      const kept = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE name = ?').get(AUDIT_CUT_META);
+      const cutSeq = Math.min(older, (head?.seq ?? 0) - 1); // the last entry stays: the chain goes on from it
+      if (cutSeq <= (kept ? (JSON.parse(kept.value) as { seq: number }).seq : 0)) return { removed: 0 };
+      const at = this.db.prepare<[number], { hash: string }>('SELECT hash FROM audit WHERE seq = ?').get(cutSeq)!;
+      const cut = sign({ seq: cutSeq, hash: at.hash });
+      const removed = this.db.prepare('DELETE FROM audit WHERE seq <= ?').run(cutSeq).changes;
+      this.db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value').run(AUDIT_CUT_META, cut);
+      return { removed, cut };
+    });
+  }
+
+  pruneAgents(silentSince: string): Promise<number> {
+    return this.group.write(() => {
+      this.db.prepare('DELETE FROM agent_applied WHERE agent_id IN (SELECT agent_id FROM agents WHERE last_seen_time < ?)').run(silentSince);
+      return this.db.prepare('DELETE FROM agents WHERE last_seen_time < ?').run(silentSince).changes;
+    });
   }
 
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {

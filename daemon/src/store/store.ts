@@ -194,6 +194,10 @@ export interface AgentReport {
   deploymentResourceGroup: string;
   tokenId: string;
   lastSeenTime: string;
+  /**
+   * 0 for a one-shot run (`lockbox-agent once`): it resyncs never, so it is never stale; it is
+   * listed as a run until --agent-retention removes it (service-agent.ts step (6)).
+   */
   resyncIntervalSeconds: number;
   problems: string[];
 }
@@ -260,6 +264,15 @@ export interface Store {
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
   /** The chain's last entry (seq 0 and hash '' when empty), everything committed chained first. */
   auditHead(): Promise<{ seq: number; hash: string }>;
+  /**
+   * Removes the entries older than `before` up to a cut (security/audit-prune.ts steps (2)-(4)):
+   * the cut is the last entry whose time is before `before`, never the chain's last entry; `sign`
+   * turns the cut into the checkpoint kept in meta under AUDIT_CUT_META, in the same transaction.
+   * Nothing is removed (and `cut` is undefined) when the cut is not past the one kept already.
+   */
+  pruneAudit(before: string, sign: (cut: { seq: number; hash: string }) => string): Promise<{ removed: number; cut?: string }>;
+  /** Removes agents (and what they applied) last seen before `silentSince`; returns how many. */
+  pruneAgents(silentSince: string): Promise<number>;
 
   /** Whether the database holds anything a keyring sealed or keyed: secrets, tokens, deployments or audit entries. */
   hasData(): Promise<boolean>;
@@ -284,6 +297,9 @@ export interface Store {
 
   close(): Promise<void>;
 }
+
+/** The meta row holding the signed checkpoint of the last audit prune (JSON AuditCheckpoint). */
+export const AUDIT_CUT_META = 'audit_cut';
 
 /** Told what a store's writes cost (daemon/src/metrics.ts); never a value, a name or a key. */
 export interface StoreObserver {
