@@ -1,13 +1,14 @@
 /**
- * The Kubernetes manifests and the Dockerfile name settings, flags and paths of the programs;
- * this keeps them true as the programs change: every LOCKBOX_* variable and every flag they use
- * must be one the program's --help lists, and the paths must exist in the build.
+ * The Kubernetes manifests (deploy/kubernetes/lockbox.yaml, the Helm chart's output: its test
+ * keeps them equal) and the Dockerfile name settings, flags and paths of the programs; this keeps
+ * them true as the programs change: every LOCKBOX_* variable and every flag they use must be one
+ * the program's --help lists, and the paths must exist in the build.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { helmTemplate, parseManifests } from '../helpers/helm.js';
 import { agentBin, agentFlags, daemonBin, repoRoot } from '../helpers/spawn.js';
 
 // Commander wraps long lines; one space per gap makes "env: NAME" findable.
@@ -22,19 +23,18 @@ interface Container {
   env?: Array<{ name: string; value?: string }>;
 }
 
-function containers(file: string): Container[] {
+function containers(manifests: string): Container[] {
   const found: Container[] = [];
-  for (const doc of parseAllDocuments(readFileSync(join(repoRoot, 'deploy', 'kubernetes', file), 'utf8'))) {
-    t.same(doc.errors, [], `${file} parses`);
-    const spec = (doc.toJS() as { spec?: { template?: { spec?: { containers?: Container[]; initContainers?: Container[] } } } }).spec?.template?.spec;
+  for (const doc of parseManifests(manifests)) {
+    const spec = (doc as { spec?: { template?: { spec?: { containers?: Container[]; initContainers?: Container[] } } } }).spec?.template?.spec;
     found.push(...(spec?.initContainers ?? []), ...(spec?.containers ?? []));
   }
   return found;
 }
 
-t.test('manifests use only settings and flags the programs have', async (t) => {
-  t.same(readdirSync(join(repoRoot, 'deploy', 'kubernetes')).sort(), ['lockboxd.yaml', 'model-server-with-agent.yaml']);
-  const all = [...containers('lockboxd.yaml'), ...containers('model-server-with-agent.yaml')].filter((c) => c.name.startsWith('lockbox'));
+/** Every lockbox container of a manifest stream uses settings and flags its program has. */
+function checkAgainstHelp(t: Test, manifests: string) {
+  const all = containers(manifests).filter((c) => c.name.startsWith('lockbox'));
   t.equal(all.length, 3, 'the daemon, the init agent and the sidecar agent');
   for (const c of all) {
     const isAgent = c.name.startsWith('lockbox-agent');
@@ -47,6 +47,20 @@ t.test('manifests use only settings and flags the programs have', async (t) => {
       t.same(c.command, ['node', ...agentFlags, '/app/dist/agent/lockbox-agent.js'], `${c.name}: started as the lockbox-agent command starts (${agentFlags.join(' ')})`);
       t.ok(existsSync(join(repoRoot, 'dist', 'agent', 'lockbox-agent.js')));
     }
+  }
+}
+
+t.test('manifests use only settings and flags the programs have', async (t) => {
+  t.same(readdirSync(join(repoRoot, 'deploy', 'kubernetes')).sort(), ['lockbox.yaml', 'values.yaml']);
+  checkAgainstHelp(t, readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'lockbox.yaml'), 'utf8'));
+});
+
+t.test("the chart's other settings use only settings the programs have too", async (t) => {
+  // Settings the plain manifests leave out: mTLS, TLS off, extra env, an advertised NATS URL.
+  for (const args of [['--set', 'tls.clientAuth=true', '--set', 'nats.advertiseUrl=nats://nats.example:4222'], ['--set', 'tls.enabled=false']]) {
+    const out = helmTemplate(args);
+    t.equal(out.status, 0, out.stderr);
+    checkAgainstHelp(t, out.stdout);
   }
 });
 
