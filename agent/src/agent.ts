@@ -1,5 +1,6 @@
 /**
  * The agent's life: keep the deployment's secrets on disk, current, and report what it holds.
+ * This is the session/failover half; mount-files.ts is the write/repair half (steps 5, 6, 8).
  * 1. Start: open a session to a daemon and resync (say what is held: nothing yet); the daemon
  *    answers with a push of every secret the deployment resolves; write them, ACK, then count as
  *    ready.
@@ -11,23 +12,21 @@
  *    interval and an unchanged resync costs the daemon no decryption. With --nats-url, a NATS
  *    notice for the deployment's scope triggers a resync too.
  * 4. Never go back: a pushed version not newer than the one held (same uid) is ignored.
- * 5. A deleted secret's files go; a dir no secret uses any more is cleared.
- * 6. Tamper repair: each mount dir and the version in place are watched (inotify), so a file
- *    deleted, replaced or changed under the agent is restored at once (a repair pass compares
- *    everything, contents included); each repair is logged by path, never by value. Every full
- *    resync checks everything too.
+ * 5. A deleted secret's files go (mount-files.ts).
+ * 6. Tamper repair (mount-files.ts): a change under the agent queues a repair pass here, which
+ *    compares everything, contents included. Every full resync checks everything too.
  * 7. A write that fails (a disk error: a mount dir not written, its readers left on the version
  *    before) is NACKed and tried again after a jittered backoff (250 ms doubling to 5 s); the
  *    write that then succeeds is reported (an ACK without nonce). A path refused for safety is not
  *    retried.
- * 8. Reports say what is on disk: a version left out or not written yet does not count as
- *    applied, and the problems go with it.
+ * 8. Reports say what is on disk (mount-files.ts): a version left out or not written yet does
+ *    not count as applied, and the problems go with it.
  * 9. Failover: when the session breaks (the daemon died, hung past the keepalive, or stopped),
  *    the agent resyncs at once on a session to the next address of --addr; a round of the list
  *    that reached no daemon waits a jittered 250 ms to 1 s before the next.
  * Writes never overlap: a push that arrives during one is applied by the next.
  */
-import { realpathSync, watch, type FSWatcher } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from 'nats';
@@ -37,20 +36,14 @@ import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { userRecord } from '../../shared/src/user-keys.js';
 import type { AgentMetrics } from './agent-metrics.js';
-import { AtomicWriter, DATA_LINK, PathSafetyError, type WriterModes } from './atomic-writer.js';
+import type { WriterModes } from './atomic-writer.js';
 import { expandDaemonAddresses, parseDaemonAddresses } from './daemon-addresses.js';
 import type { NatsOptions } from './nats-options.js';
-import { render, type HeldSecret, type Rendered } from './render.js';
+import { MountFiles, type AgentLog } from './mount-files.js';
+import type { HeldSecret, Rendered } from './render.js';
 import { AgentSession, type SecretPush, type SessionRequestError } from './session.js';
 
-/** Entries of a mount dir that the writer itself replaces on every write. */
-const OWN_ENTRY = /^\.\.(data|data_tmp|\d{4}_.*)$/;
-
-export interface AgentLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+export { MountWriteError, type AgentLog } from './mount-files.js';
 
 export interface AgentOptions {
   /** `addr` may list several daemons (daemon-addresses.ts). */
@@ -93,11 +86,6 @@ function toHeld(secret: SecretMessage): HeldSecret {
   return { name: secret.name, resourceGroup: secret.scope?.resource_group ?? '', uid: secret.uid, version: secret.version, type: secret.type || 'opaque', mount, data };
 }
 
-/** A mount dir could not be written for a reason that may pass (a full disk, say): the sync is retried. */
-export class MountWriteError extends Error {
-  override name = 'MountWriteError';
-}
-
 interface Batch {
   /** Resync with the daemon before writing. */
   resync: boolean;
@@ -117,18 +105,14 @@ export class Agent {
   private held = new Map<string, HeldSecret>();
   /** The digest the daemon sent with each held version (echoed on resync). */
   private digests = new Map<string, string>();
-  /** When each held version was first written here. */
-  private applied = new Map<string, { uid: string; version: number; time: string }>();
-  private writers = new Map<string, AtomicWriter>();
+  /** Steps (5), (6), (8): the files. */
+  private readonly files: MountFiles;
   private nc: NatsConnection | undefined;
   private subscriptions: Subscription[] = [];
-  /** Step (6), while tamper repair is on: per mount dir, its watch and its current version's. */
-  private watches: Map<string, { mount: FSWatcher | undefined; versionDir: string; version: FSWatcher[] }> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
   private pending: Batch = { resync: false, write: false, nonces: [] };
   private stopped = false;
-  private repairTimer: NodeJS.Timeout | undefined;
   /** Step (7): the retry of a failed sync, and its backoff (250 ms doubling to 5 s, ±20 %). */
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly syncBackoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.2 });
@@ -136,13 +120,11 @@ export class Agent {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly reconnectBackoff = new Backoff({ initialMs: 250, maxMs: 900, jitter: 0.1 });
   private brokenRounds = 0;
-  private repairInterval: NodeJS.Timeout | undefined;
   /** The last write failed: the next one that succeeds is reported. */
   private lastNack = '';
+  /** Something the daemon should hear changed (a repair, problems) without a push to answer. */
+  private reportDue = false;
   ready = false;
-  lastRendered: Rendered | undefined;
-  /** Problems of the last render (reported to the daemon, never values). */
-  problems: string[] = [];
 
   constructor(private readonly options: AgentOptions) {
     const addresses = parseDaemonAddresses(options.client.addr);
@@ -156,6 +138,17 @@ export class Agent {
     });
     this.home = realpathSync(options.bentomlHome);
     this.agentId = options.agentId ?? `${hostname()}/${process.pid}`;
+    this.files = new MountFiles({ home: this.home, modes: options.modes, log: options.log, metrics: options.metrics, onChange: options.onChange, onTampered: () => void this.repair() });
+  }
+
+  /** What the last write rendered (exec takes its env). */
+  get lastRendered(): Rendered | undefined {
+    return this.files.lastRendered;
+  }
+
+  /** Problems of the last render (reported to the daemon, never values). */
+  get problems(): string[] {
+    return this.files.problems;
   }
 
   /** The daemon address the session uses. */
@@ -166,12 +159,7 @@ export class Agent {
   /** Step (1): one full sync. Throws when the daemon cannot be reached. */
   async syncOnce(): Promise<void> {
     await this.request({ all: true }, true);
-    await this.settle(); // an init container exits next: every swap must be on disk
-  }
-
-  /** Waits for the writers' background steps (the durable swap, old versions removed). */
-  private async settle(): Promise<void> {
-    await Promise.all([...this.writers.values()].map((w) => w.settle()));
+    await this.files.settle(); // an init container exits next: every swap must be on disk
   }
 
   /** Steps (1)-(3). */
@@ -186,7 +174,7 @@ export class Agent {
       else this.options.log.warn({}, 'lockboxd advertises no NATS URL: pushes on the session only');
     }
     this.scheduleResync();
-    if (this.options.repair !== false) this.watchForTampering();
+    if (this.options.repair !== false) this.files.watchForTampering();
   }
 
   private scheduleResync(): void {
@@ -371,19 +359,19 @@ export class Agent {
       batch.repair ||= answered.repair;
       if (answered.resync) this.pending.resync = true;
     }
+    // A push touches a few secrets: dirs whose version text this agent wrote last are left
+    // alone. A full resync looks at every dir on disk too; a repair pass (no write) as well.
+    const { news, failure } = await this.files.apply(this.held, !batch.write, batch.write && !batch.resync);
+    if (news) this.reportDue = true;
     if (!batch.write) {
-      await this.apply(true);
+      if (failure) throw failure; // reported by the next sync that gets through
       return this.acknowledge([], '');
     }
-    // A push touches a few secrets: dirs whose version text this agent wrote last are left
-    // alone. A full resync looks at every dir on disk too.
-    try {
-      await this.apply(false, !batch.resync);
-      if (this.lastNack) this.reportDue = true; // (7) the write that failed went through now
-    } catch (error) {
-      this.acknowledge(batch.nonces, (error as Error).message); // (7) NACK
-      throw error;
+    if (failure) {
+      this.acknowledge(batch.nonces, failure.message); // (7) NACK; the daemon hears of the problem meanwhile
+      throw failure;
     }
+    if (this.lastNack) this.reportDue = true; // (7) the write that failed went through now
     this.acknowledge(batch.nonces, '');
   }
 
@@ -394,157 +382,8 @@ export class Agent {
     this.lastNack = nackReason;
     // What is on disk, not what is held: a version left out or not written yet is not applied
     // (version 0 when none ever was), so `lockbox status` lists the agent with its problems.
-    const applied = [...this.held.values()].map((s) => {
-      const onDisk = this.applied.get(s.name);
-      return { name: s.name, uid: onDisk?.uid ?? '', version: onDisk?.version ?? 0, applied_time: onDisk?.time ?? '' };
-    });
+    const applied = this.files.appliedVersions(this.held.values());
     for (const nonce of nonces.length ? nonces : ['']) this.session.ack({ nonce, applied, nack_reason: nackReason, problems: this.problems });
-  }
-
-  /** Something the daemon should hear changed (a repair, problems) without a push to answer. */
-  private reportDue = false;
-
-  /**
-   * Renders what is held and writes every dir (a no-op where nothing changed). `trustWritten`:
-   * a dir whose version text equals what its writer last wrote is not read back from disk.
-   */
-  private async apply(repairing = false, trustWritten = false): Promise<void> {
-    const rendered = render([...this.held.values()].sort((a, b) => a.name.localeCompare(b.name)));
-    let changed = false;
-    const rewatch: string[] = [];
-    const onDisk = new Set<string>(); // secrets whose dir is written: only they count as applied
-    const failed: string[] = [];
-    // Dirs are independent: write them side by side so their fsyncs overlap.
-    await Promise.all(
-      [...rendered.dirs].map(async ([path, payload]) => {
-        let writer = this.writers.get(path);
-        if (!writer) {
-          writer = new AtomicWriter(this.home, path, this.options.modes, this.options.log);
-          this.writers.set(path, writer);
-        }
-        try {
-          const wrote = await writer.write(payload, rendered.versions.get(path)!, { trustWritten });
-          for (const line of rendered.versions.get(path)!.trim().split('\n')) onDisk.add(line.slice(0, line.lastIndexOf('=')));
-          this.followVersion(writer);
-          if (wrote) {
-            this.options.metrics?.wrote(path, repairing);
-            if (!repairing) changed = true;
-            if (repairing) {
-              this.options.log.warn({ path: writer.dir }, 'files were changed or deleted under the agent; restored');
-              rewatch.push(writer.dir); // the dir itself may have been re-created: watch it anew
-            }
-            else this.options.log.info({ path: writer.dir, secrets: rendered.versions.get(path)!.trim().split('\n') }, 'wrote secrets');
-          }
-        } catch (error) {
-          rendered.problems.push(`mount "${path}" not written: ${(error as Error).message}`);
-          this.options.metrics?.writeFailed();
-          // A refused path stays refused; a disk error (full, read-only, I/O) may clear: retried.
-          if (!(error instanceof PathSafetyError)) failed.push(path);
-        }
-      }),
-    );
-    for (const [path, writer] of this.writers) {
-      if (rendered.dirs.has(path)) continue;
-      await writer.clear(); // (5)
-      this.writers.delete(path);
-      changed = true;
-      this.options.log.info({ path: writer.dir }, 'removed files of secrets no longer mounted');
-    }
-    this.watchMounts(rewatch);
-    const now = new Date().toISOString();
-    // What the daemon hears changes when a version lands on disk, a secret goes, or problems change.
-    let news = rendered.problems.length !== this.problems.length || rendered.problems.some((p, i) => p !== this.problems[i]);
-    for (const secret of this.held.values()) {
-      // Left out (a problem) or not written: rollout status keeps what was last on disk.
-      if (!onDisk.has(secret.name)) continue;
-      const seen = this.applied.get(secret.name);
-      if (seen?.uid === secret.uid && seen.version === secret.version) continue;
-      this.applied.set(secret.name, { uid: secret.uid, version: secret.version, time: now });
-      news = true;
-    }
-    for (const name of [...this.applied.keys()]) if (!this.held.has(name)) news = this.applied.delete(name) || news;
-    for (const problem of rendered.problems) if (!this.problems.includes(problem)) this.options.log.warn({ problem }, 'problem with a mounted secret');
-    this.problems = rendered.problems;
-    if (news) this.reportDue = true;
-    this.lastRendered = rendered;
-    if (changed) this.options.onChange?.(rendered);
-    if (failed.length) {
-      // The sync fails, so it is retried; the daemon has heard of the problem meanwhile (above).
-      throw new MountWriteError(rendered.problems.filter((p) => failed.some((f) => p.startsWith(`mount "${f}" `))).join('; '));
-    }
-  }
-
-  /**
-   * Step (6), by inotify (fs.watch), so a change under the agent is seen at once and a quiet
-   * agent costs nothing: per mount, the mount dir itself (one level; never the rest of
-   * $BENTOML_HOME, which holds models) and the version ..data points at (with its subdirs),
-   * re-pointed after each write. Events are judged by name: in the mount dir, `..data_tmp` and
-   * `..<timestamp>` entries are the writer's own; a `..data` event is the writer's own swap when
-   * ..data points where it put it. Anything else schedules a repair pass. Where a watch cannot be
-   * set up, a full check every second does the job. (chokidar, which `watchSecrets` uses,
-   * re-lists and stats a dir on every event, the agent's own swaps included: measured, that cost
-   * a sidecar more CPU per rotation than the rotation itself.)
-   */
-  private watchForTampering(): void {
-    this.watches = new Map();
-    this.watchMounts();
-  }
-
-  private scheduleRepair(): void {
-    clearTimeout(this.repairTimer);
-    this.repairTimer = setTimeout(() => void this.repair(), 50);
-  }
-
-  private watchDir(dir: string, onEvent: (name: string | null) => void): FSWatcher | undefined {
-    try {
-      const watcher = watch(dir, { persistent: false }, (_event, name) => onEvent(name));
-      watcher.on('error', () => watcher.close()); // the dir went: the repair pass re-creates it and watches it again
-      return watcher;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.pollForTampering(error as Error);
-      return undefined;
-    }
-  }
-
-  /** Brings the watches in line with the writers: new mounts watched, gone ones (and `rewatch`) dropped and watched anew. */
-  private watchMounts(rewatch: string[] = []): void {
-    const watches = this.watches;
-    if (!watches) return;
-    const current = new Set([...this.writers.values()].map((w) => w.dir));
-    for (const [dir, watched] of watches) {
-      if (current.has(dir) && !rewatch.includes(dir)) continue;
-      for (const w of [watched.mount, ...watched.version]) w?.close();
-      watches.delete(dir);
-    }
-    for (const writer of this.writers.values()) {
-      if (!watches.has(writer.dir)) {
-        const mount = this.watchDir(writer.dir, (name) => {
-          if (name === null || !OWN_ENTRY.test(name)) return this.scheduleRepair();
-          if (name === DATA_LINK && !writer.ownSwap()) this.scheduleRepair();
-        });
-        watches.set(writer.dir, { mount, versionDir: '', version: [] });
-      }
-      this.followVersion(writer);
-    }
-  }
-
-  /** Points a mount's version watch at the version its writer has in place (right after each write, before the old one is removed). */
-  private followVersion(writer: AtomicWriter): void {
-    const watched = this.watches?.get(writer.dir);
-    if (!watched) return;
-    const dirs = writer.versionDirs();
-    if ((dirs[0] ?? '') === watched.versionDir) return;
-    for (const w of watched.version) w.close();
-    watched.version = dirs.map((d) => this.watchDir(d, () => this.scheduleRepair())).filter((w) => w !== undefined);
-    watched.versionDir = dirs[0] ?? '';
-  }
-
-  /** The fallback where inotify cannot watch (e.g. out of watches): a full check every second. */
-  private pollForTampering(error: Error): void {
-    if (this.repairInterval) return;
-    this.options.log.warn({ err: error.message }, 'cannot watch the mount dirs; checking them every second instead');
-    this.repairInterval = setInterval(() => void this.repair(), 1000);
-    this.repairInterval.unref();
   }
 
   /** Re-applies what is held: every dir that no longer matches is rewritten (through the sync queue). */
@@ -557,15 +396,13 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.resyncTimer);
-    clearTimeout(this.repairTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.reconnectTimer);
-    clearInterval(this.repairInterval);
-    for (const watched of this.watches?.values() ?? []) for (const w of [watched.mount, ...watched.version]) w?.close();
+    this.files.close();
     // A sync still in flight is waited for, not rethrown: whoever asked for it has its outcome
     // (a stop after `once` timed out would otherwise end with the raw gRPC error instead).
     await this.syncing?.catch(() => undefined);
-    await this.settle();
+    await this.files.settle();
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.nc?.close().catch(() => {});
     await this.session.close();
