@@ -152,13 +152,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     feed,
     durableAudit: config.auditReads === 'durable',
     onBackgroundError: (error) => log.error({ err: error.message }, 'delivering to an agent failed'),
+    onRolloutConverged: (seconds) => metrics.rolloutConverged(seconds),
   });
   const replicas = new ReplicaNotices(config.natsUrl, feed, log);
   replicas.start();
 
   const backups = new BackupService(store, config.dataDir);
   const { server, health, sessions } = buildGrpcServer({ auth, secrets, keys, tokens, deployments, audit, agents, registry, backups, log, metrics, keepalive: config.keepalive }); // (5)
-  metrics.watch({ store, sessions: () => sessions.size });
+  metrics.watch({ store, sessions: () => sessions.size, rollouts: () => registry.rollouts.pending() });
   const { host } = parseHostPort(config.grpcAddr, '--grpc-addr');
   if (!config.tls && !isLoopback(host))
     log.warn({ addr: config.grpcAddr }, 'listening beyond loopback without TLS: tokens and secret values cross the network in clear; set --tls-cert and --tls-key');

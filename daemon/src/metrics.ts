@@ -8,10 +8,9 @@
  *   PostgreSQL commit), audit write lag (an entry's time to its place in the chain);
  * - delivery: outbox depth (read at scrape time), publish lag (commit time to NATS), agent
  *   sessions connected, agents by state (current, stale: silent three resync intervals, or
- *   one_shot: `lockbox-agent once` runs).
- * Rollout convergence (commit to every agent's ACK) is not here yet: the ACKs on the agent
- * session (delivery/session-registry.ts) landed after these metrics; it belongs where they are
- * recorded.
+ *   one_shot: `lockbox-agent once` runs);
+ * - rollouts: convergence, from a commit to the last ACK of the sessions it was pushed to on this
+ *   replica, and the rollouts still waiting (or NACKed), from delivery/rollout-tracker.ts.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { createMetricsRegistry, latencyBuckets } from '../../shared/src/metrics.js';
@@ -43,6 +42,12 @@ export class DaemonMetrics {
   });
   private readonly auditLag = new Histogram({ name: 'lockbox_audit_write_lag_seconds', help: 'From the time an audit entry records to its place in the hash chain', buckets: latencyBuckets, registers: [this.registry] });
   private readonly publishLag = new Histogram({ name: 'lockbox_outbox_publish_lag_seconds', help: 'From a change notice entering the outbox to its publication on NATS', buckets: latencyBuckets, registers: [this.registry] });
+  private readonly convergence = new Histogram({
+    name: 'lockbox_rollout_convergence_seconds',
+    help: 'From a secret version\'s commit to the ACK of the last agent session it was pushed to on this replica',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
 
   /** What the store reports (its options' `observer`). */
   readonly store: StoreObserver = {
@@ -63,8 +68,22 @@ export class DaemonMetrics {
     if (Number.isFinite(lag)) this.publishLag.observe(Math.max(0, lag));
   }
 
+  /** A rollout every agent session ACKed (delivery/rollout-tracker.ts). */
+  rolloutConverged(seconds: number): void {
+    this.convergence.observe(seconds);
+  }
+
   /** The gauges read at scrape time, once the parts they read exist. */
-  watch(parts: { store: Store; sessions: () => number }): void {
+  watch(parts: { store: Store; sessions: () => number; rollouts: () => { waiting: number; nacked: number } }): void {
+    new Gauge({
+      name: 'lockbox_rollouts_pending',
+      help: 'Secret versions pushed on this replica that some agent session has not ACKed yet, by state: waiting, or nacked (an agent NACKed it)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        for (const [state, n] of Object.entries(parts.rollouts())) this.set({ state }, n);
+      },
+    });
     new Gauge({
       name: 'lockbox_outbox_depth',
       help: 'Change notices waiting in the outbox',

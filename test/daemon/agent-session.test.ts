@@ -4,6 +4,7 @@ import { loadServices } from '../../shared/src/proto.js';
 import { pino } from 'pino';
 import { AgentSession, SessionRequestError, type SecretPush } from '../../agent/src/session.js';
 import { AgentSessions } from '../../daemon/src/api/grpc-agent-session.js';
+import { session } from '../helpers/session.js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 
 const scope = { tenant: 'default', resource_group: 'team-a' };
@@ -19,28 +20,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
 }
 
 /** A raw session: every response and the call's end, as a test sees them. */
-function rawSession(d: TestDaemon, token: string) {
-  const client = new (loadServices().AgentService)(d.daemon.address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  const call = (client as any).Session(metadata) as grpc.ClientDuplexStream<object, any>;
-  const responses: any[] = [];
-  const waiters: Array<() => void> = [];
-  call.on('data', (r: unknown) => {
-    responses.push(r);
-    waiters.splice(0).forEach((w) => w());
-  });
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-  call.on('error', () => {});
-  const answer = async (id: number) => {
-    for (;;) {
-      const found = responses.find((r) => Number(r.id) === id);
-      if (found) return found;
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  return { call, responses, status, answer, close: () => client.close() };
-}
+const rawSession = (d: Pick<TestDaemon, 'daemon'>, token: string) => session(t, d, token);
 
 t.test('a session answers config, fetch and report like the unary calls, each by its id', async (t) => {
   const { d, token } = await setup(t);
@@ -122,7 +102,7 @@ t.test('a session runs at most 16 requests at once', async (t) => {
   // Requests that never finish (a fake service behind the real session handler and token check):
   // the only way to hold 16 in flight.
   const hung = { config: () => new Promise(() => {}), fetch: () => new Promise(() => {}), report: () => new Promise(() => {}) };
-  const sessions = new AgentSessions(d.daemon.auth, hung as never, d.daemon.registry, pino({ level: 'silent' }));
+  const sessions = new AgentSessions(d.daemon.auth, hung as never, d.daemon.registry, pino({ level: 'silent' }), (response) => response);
   const server = new grpc.Server();
   server.addService(loadServices().AgentService.service, { Session: sessions.handler } as never);
   const port = await new Promise<number>((resolve, reject) =>

@@ -6,8 +6,8 @@
  */
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { loadServices } from '../../shared/src/proto.js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { session as rawSession } from '../helpers/session.js';
 
 const scope = { tenant: 'default', resource_group: 'team-a' };
 const wide = { tenant: 'default', resource_group: '*' };
@@ -23,31 +23,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, overrides = {}) {
   return { d, token: created.token as string };
 }
 
-function session(d: TestDaemon, token: string) {
-  const client = new (loadServices().AgentService)(d.daemon.address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  const call = (client as any).Session(metadata) as grpc.ClientDuplexStream<object, any>;
-  const responses: any[] = [];
-  const waiters: Array<() => void> = [];
-  call.on('data', (r: unknown) => {
-    responses.push(r);
-    waiters.splice(0).forEach((w) => w());
-  });
-  call.on('error', () => {});
-  const next = async (match: (r: any) => boolean, from = 0) => {
-    for (;;) {
-      const found = responses.slice(from).find(match);
-      if (found) return found;
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  t.teardown(() => {
-    call.cancel();
-    client.close();
-  });
-  return { call, responses, next };
-}
+const session = (d: TestDaemon, token: string) => rawSession(t, d, token);
 
 const deliveries = async (d: TestDaemon) => {
   await d.daemon.secrets.flushReads();
@@ -105,6 +81,40 @@ t.test('a change announced twice (own commit, then its notice) is pushed once; a
   t.same(detached.deployment.secrets, ['openai']);
   const pushesOfV2 = s.responses.slice(before).filter((r) => r.push?.secrets?.some((p: any) => p.name === 'openai' && Number(p.secret.version) === 2));
   t.equal(pushesOfV2.length, 1, 'version 2 went down the stream once');
+});
+
+t.test('one rotation to several sessions: agents of one deployment share one push (one nonce, one audit entry per version counting both); another deployment gets nothing', async (t) => {
+  const { d, token } = await setup(t);
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'batch', secrets: ['other'] } });
+  const otherToken = (await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'batch', deployment_resource_group: 'team-a' })).token as string;
+  const pods = [session(d, token), session(d, token)];
+  const elsewhere = session(d, otherToken);
+  for (const [i, s] of [...pods, elsewhere].entries()) {
+    s.call.write({ id: 1, resync: { agent_id: `pod-${i}`, held: [], resync_interval_seconds: 60 } });
+    await s.next((r) => Number(r.id) === 1);
+  }
+  const marks = [...pods, elsewhere].map((s) => s.responses.length);
+  const before = await deliveries(d);
+  let opened = 0;
+  const open = d.daemon.secrets.openRecord.bind(d.daemon.secrets);
+  d.daemon.secrets.openRecord = (record) => (opened++, open(record));
+  await d.call('UpdateSecret', { scope, name: 'openai', set: { OPENAI_API_KEY: Buffer.from(`${CANARY}-2`) } });
+  const pushes = await Promise.all(pods.map((s, i) => s.next((r) => r.push?.secrets?.length, marks[i]).then((r) => r.push)));
+  for (const push of pushes) {
+    t.same(push.secrets.map((p: any) => [p.name, Number(p.secret.version)]), [['openai', 2]]);
+    t.equal(Buffer.from(push.secrets[0].secret.data.OPENAI_API_KEY).toString(), `${CANARY}-2`, 'the new value');
+  }
+  t.equal(pushes[0].nonce, pushes[1].nonce, 'one push built for both sessions');
+  t.equal(opened, 1, 'decrypted once');
+  t.equal((await deliveries(d)) - before, 2, 'each session\'s delivery counted');
+  const { entries } = await d.rpc('AuditService', 'ListAudit', { action: 'secret.deliver', target: 'openai' });
+  t.same(entries.filter((e: any) => Number(e.version) === 2).map((e: any) => e.count || 1).reduce((a: number, b: number) => a + b, 0), 2, 'audited as version 2 under the agents\' token');
+  // A change only the other deployment mounts marks the end: the first was never sent there.
+  await d.call('UpdateSecret', { scope, name: 'other', set: { X: Buffer.from('x2') } });
+  const theirs = (await elsewhere.next((r) => r.push?.secrets?.length, marks[2])).push;
+  t.same(theirs.secrets.map((p: any) => p.name), ['other']);
+  t.notOk(elsewhere.responses.slice(marks[2]).some((r) => r.push?.secrets?.some((p: any) => p.name === 'openai')), 'the other deployment got nothing of openai');
+  t.notOk([...pods].some((s, i) => s.responses.slice(marks[i]).some((r) => r.push?.secrets?.some((p: any) => p.name === 'other'))), 'nor the first of other');
 });
 
 t.test('ACK and NACK are the rollout report: version held, applied time, NACK reason, scope from the token', async (t) => {

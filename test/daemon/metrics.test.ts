@@ -8,6 +8,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { scrapeMetrics } from '../helpers/prometheus.js';
+import { session } from '../helpers/session.js';
 import { agentBin, agentEnv, agentFlags, repoRoot } from '../helpers/spawn.js';
 import { until } from '../helpers/wait.js';
 
@@ -43,6 +44,49 @@ t.test('lockboxd serves /metrics on the REST port without a token, and the value
   t.equal(after.value('lockbox_outbox_depth'), before.value('lockbox_outbox_depth') + 1, 'without NATS the rotation\'s notice waits in the outbox');
   t.notMatch(after.text, /canary/, 'no secret name or value in the metrics');
   t.equal(rest.headers.get('x-request-id') !== null, true);
+});
+
+t.test('rollout convergence: a rotation pushed to an agent session is pending until its ACK, then observed; a NACK shows as nacked', async (t) => {
+  const d = await startTestDaemon(t);
+  const url = `${d.daemon.httpUrl}/metrics`;
+  await d.call('CreateSecret', { scope, ...createRequest('api', { API_KEY: 'k1' }, { mount: { path: 'files' } }) });
+  await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['api'] } });
+  const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
+  const s = session(t, d, token);
+  s.call.write({ id: 1, resync: { agent_id: 'pod-1', held: [], resync_interval_seconds: 60 } });
+  await s.next((r) => Number(r.id) === 1);
+  const converged = (m: Awaited<ReturnType<typeof scrapeMetrics>>) => m.value('lockbox_rollout_convergence_seconds');
+  const pending = (m: Awaited<ReturnType<typeof scrapeMetrics>>, state: string) => m.value('lockbox_rollouts_pending', { state });
+  const start = await scrapeMetrics(url);
+  t.equal(converged(start), 0, 'a resync answer is no rollout');
+  t.equal(pending(start, 'waiting'), 0);
+
+  const rotate = async (value: string) => {
+    const mark = s.responses.length;
+    await d.call('UpdateSecret', { scope, name: 'api', set: { API_KEY: Buffer.from(value) } });
+    return (await s.next((r) => r.push?.secrets?.length, mark)).push;
+  };
+  const v2 = await rotate('k2');
+  const waiting = await scrapeMetrics(url);
+  t.equal(pending(waiting, 'waiting'), 1, 'pushed, not ACKed yet');
+  t.equal(converged(waiting), 0);
+  const applied = (p: any, version: number) => [{ name: 'api', uid: p.secrets[0].secret.uid, version }];
+  s.call.write({ id: 2, ack: { nonce: v2.nonce, applied: applied(v2, 2) } });
+  await until('the ACK observed', async () => converged(await scrapeMetrics(url)) === 1);
+  const acked = await scrapeMetrics(url);
+  t.equal(pending(acked, 'waiting'), 0, 'nothing pending once every session ACKed');
+  const seconds = Number(acked.families.get('lockbox_rollout_convergence_seconds')!.metrics[0].sum);
+  t.ok(seconds >= 0 && seconds < 60, `commit to ACK in seconds: ${seconds}`);
+
+  const v3 = await rotate('k3');
+  s.call.write({ id: 3, ack: { nonce: v3.nonce, applied: applied(v3, 2), nack_reason: 'mount "files" not written: ENOSPC' } });
+  await until('the NACK seen', async () => pending(await scrapeMetrics(url), 'nacked') === 1);
+  t.equal(converged(await scrapeMetrics(url)), 1, 'a NACK does not converge');
+  s.call.write({ id: 4, ack: { nonce: v3.nonce, applied: applied(v3, 3) } });
+  await until('the retry ACKed', async () => converged(await scrapeMetrics(url)) === 2);
+  const done = await scrapeMetrics(url);
+  t.equal(pending(done, 'nacked') + pending(done, 'waiting'), 0);
+  t.notMatch(done.text, /k1|k2|k3|API_KEY|"api"/, 'no secret name or value in the metrics');
 });
 
 t.test('--metrics-addr: an address of its own, or none', async (t) => {

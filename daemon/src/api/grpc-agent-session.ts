@@ -75,6 +75,8 @@ export class AgentSessions {
     private readonly agents: AgentService,
     private readonly registry: SessionRegistry,
     private readonly log: Logger,
+    /** Encodes a response once for many sessions (grpc-requests.ts responseEncoder). */
+    private readonly encode: (response: object) => object,
     metrics?: DaemonMetrics,
   ) {
     this.counted = metrics && { metrics, transport: 'agent-session' };
@@ -109,6 +111,7 @@ export class AgentSessions {
       write: (response) => {
         if (!ended) call.write(response);
       },
+      encode: this.encode,
       end: (code, details) => state.end(code, details),
     });
     const gone = () => {

@@ -10,6 +10,8 @@
  *     learns nothing about its message), for a stream's message by the interceptor below, before
  *     the stream's handler sees it.
  * INTERNAL stays for our own faults.
+ * (4) A response may be handed over already encoded (`EncodedResponse`), so one message written to
+ *     many streams (a push to every agent of a deployment) is serialized once.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -20,6 +22,16 @@ import { loaderOptions, protoFiles, type LockboxServices } from '../../../shared
 /** What the deserializer hands on instead of a request it could not accept. */
 export class MalformedRequest {
   constructor(readonly error: LockboxError) {}
+}
+
+/** (4) Bytes the serializer passes through as they are. */
+export class EncodedResponse {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** (4) Encodes `response` once with `method`'s serializer, for writing to many calls. */
+export function responseEncoder(method: { responseSerialize: (value: any) => Buffer }): (response: object) => EncodedResponse {
+  return (response) => new EncodedResponse(method.responseSerialize(response));
 }
 
 /** `secret.data["k"]`, `items[2].update.expected_version`. */
@@ -33,6 +45,8 @@ function fieldPath(parent: string, key: string | number): string {
 /** (2) The decoded message with every Long made a number; out-of-range ones refused by field. */
 export function exactNumbers(value: unknown, path: string): unknown {
   if (Long.isLong(value)) {
+    const fast = (value as Long).toNumber(); // exact whenever it is a safe integer; anything larger is not
+    if (Number.isSafeInteger(fast)) return fast;
     const exact = BigInt((value as Long).toString()); // signed or unsigned, as the field is
     if (exact > BigInt(Number.MAX_SAFE_INTEGER) || exact < BigInt(Number.MIN_SAFE_INTEGER))
       throw new InvalidArgumentError(path || 'request', `${exact} is out of range (the API takes integers up to ${Number.MAX_SAFE_INTEGER})`);
@@ -69,8 +83,11 @@ export function serverServices(): LockboxServices {
   const definition = protoLoader.loadSync(protoFiles, exact);
   for (const service of Object.values(definition)) {
     if (!('format' in service) && typeof service === 'object')
-      for (const [name, method] of Object.entries(service as protoLoader.ServiceDefinition))
+      for (const [name, method] of Object.entries(service as protoLoader.ServiceDefinition)) {
         (method as { requestDeserialize: (b: Buffer) => unknown }).requestDeserialize = acceptingDeserializer(name, method.requestDeserialize);
+        const serialize = method.responseSerialize as (value: unknown) => Buffer;
+        (method as { responseSerialize: (value: unknown) => Buffer }).responseSerialize = (value) => (value instanceof EncodedResponse ? value.bytes : serialize(value)); // (4)
+      }
   }
   const root = grpc.loadPackageDefinition(definition) as unknown as { lockbox: { v1: LockboxServices } };
   return root.lockbox.v1;

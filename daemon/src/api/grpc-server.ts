@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { addReflection } from './grpc-reflection.js';
-import { acceptedRequest, malformedRequestInterceptor, serverServices } from './grpc-requests.js';
+import { acceptedRequest, malformedRequestInterceptor, responseEncoder, serverServices } from './grpc-requests.js';
 import type { Principal, TokenAuthority } from '../security/auth.js';
 import { grpcStatusOf, logCall, publicError, requestIdFrom, tokenFromHeaders } from './boundary.js';
 import type { Logger } from '../log.js';
@@ -118,7 +118,7 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
   }
 
   const services = serverServices();
-  const sessions = new AgentSessions(auth, agents, registry, log, metrics);
+  const sessions = new AgentSessions(auth, agents, registry, log, responseEncoder(services.AgentService.service.Session as never), metrics);
   server.addService(services.SecretsService.service, {
     CreateSecret: unary('CreateSecret', (r, c) => secrets.create(r as never, c)),
     GetSecret: unary('GetSecret', (r, c) => secrets.get(r as never, c)),

@@ -14,12 +14,16 @@
  *    version is opened once per wave (a short cache, so a rotation fanned out to N agents
  *    decrypts once), and every delivery is audited as `secret.deliver` through the read audit
  *    log (identical deliveries in one write share one counted entry; in durable mode a value
- *    leaves only once its record is on disk).
+ *    leaves only once its record is on disk). The sessions one change reaches share a wave
+ *    (push-wave.ts): one token check per token, one head read per name, one audit entry per
+ *    (token, version), and one encoded push per distinct content, written to each stream.
  * 5. A push is split into pages of at most PAGE_BYTES of values (one secret is at most 1 MiB),
  *    all with one nonce and `more` on all but the last; each page fits gRPC's default limit.
- * 6. Runs of one session never overlap: what arrives during one is merged into the next.
+ * 6. Runs of one session never overlap: what arrives during one is merged into the next (with
+ *    the newer wave).
+ * 7. What a change pushed is a rollout, until each session ACKs it (rollout-tracker.ts).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidArgumentError, LockboxError, NotFoundError, PermissionDeniedError } from '../../../shared/src/errors.js';
 import { checkSecretName } from '../../../shared/src/validate.js';
@@ -32,6 +36,10 @@ import type { AgentService } from '../services/service-agent.js';
 import type { SecretsService } from '../services/service-secrets.js';
 import type { DeploymentRecord, SecretHead, Store } from '../store/store.js';
 import type { ChangeFeed, FeedChange } from './change-feed.js';
+import { digestOf, PushWave } from './push-wave.js';
+import { RolloutTracker, type AwaitedAcks } from './rollout-tracker.js';
+
+export { digestOf } from './push-wave.js';
 
 /** Values per page of a push (step 5). */
 export const PAGE_BYTES = 3 * 1024 * 1024;
@@ -47,7 +55,10 @@ interface Known {
 
 /** How the registry talks to one agent's call (the gRPC boundary provides it). */
 export interface SessionSink {
+  /** Writes a response, or what `encode` made of one. */
   write(response: object): void;
+  /** The response encoded once, to be written to many sessions (step 4). */
+  encode(response: object): object;
   end(code: number, details: string): void;
 }
 
@@ -70,6 +81,8 @@ interface Run {
   names: Set<string>;
   /** The resync request this run answers. */
   replyTo?: number;
+  /** What the sessions reached by the same change share (step 4). */
+  wave: PushWave;
 }
 
 export class SessionHandle {
@@ -84,22 +97,16 @@ export class SessionHandle {
   running = false;
   closed = false;
   pushes = 0;
+  /** Step (7): what was pushed and not ACKed yet. */
+  readonly awaited: AwaitedAcks = new Map();
+  /** Tenant, resource group and name of the token's deployment (set with the principal). */
+  deploymentKey: string | undefined;
 
   constructor(
     readonly sessionId: string,
     readonly token: string | undefined,
     readonly sink: SessionSink,
   ) {}
-
-  get deploymentKey(): string | undefined {
-    const p = this.principal;
-    return p && JSON.stringify([p.tenant, p.deploymentResourceGroup, p.deployment]);
-  }
-}
-
-/** What the agent echoes back to say which bytes it holds: from the sealed payload, so comparing needs no key. */
-export function digestOf(head: SecretHead): string {
-  return createHash('sha256').update(head.envelope.ciphertext).digest('base64url').slice(0, 22);
 }
 
 export interface SessionRegistryOptions {
@@ -110,6 +117,8 @@ export interface SessionRegistryOptions {
   feed: ChangeFeed;
   durableAudit: boolean;
   onBackgroundError: (error: Error) => void;
+  /** Step (7): a rollout every session ACKed, seconds from its commit. */
+  onRolloutConverged?: (seconds: number) => void;
 }
 
 export class SessionRegistry {
@@ -118,11 +127,14 @@ export class SessionRegistry {
   private readonly opened = new Map<string, Promise<Record<string, Uint8Array>>>();
   private readonly deliveries: ReadAuditLog;
   private readonly stopListening: () => void;
+  /** Step (7). */
+  readonly rollouts: RolloutTracker;
   /** Values pushed since start (one per secret and session). */
   delivered = 0;
 
   constructor(private readonly options: SessionRegistryOptions) {
     this.deliveries = new ReadAuditLog(options.store, options.durableAudit, options.onBackgroundError);
+    this.rollouts = new RolloutTracker(options.onRolloutConverged ?? (() => {}));
     this.stopListening = options.feed.listen((change) => this.onChange(change));
   }
 
@@ -137,8 +149,10 @@ export class SessionRegistry {
   }
 
   close(handle: SessionHandle): void {
+    if (handle.closed) return;
     handle.closed = true;
     this.unindex(handle);
+    this.rollouts.closed(handle.awaited);
   }
 
   private index(handle: SessionHandle): void {
@@ -189,34 +203,37 @@ export class SessionRegistry {
     handle.oneShot = request.one_shot === true;
     if (!handle.principal) {
       handle.principal = principal;
+      handle.deploymentKey = JSON.stringify([principal.tenant, principal.deploymentResourceGroup, principal.deployment]);
       if (!handle.closed) this.index(handle);
     }
     handle.known.clear();
     for (const [name, k] of known) handle.known.set(name, k);
-    await this.schedule(handle, { all: true, names: new Set(), replyTo });
+    await this.schedule(handle, { all: true, names: new Set(), replyTo, wave: new PushWave() });
   }
 
   /** The agent's ACK or NACK: its rollout report. */
   async ack(handle: SessionHandle, request: AckMessage, ctx: CallContext): Promise<void> {
     if (handle.agentId === undefined) throw new FailedPreconditionError('send a resync before acknowledging pushes', 'FAILED_PRECONDITION');
     await this.options.agents.acknowledge(ctx, handle.agentId, handle.intervalSeconds, request, handle.oneShot);
+    this.rollouts.acked(handle.awaited, request.applied ?? [], !!request.nack_reason); // (7)
   }
 
   /** Step (2). */
   private onChange(change: FeedChange): void {
+    const wave = new PushWave(); // (4) shared by every session this change reaches
     if (change.kind === 'all') {
-      for (const set of this.byTenant.values()) for (const handle of set) void this.schedule(handle, { all: true, names: new Set() });
+      for (const set of this.byTenant.values()) for (const handle of set) void this.schedule(handle, { all: true, names: new Set(), wave });
       return;
     }
     if (change.kind === 'deployment') {
       for (const handle of this.byScope.get(JSON.stringify([change.tenant, change.resourceGroup])) ?? [])
-        if (handle.principal?.deployment === change.name) void this.schedule(handle, { all: true, names: new Set() });
+        if (handle.principal?.deployment === change.name) void this.schedule(handle, { all: true, names: new Set(), wave });
       return;
     }
     const candidates = change.resourceGroup === '*' ? this.byTenant.get(change.tenant) : this.byScope.get(JSON.stringify([change.tenant, change.resourceGroup]));
     for (const handle of candidates ?? []) {
       if (handle.deployment && !handle.deployment.secrets.includes(change.name)) continue;
-      void this.schedule(handle, { all: false, names: new Set([change.name]) });
+      void this.schedule(handle, { all: false, names: new Set([change.name]), wave });
     }
   }
 
@@ -225,6 +242,7 @@ export class SessionRegistry {
     const pending = handle.pending;
     if (pending) {
       pending.all ||= run.all;
+      pending.wave = run.wave; // (6) the newer one
       for (const name of run.names) pending.names.add(name);
       if (run.replyTo !== undefined) {
         if (pending.replyTo !== undefined) handle.sink.write({ id: pending.replyTo, push: { nonce: '', secrets: [], removed: [], more: false } });
@@ -266,9 +284,10 @@ export class SessionRegistry {
     handle.sink.write({ id: replyTo ?? 0, error: { code, error_code: error?.code ?? 'INTERNAL', message: error?.message ?? 'internal error; see the daemon log' } });
   }
 
-  /** Steps (3)-(5) for one session. */
+  /** Steps (3)-(5) and (7) for one session. */
   private async compareAndPush(handle: SessionHandle, run: Run): Promise<void> {
-    const principal = await this.options.auth.authenticate(handle.token); // (4) revocation and expiry
+    const { wave } = run;
+    const principal = await wave.principal(handle.token, (token) => this.options.auth.authenticate(token)); // (4) revocation and expiry
     const ctx: CallContext = { principal, requestId: `${handle.sessionId}.push-${++handle.pushes}` };
     const before = handle.deployment;
     if (run.all || !before) {
@@ -284,7 +303,7 @@ export class SessionRegistry {
     const send: Array<{ head: SecretHead; digest: string }> = [];
     const resolved: Record<string, string> = {};
     for (const name of names) {
-      const head = deployment.secrets.includes(name) ? await this.options.secrets.resolveHead(scope, name) : undefined;
+      const head = deployment.secrets.includes(name) ? await wave.head(scope, name, (s, n) => this.options.secrets.resolveHead(s, n)) : undefined;
       if (head) resolved[name] = head.resourceGroup;
       const known = handle.known.get(name);
       if (!head) {
@@ -299,12 +318,32 @@ export class SessionRegistry {
       send.push({ head, digest });
     }
     if (!send.length && !removed.length && !listChanged && run.replyTo === undefined) return;
-    const opened = await Promise.all(send.map(({ head, digest }) => this.openOnce(head, digest)));
-    // (4) Each delivery on record before the value leaves (durable mode).
-    await Promise.all(send.map(({ head }) => this.deliveries.record(auditDraft(ctx, 'secret.deliver', head, head.name, head.version, 'ok'))));
-    if (handle.closed) return;
-    const nonce = randomUUID();
     const deploymentField = listChanged || run.replyTo !== undefined ? { deployment: deploymentMessage(deployment, resolved) } : {};
+    // (4) The same content for sessions of one deployment: built and encoded once per wave. A
+    // resync's answer carries its request id, so it is built for its session alone.
+    const build = () => this.encodedPush(handle, run.replyTo ?? 0, send, removed, deploymentField);
+    const pages =
+      run.replyTo === undefined
+        ? wave.push([handle.deploymentKey, ...send.map(({ head, digest }) => `${head.resourceGroup}/${head.name}/${head.uid}/${head.version}/${digest}`), '-', ...removed, JSON.stringify(deploymentField)].join('\n'), build)
+        : build();
+    // (4) Each delivery on record before the value leaves (durable mode).
+    const recorded = send.map(({ head }) => {
+      const { draft, key } = wave.delivery(principal, head, () => auditDraft(ctx, 'secret.deliver', head, head.name, head.version, 'ok'));
+      return this.deliveries.record(draft, key);
+    });
+    const encoded = await pages;
+    await Promise.all(recorded);
+    if (handle.closed) return;
+    for (const { head, digest } of send) handle.known.set(head.name, { uid: head.uid, version: head.version, digest });
+    for (const page of encoded) handle.sink.write(page);
+    if (run.replyTo === undefined) this.rollouts.pushed(handle.awaited, send.map(({ head }) => head)); // (7)
+    this.delivered += send.length;
+  }
+
+  /** Step (5): the push's pages, each encoded for the wire. */
+  private async encodedPush(handle: SessionHandle, id: number, send: Array<{ head: SecretHead; digest: string }>, removed: string[], deploymentField: object): Promise<object[]> {
+    const opened = await Promise.all(send.map(({ head, digest }) => this.openOnce(head, digest)));
+    const nonce = randomUUID();
     const pages: Array<Array<{ name: string; secret: object; digest: string }>> = [[]];
     let bytes = 0;
     send.forEach(({ head, digest }, i) => {
@@ -315,14 +354,11 @@ export class SessionRegistry {
       }
       bytes += size;
       pages[pages.length - 1].push({ name: head.name, secret: secretMessage(head, head.secretCreateTime, opened[i]), digest });
-      handle.known.set(head.name, { uid: head.uid, version: head.version, digest });
     });
-    const id = run.replyTo ?? 0;
-    pages.forEach((secrets, i) => {
+    return pages.map((secrets, i) => {
       const last = i === pages.length - 1;
-      handle.sink.write({ id, push: { nonce, secrets, removed: last ? removed : [], ...(last ? deploymentField : {}), more: !last } });
+      return handle.sink.encode({ id, push: { nonce, secrets, removed: last ? removed : [], ...(last ? deploymentField : {}), more: !last } });
     });
-    this.delivered += send.length;
   }
 
   /** Step (4): one decryption per version and wave. */
