@@ -38,7 +38,7 @@ import { userRecord } from '../../shared/src/user-keys.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import type { WriterModes } from './atomic-writer.js';
 import { expandDaemonAddresses, parseDaemonAddresses } from './daemon-addresses.js';
-import type { NatsOptions } from './nats-options.js';
+import type { NatsOptions } from '../../shared/src/nats-options.js';
 import { MountFiles, type AgentLog } from './mount-files.js';
 import type { HeldSecret, Rendered } from './render.js';
 import { AgentSession, type SecretPush, type SessionRequestError } from './session.js';
@@ -203,7 +203,7 @@ export class Agent {
     const { log } = this.options;
     // Loaded here, after the agent is ready: start-up needs only gRPC (and `once` never follows).
     const { connect } = await import('nats');
-    const { natsConnectOptions } = await import('./nats-options.js');
+    const { natsConnectOptions } = await import('../../shared/src/nats-options.js');
     for (const backoff = new Backoff({ initialMs: 250, maxMs: 5000 }); !this.stopped; ) {
       try {
         this.nc = await connect({ ...(await natsConnectOptions(url, this.options.nats ?? {})), name: `lockbox-agent ${this.agentId}` });

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
 import { durationHelp, parseDuration, parseHostPort, parseNatsUrls, SettingError } from '../../shared/src/settings.js';
 import { parseDaemonAddresses } from './daemon-addresses.js';
-import { checkNatsOptions } from './nats-options.js';
+import { checkNatsOptions } from '../../shared/src/nats-options.js';
 import { jsonLogOptions } from '../../shared/src/log-format.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { versionLine } from '../../shared/src/version.js';

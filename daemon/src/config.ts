@@ -3,7 +3,8 @@
  * validated once into a typed object; a bad setting stops the program with one line naming it.
  */
 import { Command, Option } from 'commander';
-import { SettingError, durationHelp, parseDuration, parseHostPort, parseNatsUrl } from '../../shared/src/settings.js';
+import { checkNatsOptions, type NatsOptions } from '../../shared/src/nats-options.js';
+import { SettingError, durationHelp, parseDuration, parseHostPort, parseNatsUrl, parseNatsUrls } from '../../shared/src/settings.js';
 import { versionLine } from '../../shared/src/version.js';
 
 export interface DaemonConfig {
@@ -21,8 +22,10 @@ export interface DaemonConfig {
   httpBodyLimit: number;
   /** Where `/metrics` is served: "rest" (on the REST gateway), "none", or its own host:port. */
   metricsAddr?: string;
-  /** Empty: run without NATS. */
+  /** A comma list of NATS URLs (the client tries each); empty: run without NATS. */
   natsUrl: string;
+  /** NATS credentials (token, user and password, or a creds file) and the CA for its TLS. */
+  nats: NatsOptions;
   /** The NATS URL agents are told to use (default: natsUrl). */
   natsAdvertiseUrl?: string;
   /** Undefined: <dataDir>/master.key, generated only for an empty database. */
@@ -88,7 +91,12 @@ export function daemonCommand(): Command {
     .addOption(new Option('--ui <on|off>', 'serve the web console at /ui/ on the REST address (--http-addr)').choices(['on', 'off', 'true', 'false']).env(env('UI')).default('on'))
     .addOption(new Option('--metrics-addr <host:port>', 'serve Prometheus /metrics here (no token); default: on the REST gateway; "none" turns it off').env(env('METRICS_ADDR')))
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
-    .addOption(new Option('--nats-url <url>', 'NATS server for change notices; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
+    .addOption(new Option('--nats-url <url,...>', 'NATS server(s) for change notices, a comma list; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
+    .addOption(new Option('--nats-token <token>', 'NATS token').env(env('NATS_TOKEN')))
+    .addOption(new Option('--nats-user <user>', 'NATS user (with --nats-password)').env(env('NATS_USER')))
+    .addOption(new Option('--nats-password <password>', 'NATS password').env(env('NATS_PASSWORD')))
+    .addOption(new Option('--nats-creds <path>', 'NATS creds file (JWT and NKey seed)').env(env('NATS_CREDS')))
+    .addOption(new Option('--nats-ca <path>', 'CA bundle for the NATS server\'s certificate: enables TLS').env(env('NATS_CA')))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
     .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated only for an empty database)').env(env('MASTER_KEY_FILE')))
     .addOption(new Option('--tls-cert <path>', 'TLS certificate chain (PEM)').env(env('TLS_CERT')))
@@ -124,6 +132,11 @@ interface RawOptions {
   ui?: string;
   metricsAddr?: string;
   natsUrl: string;
+  natsToken?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsCreds?: string;
+  natsCa?: string;
   natsAdvertiseUrl?: string;
   masterKeyFile?: string;
   tlsCert?: string;
@@ -174,7 +187,9 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
   if (httpBodyLimit < 1024 || httpBodyLimit > 1024 ** 3) throw new SettingError('--http-body-limit (LOCKBOX_HTTP_BODY_LIMIT): must be from 1KiB to 1GiB');
   const metricsAddr = !raw.metricsAddr ? 'rest' : raw.metricsAddr;
   if (metricsAddr !== 'rest' && metricsAddr !== 'none') parseHostPort(metricsAddr, '--metrics-addr (LOCKBOX_METRICS_ADDR)');
-  const natsUrl = parseNatsUrl(raw.natsUrl, '--nats-url (LOCKBOX_NATS_URL)');
+  const natsUrl = parseNatsUrls(raw.natsUrl, '--nats-url (LOCKBOX_NATS_URL)');
+  const nats: NatsOptions = { token: raw.natsToken || undefined, user: raw.natsUser || undefined, password: raw.natsPassword || undefined, credsFile: raw.natsCreds || undefined, caFile: raw.natsCa || undefined };
+  checkNatsOptions(nats);
   const maxVersions = wholeNumber(raw.maxVersions, 1, 1000, '--max-versions (LOCKBOX_MAX_VERSIONS)');
   const quotas = {
     maxTenantWideSecrets: wholeNumber(raw.maxTenantWideSecrets ?? String(defaults.maxTenantWideSecrets), 0, 1_000_000, '--max-tenant-wide-secrets (LOCKBOX_MAX_TENANT_WIDE_SECRETS)'),
@@ -194,6 +209,7 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     httpBodyLimit,
     metricsAddr,
     natsUrl,
+    nats,
     natsAdvertiseUrl: raw.natsAdvertiseUrl ? parseNatsUrl(raw.natsAdvertiseUrl, '--nats-advertise-url (LOCKBOX_NATS_ADVERTISE_URL)') || undefined : undefined,
     masterKeyFile: raw.masterKeyFile || undefined,
     tls: raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey!, clientCa: raw.tlsClientCa } : undefined,

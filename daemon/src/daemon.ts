@@ -116,7 +116,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const bootstrap = await auth.bootstrap(config.dataDir); // (3)
   if (bootstrap.created) log.info({ path: bootstrap.path }, 'wrote the bootstrap admin token (mode 0600); it is shown nowhere else');
 
-  const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, log, onPublished: (time) => metrics.published(time) }); // (4)
+  const publisher = new OutboxPublisher({ store, natsUrl: config.natsUrl, nats: config.nats, log, onPublished: (time) => metrics.published(time) }); // (4)
   publisher.start();
   const secrets = new SecretsService({
     store,
@@ -154,7 +154,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     onBackgroundError: (error) => log.error({ err: error.message }, 'delivering to an agent failed'),
     onRolloutConverged: (seconds) => metrics.rolloutConverged(seconds),
   });
-  const replicas = new ReplicaNotices(config.natsUrl, feed, log);
+  const replicas = new ReplicaNotices(config.natsUrl, feed, log, config.nats);
   replicas.start();
 
   const backups = new BackupService(store, config.dataDir);

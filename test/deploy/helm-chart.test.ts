@@ -97,6 +97,7 @@ t.test('every object of the default render is valid and wired to the others', as
   const np = find(objects, 'NetworkPolicy')[0];
   const egressPorts = np.spec.egress.flatMap((r: any) => r.ports.map((p: any) => p.port)); // eslint-disable-line @typescript-eslint/no-explicit-any
   t.same(egressPorts.sort(), [4222, 53, 53, 5432].sort(), 'out: DNS, PostgreSQL, NATS only');
+  t.notOk(settings.LOCKBOX_NATS_USER, 'no NATS credentials unless a Secret is named');
   const [model] = find(objects, 'Deployment', 'demo-llm');
   t.ok(matches(np.spec.ingress[0].from[0].podSelector.matchLabels, model.spec.template.metadata.labels), "the model server's agents may reach lockboxd");
   const agent = model.spec.template.spec.containers.find((c: { name: string }) => c.name === 'lockbox-agent');
@@ -117,6 +118,22 @@ t.test('each setting the values offer renders valid objects', async (t) => {
     }],
     ['mTLS', ['--set', 'tls.clientAuth=true'], (t, objects) => {
       t.equal(env(find(objects, 'Deployment', 'lockbox')[0].spec.template.spec.containers[0]).LOCKBOX_TLS_CLIENT_CA, '/var/run/lockbox/tls/ca.crt');
+    }],
+    ['NATS token', ['--set', 'nats.auth.existingSecret=nats-token', '--set', 'nats.auth.type=token'], (t, objects) => {
+      const settings = env(find(objects, 'Deployment', 'lockbox')[0].spec.template.spec.containers[0]);
+      t.same(settings.LOCKBOX_NATS_TOKEN, { secretKeyRef: { name: 'nats-token', key: 'token' } });
+      t.notOk(settings.LOCKBOX_NATS_PASSWORD);
+    }],
+    ['NATS creds file and CA', ['--set', 'nats.auth.existingSecret=nats-creds', '--set', 'nats.auth.type=creds', '--set', 'nats.caSecret=nats-ca', '--set', 'nats.url=tls://a:4222,tls://b:4222'], (t, objects) => {
+      const pod = find(objects, 'Deployment', 'lockbox')[0].spec.template.spec;
+      const settings = env(pod.containers[0]);
+      t.equal(settings.LOCKBOX_NATS_CREDS, '/var/run/lockbox/nats/nats.creds');
+      t.equal(settings.LOCKBOX_NATS_CA, '/var/run/lockbox/nats-ca/ca.crt');
+      t.equal(settings.LOCKBOX_NATS_URL, 'tls://a:4222,tls://b:4222');
+      const mounts = Object.fromEntries(pod.containers[0].volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
+      t.equal(mounts['nats-creds'], '/var/run/lockbox/nats');
+      t.equal(mounts['nats-ca'], '/var/run/lockbox/nats-ca');
+      t.same(pod.volumes.find((v: { name: string }) => v.name === 'nats-creds').secret.secretName, 'nats-creds');
     }],
     ['preferred anti-affinity', ['--set', 'lockboxd.antiAffinity=preferred'], (t, objects) => {
       t.ok(find(objects, 'Deployment', 'lockbox')[0].spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution);
@@ -159,6 +176,9 @@ function extraEnvFile(): string {
 }
 
 t.test('a value the chart needs and lacks stops the render, naming it', async (t) => {
+  const badType = helmTemplate(['--set', 'nats.auth.existingSecret=x', '--set', 'nats.auth.type=kerberos']);
+  t.not(badType.status, 0);
+  t.match(badType.stderr, 'nats.auth.type must be userPassword, token or creds');
   for (const [set, named] of [['database.existingSecret=', 'database.existingSecret'], ['rootKey.existingSecret=', 'rootKey.existingSecret'], ['tls.existingSecret=', 'tls.existingSecret']]) {
     const out = helmTemplate(['--set', set]);
     t.not(out.status, 0, `${set} fails`);
@@ -214,6 +234,10 @@ t.test('the NATS and PostgreSQL examples are valid objects', async (t) => {
   for (const i of [0, 1, 2]) t.match(conf, `nats-${i}.nats-cluster.nats.svc:6222`, `route to node ${i}`);
   const values = parseManifests(readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'values.yaml'), 'utf8'))[0] as any; // eslint-disable-line @typescript-eslint/no-explicit-any
   t.equal(values.nats.url, 'nats://nats.nats.svc:4222', "the plain manifests use the example's NATS Service");
+  t.match(conf, /authorization \{\s*user: lockboxd\s*password: \$LOCKBOXD_PASSWORD/, 'the example NATS wants a login');
+  const natsEnv = env(find(nats, 'StatefulSet')[0].spec.template.spec.containers[0]);
+  t.same(natsEnv.LOCKBOXD_PASSWORD, { secretKeyRef: { name: 'nats-lockboxd', key: 'password' } }, 'its password comes from a Secret');
+  t.same(values.nats.auth, { existingSecret: 'lockboxd-nats', type: 'userPassword' }, 'the plain manifests log in as that user');
   t.ok(matches(values.networkPolicy.natsServers.podLabels, find(nats, 'StatefulSet')[0].spec.template.metadata.labels), "the NetworkPolicy lets lockboxd reach the example's NATS pods");
   const pg = parseManifests(readFileSync(join(repoRoot, 'deploy', 'examples', 'postgres.yaml'), 'utf8'));
   t.ok(matches(values.networkPolicy.postgres.podLabels, find(pg, 'StatefulSet')[0].spec.template.metadata.labels), "the NetworkPolicy lets lockboxd reach the example's PostgreSQL");

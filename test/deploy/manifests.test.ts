@@ -56,8 +56,9 @@ t.test('manifests use only settings and flags the programs have', async (t) => {
 });
 
 t.test("the chart's other settings use only settings the programs have too", async (t) => {
-  // Settings the plain manifests leave out: mTLS, TLS off, extra env, an advertised NATS URL.
-  for (const args of [['--set', 'tls.clientAuth=true', '--set', 'nats.advertiseUrl=nats://nats.example:4222'], ['--set', 'tls.enabled=false']]) {
+  // Settings the plain manifests leave out: mTLS, TLS off, an advertised NATS URL, NATS by token, creds file and CA.
+  const natsBy = (type: string) => ['--set', 'nats.auth.existingSecret=nats', '--set', `nats.auth.type=${type}`];
+  for (const args of [['--set', 'tls.clientAuth=true', '--set', 'nats.advertiseUrl=nats://nats.example:4222', ...natsBy('token')], ['--set', 'tls.enabled=false', '--set', 'nats.caSecret=ca', ...natsBy('creds')]]) {
     const out = helmTemplate(args);
     t.equal(out.status, 0, out.stderr);
     checkAgainstHelp(t, out.stdout);

@@ -30,13 +30,21 @@ async function waitFor<T>(probe: () => T | undefined, what: string, ms = 5000): 
   }
 }
 
-export async function startNats(t: { teardown(fn: () => unknown): void }): Promise<TestNats> {
+/** Optional auth the server requires: a user and password, or a token. */
+export interface NatsAuth {
+  user?: string;
+  password?: string;
+  token?: string;
+}
+
+export async function startNats(t: { teardown(fn: () => unknown): void }, auth: NatsAuth = {}): Promise<TestNats> {
+  const authArgs = [...(auth.user ? ['--user', auth.user, '--pass', auth.password ?? ''] : []), ...(auth.token ? ['--auth', auth.token] : [])];
   const dir = mkdtempSync(join(tmpdir(), 'lockbox-nats-'));
   let child: ChildProcess | undefined;
   let port = -1;
 
   const launch = async () => {
-    child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', dir], { stdio: 'ignore' });
+    child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', dir, ...authArgs], { stdio: 'ignore' });
     const pid = child.pid!;
     const portsFile = join(dir, `nats-server_${pid}.ports`);
     const ports = await waitFor(() => {

@@ -11,6 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
+import { natsConnectOptions, type NatsOptions } from '../../../shared/src/nats-options.js';
 import { Backoff } from '../../../shared/src/backoff.js';
 import type { ChangeNotice } from '../../../shared/src/subject.js';
 import { withTimeout } from '../../../shared/src/timeout.js';
@@ -19,8 +20,10 @@ import type { Store, StoredNotice } from '../store/store.js';
 
 export interface OutboxPublisherOptions {
   store: Store;
-  /** Empty: NATS is disabled; notices stay in the outbox. */
+  /** A comma list of URLs; empty: NATS is disabled, notices stay in the outbox. */
   natsUrl: string;
+  /** Credentials and TLS for NATS. */
+  nats?: NatsOptions;
   log: Logger;
   pollIntervalMs?: number;
   batchSize?: number;
@@ -91,13 +94,13 @@ export class OutboxPublisher {
 
   /** Connects, retrying with jittered backoff until stopped; the client then reconnects by itself. */
   private async connectForever(): Promise<void> {
-    const { natsUrl, log } = this.options;
+    const { natsUrl, nats, log } = this.options;
     const backoff = new Backoff({ initialMs: 250, maxMs: 5000, jitter: 0.25 });
     let warned = false;
     while (!this.stopping.signal.aborted) {
       try {
         const nc = await connect({
-          servers: natsUrl,
+          ...(await natsConnectOptions(natsUrl, nats ?? {})),
           name: 'lockboxd',
           timeout: 2000,
           reconnect: true,

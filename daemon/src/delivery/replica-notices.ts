@@ -11,6 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
+import { natsConnectOptions, type NatsOptions } from '../../../shared/src/nats-options.js';
 import { CHANGES_PREFIX, DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../../shared/src/subject.js';
 import type { Logger } from '../log.js';
 import type { ChangeFeed } from './change-feed.js';
@@ -23,6 +24,7 @@ export class ReplicaNotices {
     private readonly natsUrl: string,
     private readonly feed: ChangeFeed,
     private readonly log: Logger,
+    private readonly nats: NatsOptions = {},
   ) {}
 
   start(): void {
@@ -33,7 +35,7 @@ export class ReplicaNotices {
     let delay = 250;
     while (!this.stopping.signal.aborted) { // (1)
       try {
-        const nc = await connect({ servers: this.natsUrl, name: 'lockboxd replica notices', timeout: 2000, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100, pingInterval: 5000, maxPingOut: 2 });
+        const nc = await connect({ ...(await natsConnectOptions(this.natsUrl, this.nats)), name: 'lockboxd replica notices', timeout: 2000, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100, pingInterval: 5000, maxPingOut: 2 });
         if (this.stopping.signal.aborted) return void (await nc.close());
         this.nc = nc;
         break;

@@ -35,6 +35,10 @@ The root key's setting: the one place that names it. Today's lockboxd takes the 
 {{/* Where the root key Secret is mounted, and the file lockboxd reads. */}}
 {{- define "lockbox.rootKeyDir" -}}/var/run/lockbox/root-key{{- end -}}
 
+{{/* Where the NATS creds Secret and NATS's CA are mounted. */}}
+{{- define "lockbox.natsDir" -}}/var/run/lockbox/nats{{- end -}}
+{{- define "lockbox.natsCaDir" -}}/var/run/lockbox/nats-ca{{- end -}}
+
 {{/* Where the TLS Secret is mounted. */}}
 {{- define "lockbox.tlsDir" -}}/var/run/lockbox/tls{{- end -}}
 

@@ -1,11 +1,12 @@
 /**
- * The agent's optional NATS mode (--nats-url): several servers, credentials (token, user and
- * password, or a creds file), TLS with a CA, and a ping interval, so a dead or hung NATS server is
- * noticed within seconds rather than nats.js's default two minutes.
+ * How lockboxd and the agent's optional NATS mode connect to NATS (--nats-url and --nats-*):
+ * several servers, credentials (token, user and password, or a creds file), TLS with a CA, and a
+ * ping interval, so a dead or hung NATS server is noticed within seconds rather than nats.js's
+ * default two minutes.
  */
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'nats';
-import { SettingError } from '../../shared/src/settings.js';
+import { SettingError } from './settings.js';
 
 export interface NatsOptions {
   token?: string;
@@ -34,7 +35,7 @@ export function checkNatsOptions(o: NatsOptions): void {
   }
 }
 
-/** `servers` is a comma list of URLs (each checked by parseNatsUrls). nats is loaded only here, once the agent is ready. */
+/** `servers` is a comma list of URLs (each checked by parseNatsUrls). nats is loaded only here, so the agent loads it only once it is ready. */
 export async function natsConnectOptions(servers: string, o: NatsOptions): Promise<ConnectionOptions> {
   const { credsAuthenticator } = await import('nats');
   return {
