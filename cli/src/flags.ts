@@ -53,6 +53,18 @@ export function durationSeconds(text: string | undefined, flag: string): number 
   return ms / 1000;
 }
 
+/**
+ * A point in time: an RFC 3339 date (`2026-01-31`, `2026-01-31T12:00:00Z`), or a duration before
+ * now (`720h`: 30 days ago; a bare number is seconds). As an RFC 3339 time.
+ */
+export function timeOrAgo(text: string | undefined, flag: string): string | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d+(\.\d+)?(ms|s|m|h)?$/.test(text.trim())) return new Date(Date.now() - parseDuration(text, flag)).toISOString();
+  const ms = /^\d{4}-\d{2}-\d{2}/.test(text.trim()) ? Date.parse(text) : NaN;
+  if (Number.isNaN(ms)) throw new UsageError(`${flag}: "${text}" is neither a date (2026-01-31, 2026-01-31T12:00:00Z) nor a duration before now (720h, 90m; a bare number is seconds)`);
+  return new Date(ms).toISOString();
+}
+
 export function withMount(command: Command): Command {
   return command
     .addOption(new Option('--mount <kind>', 'how the agent writes it').choices(['file', 'env']))

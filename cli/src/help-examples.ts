@@ -52,7 +52,9 @@ export const examples: Record<string, string[]> = {
   audit: ['lockbox audit list --action secret.read', 'lockbox audit head', 'lockbox audit verify'],
   'audit list': ['lockbox audit list --action secret.read', 'lockbox audit list --target demo --limit 50 -o json'],
   'audit head': ['lockbox audit head >> audit-heads.txt'],
-  'audit verify': ['lockbox audit verify', 'lockbox audit verify --head "$KEPT_HEAD"'],
+  'audit verify': ['lockbox audit verify', 'lockbox audit verify --head "$KEPT_HEAD"', 'lockbox audit verify --file audit-2026-01.jsonl --public-key "$AUDIT_PUBLIC_KEY"'],
+  'audit export': ['lockbox audit export --since 2026-01-01 -f audit-2026-01.jsonl', 'lockbox audit export --since 720h > last-30-days.jsonl'],
+  'audit prune': ['lockbox audit prune --before 2160h', 'lockbox audit prune --before 2026-01-01 -o json'],
   backup: ['lockbox backup -f lockbox-$(date +%F).db'],
   completion: ['source <(lockbox completion bash)', 'source <(lockbox completion zsh)', 'lockbox completion fish > ~/.config/fish/completions/lockbox.fish'],
 };

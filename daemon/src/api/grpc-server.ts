@@ -149,6 +149,8 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     ListAudit: unary('ListAudit', (r, c) => audit.list(r as never, c)),
     VerifyAudit: unary('VerifyAudit', (r, c) => audit.verify(r as never, c)),
     AuditHead: unary('AuditHead', (_r, c) => audit.head(c)),
+    ExportAudit: serverStream('ExportAudit', (r, c) => audit.export(r as never, c)),
+    PruneAudit: unary('PruneAudit', (r, c) => audit.prune(r as never, c)),
   });
   server.addService(services.AgentService.service, {
     GetAgentConfig: unary('GetAgentConfig', (_r, c) => agents.config(c)),

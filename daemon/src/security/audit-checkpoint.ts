@@ -13,30 +13,14 @@
  * 3. Publish it (best effort; the log line is the record that always exists) and log it.
  * Periodic checkpoints (--audit-checkpoint-interval) are written only when the head moved.
  */
-import { deriveKey, signDetached, signingKeyPair, verifyDetached } from '../../../shared/src/crypto.js';
+import { checkpointText, entryText, type AuditCheckpoint, type AuditEntryMessage } from '../../../shared/src/audit-export.js';
+import { deriveKey, signDetached, signingKeyPair } from '../../../shared/src/crypto.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 
 export const AUDIT_CHECKPOINT_SUBJECT = 'lockbox.v1.audit.checkpoints';
 
-export interface AuditCheckpoint {
-  seq: number;
-  hash: string;
-  time: string;
-  /** hex */
-  public_key: string;
-  /** hex */
-  signature: string;
-}
-
-function signedText(seq: number, hash: string, time: string): string {
-  return ['lockbox/v1/audit-checkpoint', String(seq), hash, time].join('\0');
-}
-
-/** Whether `checkpoint` was signed by the holder of the private half of `publicKeyHex`. */
-export function checkpointVerifies(checkpoint: AuditCheckpoint, publicKeyHex: string): boolean {
-  return verifyDetached(Buffer.from(checkpoint.signature, 'hex'), signedText(checkpoint.seq, checkpoint.hash, checkpoint.time), Buffer.from(publicKeyHex, 'hex'));
-}
+export { checkpointVerifies, type AuditCheckpoint } from '../../../shared/src/audit-export.js';
 
 /** "SEQ:HASH" → its parts; undefined when it is not that. */
 export function parseHead(text: string): { seq: number; hash: string } | undefined {
@@ -67,12 +51,22 @@ export class AuditCheckpoints {
     return Buffer.from(this.keys.publicKey).toString('hex');
   }
 
+  /** Step (2) for any (seq, hash): the heads, a prune's cut and an export's ends. */
+  sign(seq: number, hash: string): AuditCheckpoint {
+    const time = new Date().toISOString();
+    const signature = signDetached(checkpointText(seq, hash, time), this.keys.privateKey);
+    return { seq, hash, time, public_key: this.publicKey, signature: Buffer.from(signature).toString('hex') };
+  }
+
+  /** An exported entry's signature (hex), over shared/src/audit-export.ts's entryText. */
+  signEntry(entry: AuditEntryMessage): string {
+    return Buffer.from(signDetached(entryText(entry), this.keys.privateKey)).toString('hex');
+  }
+
   /** Steps (1)-(3). */
   async write(): Promise<AuditCheckpoint> {
     const head = await this.options.store.auditHead(); // (1)
-    const time = new Date().toISOString();
-    const signature = signDetached(signedText(head.seq, head.hash, time), this.keys.privateKey); // (2)
-    const checkpoint: AuditCheckpoint = { seq: head.seq, hash: head.hash, time, public_key: this.publicKey, signature: Buffer.from(signature).toString('hex') };
+    const checkpoint = this.sign(head.seq, head.hash); // (2)
     this.lastSeq = head.seq;
     try {
       this.options.publish(AUDIT_CHECKPOINT_SUBJECT, Buffer.from(JSON.stringify(checkpoint))); // (3)

@@ -69,12 +69,20 @@ export async function auditFailures<T>(store: Pick<Store, 'appendAudit'>, ctx: C
   }
 }
 
-/** Walks entries in order and reports the first whose hash or link does not hold. */
+/**
+ * Walks entries in order and reports the first whose hash or link does not hold. `from`: the
+ * entry before the first one walked (a signed prune cut, or where an export starts).
+ */
 export class ChainVerifier {
-  private previous: { seq: number; hash: string } = { seq: 0, hash: '' };
+  private previous: { seq: number; hash: string };
   checked = 0;
 
-  constructor(private readonly hasher: AuditHasher) {}
+  constructor(
+    private readonly hasher: AuditHasher,
+    from: { seq: number; hash: string } = { seq: 0, hash: '' },
+  ) {
+    this.previous = from;
+  }
 
   check(entry: AuditRecord): string | undefined {
     this.checked++;

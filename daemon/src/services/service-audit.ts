@@ -1,19 +1,43 @@
-/** Reading and verifying the audit log; signed checkpoints of its head (audit-checkpoint.ts). */
-import { InvalidArgumentError, PermissionDeniedError } from '../../../shared/src/errors.js';
+/**
+ * Reading and verifying the audit log; signed checkpoints of its head (audit-checkpoint.ts);
+ * retention (issue 13.6): a signed export (shared/src/audit-export.ts) and pruning behind a
+ * signed cut:
+ * 1. prune verifies the whole chain first: a broken chain is never pruned (that would erase the
+ *    evidence) — AUDIT_CHAIN_BROKEN;
+ * 2. the store takes the cut (the last entry before `before`, never the chain's last entry),
+ * 3. signs it, keeps it in meta (AUDIT_CUT_META) and deletes the entries up to it, in one
+ *    transaction (on PostgreSQL under the chain's lock);
+ * 4. the prune is audited; verify then starts from the signed cut.
+ */
+import { AUDIT_EXPORT_FORMAT, checkpointVerifies, type AuditCheckpoint as SignedCheckpoint } from '../../../shared/src/audit-export.js';
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../../../shared/src/errors.js';
 import { limits } from '../../../shared/src/limits.js';
 import { checkTenant } from '../../../shared/src/validate.js';
-import { ChainVerifier } from '../security/audit.js';
+import { auditDraft, auditFailures, ChainVerifier } from '../security/audit.js';
 import { parseHead, type AuditCheckpoints } from '../security/audit-checkpoint.js';
 import { authorizeOperator, isOperator } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { auditMessage } from './messages.js';
-import type { AuditHasher, Store } from '../store/store.js';
+import { AUDIT_CUT_META, type AuditHasher, type Store } from '../store/store.js';
+
+const PAGE = 1000;
+
+/** An RFC 3339 time field as ms; empty: `empty`. */
+function timeField(text: string | undefined, field: string, empty: number | undefined): number {
+  if (!text) {
+    if (empty === undefined) throw new InvalidArgumentError(field, 'is required: an RFC 3339 time, e.g. 2026-01-31T00:00:00Z');
+    return empty;
+  }
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new InvalidArgumentError(field, `"${text}" is not an RFC 3339 time, e.g. 2026-01-31T00:00:00Z`);
+  return ms;
+}
 
 export class AuditService {
   constructor(
     private readonly store: Store,
     private readonly hasher: AuditHasher,
-    private readonly checkpoints: Pick<AuditCheckpoints, 'write'>,
+    private readonly checkpoints: Pick<AuditCheckpoints, 'write' | 'sign' | 'signEntry' | 'publicKey'>,
   ) {}
 
   /** Signs, publishes and logs the head now. */
@@ -36,7 +60,6 @@ export class AuditService {
     return { entries: entries.map(auditMessage), next_after_seq: entries.length === limit ? entries[entries.length - 1].seq : 0 };
   }
 
-  /** Walks the whole chain from the first entry. */
   /**
    * Walks the whole chain. With `head` ("SEQ:HASH", kept elsewhere), entry SEQ must also still be
    * there with that hash: removing the newest entries leaves a valid chain, but not that entry.
@@ -45,14 +68,18 @@ export class AuditService {
     authorizeOperator(ctx.principal, 'verify the audit log');
     const known = request.head ? parseHead(request.head) : undefined;
     if (request.head && !known) throw new InvalidArgumentError('head', 'must be SEQ:HASH, e.g. 1234:<64 hex digits> (from lockbox audit head)');
-    const verifier = new ChainVerifier(this.hasher);
+    const cut = await this.prunedCut();
+    if (cut && !checkpointVerifies(cut, this.checkpoints.publicKey))
+      return { ok: false, checked: 0, first_broken_seq: cut.seq + 1, problem: `the signed cut of the last prune (entry ${cut.seq}) does not verify with this keyring's key: it was edited`, verified_from: 0 };
+    const from = cut ? { seq: Number(cut.seq), hash: cut.hash } : undefined;
+    const verifier = new ChainVerifier(this.hasher, from);
     let afterSeq = 0;
     let atKnown: string | undefined;
     for (;;) {
       const page = await this.store.listAudit({ afterSeq, limit: 1000 });
       for (const entry of page) {
         const problem = verifier.check(entry);
-        if (problem) return { ok: false, checked: verifier.checked, first_broken_seq: entry.seq, problem };
+        if (problem) return { ok: false, checked: verifier.checked, first_broken_seq: entry.seq, problem, verified_from: from?.seq ?? 0 };
         if (known && entry.seq === known.seq) atKnown = entry.hash;
       }
       if (page.length === 1000) {
@@ -60,11 +87,70 @@ export class AuditService {
         continue;
       }
       const last = page.length > 0 ? page[page.length - 1].seq : afterSeq;
-      if (known && atKnown === undefined)
+      const pruned = known && from && known.seq <= from.seq; // before the signed cut: checked only at the cut itself
+      if (pruned && known.seq === from.seq) atKnown = from.hash;
+      if (known && !pruned && atKnown === undefined)
         return { ok: false, checked: verifier.checked, first_broken_seq: known.seq, problem: `entry ${known.seq} of the known head is gone: the log ends at entry ${last}; entries were removed from its end` };
-      if (known && atKnown !== known.hash)
+      if (known && (!pruned || known.seq === from.seq) && atKnown !== known.hash)
         return { ok: false, checked: verifier.checked, first_broken_seq: known.seq, problem: `entry ${known.seq} hashes to ${atKnown!.slice(0, 12)}…, not the known head's ${known.hash.slice(0, 12)}…: the log was rewritten from there` };
-      return { ok: true, checked: verifier.checked, first_broken_seq: 0, problem: '' };
+      return { ok: true, checked: verifier.checked, first_broken_seq: 0, problem: '', verified_from: from?.seq ?? 0 };
     }
+  }
+
+  private async prunedCut(): Promise<SignedCheckpoint | undefined> {
+    const text = await this.store.getMeta(AUDIT_CUT_META);
+    return text ? (JSON.parse(text) as SignedCheckpoint) : undefined;
+  }
+
+  /**
+   * The export file's lines (shared/src/audit-export.ts steps (1)-(3)): every entry from the
+   * first whose time is `since` or later, each checked against the keyed chain before it is
+   * signed; a broken entry ends the export with AUDIT_CHAIN_BROKEN.
+   */
+  async *export(request: { since?: string }, ctx: CallContext): AsyncGenerator<{ line: string }> {
+    authorizeOperator(ctx.principal, 'export the audit log');
+    const since = timeField(request.since, 'since', 0);
+    let page = await this.store.listAudit({ afterSeq: 0, limit: PAGE });
+    let index = page.findIndex((e) => Date.parse(e.time) >= since);
+    while (index < 0 && page.length === PAGE) {
+      page = await this.store.listAudit({ afterSeq: page[page.length - 1].seq, limit: PAGE });
+      index = page.findIndex((e) => Date.parse(e.time) >= since);
+    }
+    const first = index < 0 ? undefined : page[index];
+    const start = first ? { seq: first.seq - 1, hash: first.prevHash } : await this.store.auditHead(); // nothing since: from the head to the head
+    const header = { format: AUDIT_EXPORT_FORMAT, public_key: this.checkpoints.publicKey, since: new Date(since).toISOString(), from: this.checkpoints.sign(start.seq, start.hash) };
+    yield { line: JSON.stringify(header) };
+    const verifier = new ChainVerifier(this.hasher, start);
+    let last = start;
+    let entries = index < 0 ? [] : page.slice(index);
+    for (let more = page.length === PAGE; ; ) {
+      for (const entry of entries) {
+        const problem = verifier.check(entry);
+        if (problem) throw new FailedPreconditionError(`the audit log is broken at entry ${entry.seq} (${problem}); the export stops there: run lockbox audit verify`, 'AUDIT_CHAIN_BROKEN');
+        const message = auditMessage(entry);
+        yield { line: JSON.stringify({ ...message, signature: this.checkpoints.signEntry(message) }) };
+        last = { seq: entry.seq, hash: entry.hash };
+      }
+      if (!more) break;
+      entries = await this.store.listAudit({ afterSeq: page[page.length - 1].seq, limit: PAGE });
+      page = entries;
+      more = page.length === PAGE;
+    }
+    yield { line: JSON.stringify({ end: this.checkpoints.sign(last.seq, last.hash) }) };
+  }
+
+  /** Steps (1)-(4): removes entries older than `before`, keeping a signed cut. */
+  async prune(request: { before?: string }, ctx: CallContext) {
+    const before = new Date(timeField(request.before, 'before', undefined)).toISOString();
+    const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
+    return auditFailures(this.store, ctx, 'audit.prune', scope, `before ${before}`, async () => {
+      authorizeOperator(ctx.principal, 'prune the audit log'); // a refused prune is audited too
+      const check = await this.verify({}, ctx); // (1)
+      if (!check.ok) throw new FailedPreconditionError(`the audit log is broken at entry ${check.first_broken_seq} (${check.problem}); it is not pruned`, 'AUDIT_CHAIN_BROKEN');
+      const { removed, cut } = await this.store.pruneAudit(before, (at) => JSON.stringify(this.checkpoints.sign(at.seq, at.hash))); // (2), (3)
+      const checkpoint = cut ? (JSON.parse(cut) as SignedCheckpoint) : await this.prunedCut();
+      await this.store.appendAudit([auditDraft(ctx, 'audit.prune', scope, `before ${before}`, checkpoint?.seq ?? 0, 'ok')]); // (4)
+      return { removed, checkpoint };
+    });
   }
 }
