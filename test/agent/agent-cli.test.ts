@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createServer, type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -9,6 +8,7 @@ import { render } from '../../agent/src/render.js';
 import { watchSecrets, type SecretsSnapshot } from '../../agent/src/index.js';
 import { AtomicWriter } from '../../agent/src/atomic-writer.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { freePort } from '../helpers/free-port.js';
 import { startNats } from '../helpers/nats.js';
 import { agentBin, agentEnv, agentFlags, repoRoot } from '../helpers/spawn.js';
 import { until as waitUntil } from '../helpers/wait.js';
@@ -27,15 +27,6 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 /** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
 const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
-
-/** A port the kernel picked as free (bound on port 0, then released) for --health-addr. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The lines a test child wrote to its log so far. */
 function logLines(log: string): string[] {
