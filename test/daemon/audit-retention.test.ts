@@ -14,6 +14,7 @@ import { AUDIT_CUT_META } from '../../daemon/src/store/store.js';
 import { runLockbox } from '../helpers/cli.js';
 import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
+import { restClient } from '../helpers/rest.js';
 import { until } from '../helpers/wait.js';
 
 const scope = { tenant: 'default', resource_group: '' };
@@ -129,6 +130,9 @@ for (const store of ['sqlite', 'postgres'] as const)
     const wrongAtCut = await lockbox(d, ['audit', 'verify', '--head', `${cutSeq}:${'0'.repeat(64)}`]);
     t.equal(wrongAtCut.code, 1, 'a head at the cut with another hash does not');
 
+    const rest = restClient(d);
+    t.match((await rest('POST', '/v1/admin/audit:verify')).json, { ok: true, verified_from: cutSeq }, 'REST verify (its answer checked against /openapi.json)');
+
     const exported = await lockbox(d, ['audit', 'export']);
     const check = checkAuditExport(exported.stdout);
     const headSeq = Number(entries.at(-1).seq);
@@ -137,10 +141,12 @@ for (const store of ['sqlite', 'postgres'] as const)
     // Again with nothing older: nothing removed, the same cut.
     const again = JSON.parse((await lockbox(d, ['audit', 'prune', '--before', before, '-o', 'json'])).stdout);
     t.same([Number(again.removed ?? 0), Number(again.checkpoint.seq)], [0, cutSeq]);
-    // The newest entry always stays, whatever the time.
+    // The newest entry always stays, whatever the time (here over REST).
     const head = (await d.rpc('AuditService', 'AuditHead', {})).seq;
-    const all = JSON.parse((await lockbox(d, ['audit', 'prune', '--before', '2999-01-01', '-o', 'json'])).stdout);
+    t.equal((await rest('POST', '/v1/admin/audit:prune', { body: { before: 'soon' } })).status, 400);
+    const all = (await rest('POST', '/v1/admin/audit:prune', { body: { before: '2999-01-01T00:00:00Z' } })).json as any;
     t.equal(Number(all.checkpoint.seq), Number(head) - 1);
+    t.ok(all.removed > 0);
     t.equal((await lockbox(d, ['audit', 'verify'])).code, 0);
     await d.call('CreateSecret', { scope, ...createRequest('after', { K: 'x' }) });
     t.equal((await lockbox(d, ['audit', 'verify'])).code, 0, 'the chain goes on from the entry kept');

@@ -33,6 +33,8 @@ function validRequest(operationId: string): { body?: unknown; query?: string } {
       return { body: { secrets: ['x'] } };
     case 'v1CreateToken':
       return { body: { role: 'reader', resource_groups: ['team-a'] } };
+    case 'v1PruneAudit':
+      return { body: { before: '2999-01-01T00:00:00Z' } };
     default:
       return {};
   }
@@ -55,7 +57,7 @@ t.test('auth on every route: 401 without or with a bad token, 403 outside the to
   const rest = restClient(d);
   await d.call('CreateSecret', { scope: { resource_group: 'team-a' }, secret: { name: 'x', data: { K: Buffer.from('v') } } });
   const ops = await operations(d);
-  t.equal(ops.length, 30, 'every /v1, /v2 and /secrets route is in the contract and needs a token');
+  t.equal(ops.length, 31, 'every /v1, /v2 and /secrets route is in the contract and needs a token');
   const outsider = (await d.rpc('TokensService', 'CreateToken', { role: 'rg-admin', resource_groups: ['team-z'] })).token;
   const revoked = await d.rpc('TokensService', 'CreateToken', { role: 'tenant-admin' });
   await d.rpc('TokensService', 'RevokeToken', { id: revoked.info.id });
@@ -163,6 +165,7 @@ t.test('/openapi.json is built from the schemas that validate requests', async (
     '/readyz',
     '/secrets',
     '/v1/admin/audit',
+    '/v1/admin/audit:prune',
     '/v1/admin/audit:verify',
     '/v1/admin/deployments',
     '/v1/admin/deployments/{name}',

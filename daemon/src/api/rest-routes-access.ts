@@ -1,6 +1,6 @@
 /**
  * REST routes for who the caller is, the secret templates, tokens (create, list, revoke) and the
- * audit log (list, verify). Each calls the service the gRPC API calls, with the same token checks.
+ * audit log (list, verify, prune). Each calls the service the gRPC API calls, with the same token checks.
  */
 import { InvalidArgumentError } from '../../../shared/src/errors.js';
 import { registryKeys, secretTypes, templateKeys, envFormats, mountKinds } from '../../../shared/src/validate.js';
@@ -139,6 +139,21 @@ export function accessRoutes({ tokens, audit }: AccessRouteServices): RestRoute[
       query: emptyQuery,
       responses: { 200: { description: 'the result', schema: schemas.auditVerify }, ...errorResponses('POST') },
       handle: async (_request, ctx) => ({ status: 200, body: await audit.verify({}, ctx) }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/admin/audit:prune',
+      operationId: 'v1PruneAudit',
+      summary: 'Remove entries older than `before` after verifying the chain, keeping a signed cut that verify starts from (operator admins; audited)',
+      tag: 'access',
+      query: emptyQuery,
+      body: schemas.auditPruneBody,
+      responses: { 200: { description: 'what was removed, and the cut', schema: schemas.auditPrune }, ...errorResponses('POST') },
+      async handle(request, ctx) {
+        const before = (request.body as { before: string }).before;
+        timeParam(before, 'before');
+        return { status: 200, body: await audit.prune({ before }, ctx) };
+      },
     },
   ];
 }

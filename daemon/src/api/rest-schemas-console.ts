@@ -176,7 +176,28 @@ export const auditEntry = closed({
 });
 
 export const auditList = closed({ entries: { type: 'array', items: auditEntry }, next_after_seq: integer('0 on the last page') });
-export const auditVerify = closed({ ok: { type: 'boolean' }, checked: { type: 'integer' }, first_broken_seq: { type: 'integer' }, problem: { type: 'string' } });
+export const auditVerify = closed({
+  ok: { type: 'boolean' },
+  checked: { type: 'integer' },
+  first_broken_seq: { type: 'integer' },
+  problem: { type: 'string' },
+  verified_from: integer('the signed cut of the last prune the walk started from; 0: the first entry'),
+});
+
+export const auditPruneBody = closed({ before: time('entries older than this (RFC 3339) are removed; the newest entry always stays') }, ['before']);
+
+const auditCheckpoint = closed({
+  seq: { type: 'integer' },
+  hash: { type: 'string' },
+  time: { type: 'string' },
+  public_key: text('hex; verifies the signature'),
+  signature: text('Ed25519 (hex) over "lockbox/v1/audit-checkpoint", seq, hash and time joined by NUL bytes'),
+});
+
+export const auditPrune = closed({
+  removed: integer('entries removed by this call'),
+  checkpoint: { ...auditCheckpoint, description: 'the signed cut the chain is verified from (absent when nothing was ever pruned)' },
+});
 
 export const identity = closed({
   token_id: { type: 'string' },
