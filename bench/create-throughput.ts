@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../shared/src/proto.js';
-import { closedLoop, fmt, median, startServer, type LoadResult } from './harness.js';
+import { closedLoop, cpuMs, fmt, median, startServer, type LoadResult } from './harness.js';
 
 const IN_FLIGHT = 64;
 const SECONDS = Number(process.env.SECONDS_PER_RUN ?? 3);
@@ -42,8 +42,17 @@ function rawCommitLoop(ms: number): number {
   return n / seconds;
 }
 
-/** PostgreSQL: a schema for this run; the raw baseline is 64 connections each committing one insert at a time. */
-async function postgresSetup(): Promise<{ url: string; raw: (ms: number) => Promise<number>; drop: () => Promise<void> }> {
+/**
+ * PostgreSQL: a schema for this run; the raw baseline is 64 connections each committing one insert
+ * at a time. Both sides name their connections (application_name), so the server's CPU spent for
+ * each (its backends' user + system time, from /proc) can be told apart from other load.
+ */
+async function postgresSetup(): Promise<{
+  url: string;
+  raw: (ms: number) => Promise<{ perSecond: number; serverCpuMs: number; calls: number }>;
+  serverCpuMs: (app: string) => Promise<number>;
+  drop: () => Promise<void>;
+}> {
   const base = process.env.PG_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
   const schema = `lbx_bench_${process.pid}`;
   const admin = new pg.Client({ connectionString: base });
@@ -52,19 +61,29 @@ async function postgresSetup(): Promise<{ url: string; raw: (ms: number) => Prom
   await admin.query(`CREATE TABLE ${schema}.raw (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, value BYTEA NOT NULL)`);
   const url = new URL(base);
   url.searchParams.set('options', `-c search_path=${schema}`);
-  const pool = new pg.Pool({ connectionString: url.toString(), max: IN_FLIGHT });
+  const rawUrl = new URL(url);
+  url.searchParams.set('application_name', `lbx-bench-daemon-${process.pid}`);
+  rawUrl.searchParams.set('application_name', `lbx-bench-raw-${process.pid}`);
+  const pool = new pg.Pool({ connectionString: rawUrl.toString(), max: IN_FLIGHT });
   const value = Buffer.alloc(256, 1);
   let n = 0;
+  /** CPU time of the server backends serving `app` (named by application_name). */
+  const serverCpuMs = async (app: string) => {
+    const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`lbx-bench-${app}-${process.pid}`]);
+    return rows.reduce((sum, r) => sum + cpuMs(r.pid), 0);
+  };
   const raw = async (ms: number) => {
-    const result = await closedLoop(() => pool.query('INSERT INTO raw (name, value) VALUES ($1, $2)', [`row-${n++}`, value]), IN_FLIGHT, ms);
-    return result.perSecond;
+    await closedLoop(() => pool.query('INSERT INTO raw (name, value) VALUES ($1, $2)', [`row-${n++}`, value]), IN_FLIGHT, 300, 0); // every connection open
+    const cpu0 = await serverCpuMs('raw');
+    const result = await closedLoop(() => pool.query('INSERT INTO raw (name, value) VALUES ($1, $2)', [`row-${n++}`, value]), IN_FLIGHT, ms, 0);
+    return { perSecond: result.perSecond, serverCpuMs: (await serverCpuMs('raw')) - cpu0, calls: result.calls };
   };
   const drop = async () => {
     await pool.end();
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
     await admin.end();
   };
-  return { url: url.toString(), raw, drop };
+  return { url: url.toString(), raw, serverCpuMs, drop };
 }
 
 const postgres = process.env.STORE === 'postgres' ? await postgresSetup() : undefined;
@@ -83,17 +102,36 @@ const create = () =>
 
 const creates: LoadResult[] = [];
 const raws: number[] = [];
+const cpuPerCreate: number[] = [];
+const serverCpu: Array<{ create: number; raw: number }> = [];
+await closedLoop(create, IN_FLIGHT, 300, 0); // warm: the daemon's pool connections open
 for (let run = 1; run <= RUNS; run++) {
-  const raw = postgres ? await postgres.raw(SECONDS * 1000) : rawCommitLoop(SECONDS * 1000);
-  const c = await closedLoop(create, IN_FLIGHT, SECONDS * 1000, 300);
+  const r = postgres ? await postgres.raw(SECONDS * 1000) : undefined;
+  const raw = r ? r.perSecond : rawCommitLoop(SECONDS * 1000);
+  const cpu0 = cpuMs(daemon.pid);
+  const server0 = await postgres?.serverCpuMs('daemon');
+  const c = await closedLoop(create, IN_FLIGHT, SECONDS * 1000, 0);
+  const cpu = (cpuMs(daemon.pid) - cpu0) / c.calls;
   raws.push(raw);
   creates.push(c);
-  console.log(`run ${run}: create ${fmt(c)} | raw synced commit ${Math.round(raw)}/s | ratio ${(c.perSecond / raw).toFixed(2)}`);
+  cpuPerCreate.push(cpu);
+  let server = '';
+  if (postgres && r) {
+    const s = { create: ((await postgres.serverCpuMs('daemon')) - server0!) / c.calls, raw: r.serverCpuMs / r.calls };
+    serverCpu.push(s);
+    server = ` | PostgreSQL CPU ${s.create.toFixed(3)} ms/create, ${s.raw.toFixed(3)} ms/raw insert`;
+  }
+  console.log(`run ${run}: create ${fmt(c)} lockboxd CPU ${cpu.toFixed(3)} ms/create | raw synced commit ${Math.round(raw)}/s | ratio ${(c.perSecond / raw).toFixed(2)}${server}`);
 }
 const c = median(creates.map((r) => r.perSecond));
 const raw = median(raws);
 console.log(`\nDurable CreateSecret on ${postgres ? 'PostgreSQL' : 'SQLite'}, ${IN_FLIGHT} in flight, median of ${RUNS} × ${SECONDS}s:`);
 console.log(`  lockboxd create        : ${Math.round(c)} creates/s  p50 ${median(creates.map((r) => r.p50ms)).toFixed(2)} ms  p99 ${median(creates.map((r) => r.p99ms)).toFixed(2)} ms`);
+console.log(`  lockboxd CPU           : ${median(cpuPerCreate).toFixed(3)} ms per create (user + system of the daemon process)`);
+if (postgres)
+  console.log(
+    `  PostgreSQL CPU         : ${median(serverCpu.map((s) => s.create)).toFixed(3)} ms per create, ${median(serverCpu.map((s) => s.raw)).toFixed(3)} ms per raw insert (its backends' user + system)`,
+  );
 console.log(
   postgres
     ? `  raw PostgreSQL commits : ${Math.round(raw)} commits/s (baseline: one-insert transactions from ${IN_FLIGHT} connections)`

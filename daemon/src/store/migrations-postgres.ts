@@ -175,6 +175,13 @@ export const postgresSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       ALTER TABLE secret_versions ADD COLUMN ad_format INTEGER NOT NULL DEFAULT 1;`,
   },
+  {
+    version: 7,
+    why: 'names sort bytewise (COLLATE "C", as SQLite\'s BINARY) in the key itself: a list page is a range scan of the primary key, not a sort of the whole group (store-postgres.ts (7))',
+    sql: `
+      ALTER TABLE secrets ALTER COLUMN name TYPE TEXT COLLATE "C";
+      ALTER TABLE deployments ALTER COLUMN name TYPE TEXT COLLATE "C";`,
+  },
 ]);
 
 /**

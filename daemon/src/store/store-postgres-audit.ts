@@ -3,6 +3,11 @@
  * change into audit_pending (a), then moved into the chain in batches under one advisory lock by
  * whichever replica gets there first (b), so the chain stays one line across replicas while the
  * changes themselves do not wait for each other.
+ * (c) After a commit a replica only tries the lock (pg_try_advisory_xact_lock): when another
+ * replica holds it, this one does not queue a connection behind it but looks again a moment
+ * later (the holder may have read the pending rows before this commit), so replicas never wait
+ * on each other's chaining and one sequencer at a time does the work for all of them. Only
+ * readers of the chain (list, head, verify) wait for the lock, to see everything committed.
  */
 import type pg from 'pg';
 import { AUDIT_CUT_META, type AuditDraft, type AuditHasher, type StoreObserver } from './store.js';
@@ -10,12 +15,17 @@ import type { PostgresPool } from './store-postgres-pool.js';
 
 /** Advisory lock id (pg_advisory_xact_lock) of the chain; migrations-postgres.ts has 2. */
 const AUDIT_LOCK = 0x6c6278_01; // "lbx" 1
+/** How long a replica that found the chain busy waits before it looks again (c). */
+const BUSY_RETRY_MS = 20;
 
 export class PostgresAuditChain {
   /** Connections whose open transaction left audit entries pending. */
   private readonly wanted = new WeakSet<pg.PoolClient>();
+  /** Group transactions (store-postgres-group-commit.ts (3)): their entries, written once at the end. */
+  private readonly deferred = new Map<pg.PoolClient, AuditDraft[]>();
   private chaining: Promise<void> | undefined;
   private chainAgain = false;
+  private closing = false;
 
   constructor(
     private readonly db: PostgresPool,
@@ -26,7 +36,10 @@ export class PostgresAuditChain {
       committed: (client) => {
         if (this.wanted.has(client)) this.schedule(); // (b) for the entries it left pending
       },
-      released: (client) => this.wanted.delete(client),
+      released: (client) => {
+        this.wanted.delete(client);
+        this.deferred.delete(client);
+      },
     };
   }
 
@@ -36,6 +49,24 @@ export class PostgresAuditChain {
    */
   async insert(db: pg.PoolClient, entries: AuditDraft[]): Promise<void> {
     if (entries.length === 0) return;
+    const later = this.deferred.get(db);
+    if (later) later.push(...entries);
+    else await this.write(db, entries);
+  }
+
+  /** A group transaction begins: its entries wait for writeDeferred, one INSERT for all its jobs. */
+  defer(db: pg.PoolClient): void {
+    this.deferred.set(db, []);
+  }
+
+  /** The group transaction is about to commit: its entries go in now, in the order they came. */
+  async writeDeferred(db: pg.PoolClient): Promise<void> {
+    const entries = this.deferred.get(db) ?? [];
+    this.deferred.delete(db);
+    if (entries.length) await this.write(db, entries);
+  }
+
+  private async write(db: pg.PoolClient, entries: AuditDraft[]): Promise<void> {
     await db.query('INSERT INTO audit_pending (entry) SELECT unnest($1::text[])', [entries.map((e) => JSON.stringify(e))]);
     this.wanted.add(db);
   }
@@ -49,8 +80,13 @@ export class PostgresAuditChain {
     this.chaining = (async () => {
       do {
         this.chainAgain = false;
-        await this.chainPending().catch(() => {}); // the next write, list or verify retries
-      } while (this.chainAgain);
+        // (c) busy: another replica is chaining; look again once it has had time to finish
+        const done = await this.chainPending(false).catch(() => true); // an error: the next write, list or verify retries
+        if (!done) {
+          this.chainAgain = true;
+          await new Promise((r) => setTimeout(r, BUSY_RETRY_MS));
+        }
+      } while (this.chainAgain && !this.closing);
     })().finally(() => (this.chaining = undefined));
   }
 
@@ -58,11 +94,14 @@ export class PostgresAuditChain {
    * (4b) Moves pending entries into the chain, oldest first, under the one audit lock: each gets
    * the next seq and a hash over its fields and the previous hash. One lock hold per batch,
    * whichever replica runs it, so the chain stays a single line without serialising the changes.
+   * `wait` false (c): returns false at once when another replica holds the lock; true once
+   * nothing this call saw pending is left.
    */
-  async chainPending(): Promise<void> {
+  async chainPending(wait = true): Promise<boolean> {
     for (;;) {
       const moved = await this.db.transaction(async (db) => {
-        await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+        if (wait) await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+        else if (!(await db.query('SELECT pg_try_advisory_xact_lock($1) AS got', [AUDIT_LOCK])).rows[0].got) return -1;
         const pending = (await db.query('SELECT id, entry FROM audit_pending ORDER BY id LIMIT 1000')).rows as Array<{ id: string; entry: string }>;
         if (pending.length === 0) return 0;
         const last = (await db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1')).rows[0] as { seq: string; hash: string } | undefined;
@@ -86,7 +125,7 @@ export class PostgresAuditChain {
         await db.query('DELETE FROM audit_pending WHERE id = ANY($1::bigint[])', [pending.map((p) => p.id)]);
         return pending.length;
       });
-      if (moved < 1000) return;
+      if (moved < 1000) return moved >= 0;
     }
   }
 
@@ -113,6 +152,7 @@ export class PostgresAuditChain {
 
   /** Waits for a run in flight, then chains what is left (else the next replica to run does). */
   async close(): Promise<void> {
+    this.closing = true;
     await this.chaining;
     await this.chainPending().catch(() => {});
   }

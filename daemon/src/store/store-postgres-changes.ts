@@ -13,11 +13,15 @@ import { isUniqueViolation } from './store-postgres-pool.js';
 export async function applyChange(db: pg.PoolClient, change: Change, maxVersions: number): Promise<number> {
   const { scope, name } = change;
   const where = describeScope(scope);
-  const head = (
-    await db.query('SELECT uid, version FROM secrets WHERE tenant = $1 AND resource_group = $2 AND name = $3 FOR UPDATE', [scope.tenant, scope.resourceGroup, name])
-  ).rows[0] as { uid: string; version: number } | undefined; // (2)
+  // A create reads nothing first: a taken name fails its INSERT on the primary key (2), one
+  // round trip fewer on the path bench:create measures.
+  const head =
+    change.operation === 'create'
+      ? undefined
+      : ((
+          await db.query('SELECT uid, version FROM secrets WHERE tenant = $1 AND resource_group = $2 AND name = $3 FOR UPDATE', [scope.tenant, scope.resourceGroup, name])
+        ).rows[0] as { uid: string; version: number } | undefined); // (2)
   if (change.operation === 'create') {
-    if (head) throw new AlreadyExistsError(`secret "${name}" already exists in ${where}`, 'SECRET_EXISTS');
     await checkQuotas(db, scope.tenant, scope.resourceGroup, change.quotas, 'secret');
   } else {
     if (!head) throw new NotFoundError(`secret "${name}" not found in ${where}`, 'SECRET_NOT_FOUND');

@@ -52,6 +52,11 @@ export function poolOptions(url: string, timeoutMs: number, max: number): pg.Poo
   };
 }
 
+/** The rollback to a savepoint failed: the transaction itself is broken (the connection lost). */
+export class SavepointLost extends Error {
+  override name = 'SavepointLost';
+}
+
 export const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 /** Told when a transaction's connection commits and when it goes back to the pool. */
@@ -89,7 +94,8 @@ export class PostgresPool {
       await db.query('COMMIT');
       this.hooks.committed(db);
       return result;
-    } catch (error) {
+    } catch (thrown) {
+      const error = thrown instanceof SavepointLost ? thrown.cause : thrown;
       if (timedOut(error)) broken ??= error as Error; // the server may still answer it later: never reuse
       else await db.query('ROLLBACK').catch(() => {});
       throw unavailable(error);
@@ -100,16 +106,24 @@ export class PostgresPool {
     }
   }
 
-  /** Runs `work` in a savepoint of the current transaction: a failure rolls back only it. */
-  async savepoint<T>(db: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-    await db.query('SAVEPOINT change');
+  /**
+   * Runs `work` in a savepoint of the current transaction: a failure rolls back only it. When the
+   * rollback itself fails the transaction is broken, and SavepointLost says so to every level.
+   */
+  async savepoint<T>(db: pg.PoolClient, work: () => Promise<T>, name = 'change'): Promise<T> {
+    await db.query(`SAVEPOINT ${name}`);
     try {
       const result = await work();
-      await db.query('RELEASE SAVEPOINT change');
+      await db.query(`RELEASE SAVEPOINT ${name}`);
       return result;
     } catch (error) {
-      await db.query('ROLLBACK TO SAVEPOINT change');
-      await db.query('RELEASE SAVEPOINT change');
+      if (error instanceof SavepointLost) throw error;
+      try {
+        await db.query(`ROLLBACK TO SAVEPOINT ${name}`);
+        await db.query(`RELEASE SAVEPOINT ${name}`);
+      } catch (lost) {
+        throw new SavepointLost('the transaction broke while rolling back a savepoint', { cause: lost });
+      }
       throw error;
     }
   }

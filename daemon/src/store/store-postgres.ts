@@ -19,15 +19,22 @@
  * 6. Notices: replicas share the outbox; each publisher holds the notices it sends for a while
  *    (claimNotices), so a notice goes out once, and again only if its replica died holding it
  *    (delivery is at least once anyway; agents ignore what is not newer).
+ * 7. Names are declared COLLATE "C" (bytewise, as SQLite's BINARY): a list page by name is a range
+ *    of the primary key (tenant, resource_group, name), read in order, never a sort of the group.
+ * 8. Writes that arrive together share one transaction (group commit), each in its own
+ *    SAVEPOINT, so a failing write does not fail the others; (1) then holds per group.
  * No head cache: another replica may change any secret at any time.
  * Parts: store-postgres-pool.ts (1), store-postgres-changes.ts (2, 3), store-postgres-deployments.ts
- * (2, 3 for deployments), store-postgres-audit.ts (4); the schema in migrations-postgres.ts.
+ * (2, 3 for deployments), store-postgres-audit.ts (4), store-postgres-group-commit.ts (8); the
+ * schema in migrations-postgres.ts (7).
  */
 import pg from 'pg';
 import { AlreadyExistsError, LockboxError } from '../../../shared/src/errors.js';
 import { describeScope } from '../services/scope.js';
 import { migratePostgres } from './migrations-postgres.js';
 import { PostgresAuditChain } from './store-postgres-audit.js';
+import { PostgresGroupCommit } from './store-postgres-group-commit.js';
+import { bulkable, bulkCreate, takePrepared } from './store-postgres-bulk-create.js';
 import { applyChange } from './store-postgres-changes.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
 import { isUniqueViolation, PostgresPool, poolOptions } from './store-postgres-pool.js';
@@ -76,6 +83,9 @@ export interface PostgresStoreOptions {
   maxVersions: number;
   auditHasher: AuditHasher;
   poolSize?: number;
+  /** Group transactions open at once (default 8) and most writes in one (default 32): (8). */
+  groupOpen?: number;
+  groupSize?: number;
   /** Connect, query, statement and idle-in-transaction timeout (default 10 s; --database-timeout). */
   timeoutMs?: number;
   /** How long a publisher holds the notices it claimed (default 10 s). */
@@ -87,23 +97,34 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements Store {
   private readonly db: PostgresPool;
   private readonly audit: PostgresAuditChain;
+  private readonly group: PostgresGroupCommit;
 
   private constructor(
     pool: pg.Pool,
     private readonly maxVersions: number,
     auditHasher: AuditHasher,
     private readonly noticeHoldMs: number,
-    private readonly observer?: StoreObserver,
+    group: { open: number; size: number },
+    observer?: StoreObserver,
   ) {
     this.db = new PostgresPool(pool);
     this.audit = new PostgresAuditChain(this.db, auditHasher, observer);
+    const hooks = {
+      begin: async (db: pg.PoolClient, payloads: unknown[]) => {
+        this.audit.defer(db);
+        await bulkCreate(db, (payloads as Array<Change[] | undefined>).flatMap((p) => p ?? []));
+      },
+      beforeCommit: (db: pg.PoolClient) => this.audit.writeDeferred(db),
+    };
+    this.group = new PostgresGroupCommit(this.db, group.open, group.size, hooks, observer);
   }
 
   /** Connects and brings the schema up to date (one replica at a time). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const pool = new pg.Pool(poolOptions(options.url, options.timeoutMs ?? 10_000, options.poolSize ?? 20));
     pool.on('error', () => {}); // an idle connection that drops is replaced on next use
-    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000, options.observer);
+    const group = { open: options.groupOpen ?? 8, size: options.groupSize ?? 32 };
+    const store = new PostgresStore(pool, options.maxVersions, options.auditHasher, options.noticeHoldMs ?? 10_000, group, options.observer);
     try {
       await store.db.transaction((db) => migratePostgres(db));
     } catch (error) {
@@ -136,7 +157,7 @@ export class PostgresStore implements Store {
     const { rows } = await this.db.query(
       `SELECT ${versionColumns}, s.create_time AS secret_create_time FROM secrets s
        JOIN secret_versions v ON v.uid = s.uid AND v.version = s.version
-       WHERE s.tenant = $1 AND s.resource_group = $2 AND s.name COLLATE "C" > $3 ORDER BY s.name COLLATE "C" LIMIT $4`,
+       WHERE s.tenant = $1 AND s.resource_group = $2 AND s.name > $3 ORDER BY s.name LIMIT $4`, // (7)
       [scope.tenant, scope.resourceGroup, afterName, limit],
     );
     return rows.map(toHead);
@@ -148,15 +169,19 @@ export class PostgresStore implements Store {
   }
 
   async commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]> {
-    const started = process.hrtime.bigint();
     try {
-      const outcomes = await this.db.transaction(async (db) => {
+      return await this.group.write(async (db) => {
         if (idempotency) {
           const stored = await this.getIdempotencyWith(db, idempotency.tenant, idempotency.key);
           if (stored) throw new IdempotencyReplayError(stored);
         }
         const outcomes: CommitOutcome[] = [];
         for (const change of changes) {
+          const prepared = takePrepared(change); // (8) written with the group's other creates
+          if (prepared) {
+            outcomes.push(prepared);
+            continue;
+          }
           try {
             outcomes.push({ ok: true, seq: await this.db.savepoint(db, () => applyChange(db, change, this.maxVersions)) });
           } catch (error) {
@@ -176,9 +201,7 @@ export class PostgresStore implements Store {
           ]);
         if (audit) await this.audit.insert(db, audit(outcomes));
         return outcomes;
-      });
-      this.observer?.committed(Number(process.hrtime.bigint() - started) / 1e9, changes.length);
-      return outcomes;
+      }, idempotency !== undefined, idempotency ? undefined : changes.filter(bulkable)); // (8) without a key every write is in a change's savepoint
     } catch (error) {
       if (idempotency && isUniqueViolation(error)) {
         // (5) another replica stored the key first: its answer is the answer
@@ -267,7 +290,7 @@ export class PostgresStore implements Store {
   // ---- tokens --------------------------------------------------------------------------------
 
   async insertToken(token: TokenRecord, audit: AuditDraft[] = []): Promise<void> {
-    await this.db.transaction(async (db) => {
+    await this.group.write(async (db) => {
       await db.query(
         `INSERT INTO tokens (id, hash, role, tenant, resource_groups, deployment, deployment_resource_group, description, create_time, expire_time, revoke_time, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -319,7 +342,7 @@ export class PostgresStore implements Store {
   }
 
   async revokeToken(id: string, time: string, audit: AuditDraft[] = []): Promise<TokenRecord | undefined> {
-    return this.db.transaction(async (db) => {
+    return this.group.write(async (db) => {
       await db.query("UPDATE tokens SET revoke_time = $1 WHERE id = $2 AND revoke_time = ''", [time, id]);
       const row = (await db.query('SELECT * FROM tokens WHERE id = $1', [id])).rows[0];
       if (row) await this.audit.insert(db, audit);
@@ -335,7 +358,7 @@ export class PostgresStore implements Store {
   }
 
   async listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]> {
-    const { rows } = await this.db.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 ORDER BY name COLLATE "C"', [scope.tenant, scope.resourceGroup]);
+    const { rows } = await this.db.query('SELECT * FROM deployments WHERE tenant = $1 AND resource_group = $2 ORDER BY name', [scope.tenant, scope.resourceGroup]);
     return rows.map(toDeployment);
   }
 
@@ -352,7 +375,7 @@ export class PostgresStore implements Store {
     const { record } = change;
     const where = describeScope(record);
     try {
-      await this.db.transaction(async (db) => {
+      await this.group.write(async (db) => {
         await applyDeploymentChange(db, change);
         await this.audit.insert(db, audit);
       });
@@ -365,7 +388,7 @@ export class PostgresStore implements Store {
   // ---- audit (4) and agents ------------------------------------------------------------------
 
   async appendAudit(entries: AuditDraft[]): Promise<void> {
-    await this.db.transaction((db) => this.audit.insert(db, entries));
+    if (entries.length) await this.group.write((db) => this.audit.insert(db, entries), false); // (8) deferred: no write of its own
   }
 
   async auditHead(): Promise<{ seq: number; hash: string }> {
@@ -430,6 +453,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.group.close();
     await this.audit.close();
     await this.db.end();
   }
