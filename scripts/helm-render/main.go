@@ -6,8 +6,9 @@
 // and renders the same with the real helm.
 //
 // What it implements, each as pkg/engine and pkg/chartutil do:
-//  1. Values: values.yaml, then each -f file, then each --set a.b=c (ints, true/false and null
-//     parsed as --set does), merged key by key (a map merges into a map; anything else replaces).
+//  1. Values: values.yaml, then each -f file, then each --set a.b=c,d=e (typed and escaped as
+//     --set does, no list indexes), merged key by key (a map merges into a map; anything else
+//     replaces).
 //  2. .Release.Name/.Namespace/.Service/.IsInstall, .Chart.Name/.Version/.AppVersion (Chart.yaml).
 //  3. Functions: sprig's text functions without env/expandenv, toYaml (keys sorted, trailing
 //     newline cut), toJson, fromYaml, include, tpl, required.
@@ -141,22 +142,72 @@ func merge(base, override map[string]interface{}) map[string]interface{} {
 	return base
 }
 
-// setValue applies one --set a.b.c=value (step 1): ints, booleans and null as --set parses them.
-func setValue(values map[string]interface{}, assignment string) error {
-	eq := strings.Index(assignment, "=")
-	if eq <= 0 {
-		return fmt.Errorf("--set %q: expected key=value", assignment)
+// setValues applies one --set argument as Helm's strvals does (step 1): assignments split on
+// commas, a backslash takes the next character as it is (a\,b is one value), values typed as
+// typedVal types them (true/false/null in any case, "0", and ints not starting with 0). List
+// indexes (a[0]=x) are not implemented and stop the render.
+func setValues(values map[string]interface{}, arg string) error {
+	var key, value strings.Builder
+	inValue := false
+	apply := func() error {
+		if !inValue {
+			return fmt.Errorf("--set %q: key %q has no value", arg, key.String())
+		}
+		if strings.ContainsAny(key.String(), "[]") {
+			return fmt.Errorf("--set %q: list indexes are not implemented", arg)
+		}
+		setValue(values, strings.Split(key.String(), "."), typedValue(value.String()))
+		key.Reset()
+		value.Reset()
+		inValue = false
+		return nil
 	}
-	path := strings.Split(assignment[:eq], ".")
-	raw := assignment[eq+1:]
-	var value interface{} = raw
-	if n, err := strconv.ParseInt(raw, 10, 64); err == nil && (raw == "0" || !strings.HasPrefix(raw, "0")) {
-		value = n
-	} else if raw == "true" || raw == "false" {
-		value = raw == "true"
-	} else if raw == "null" {
-		value = nil
+	runes := []rune(arg)
+	for i := 0; i < len(runes); i++ {
+		r := runes[i]
+		switch {
+		case r == '\\' && i+1 < len(runes):
+			i++
+			if inValue {
+				value.WriteRune(runes[i])
+			} else {
+				key.WriteRune(runes[i])
+			}
+		case r == '=' && !inValue:
+			inValue = true
+		case r == ',' && inValue:
+			if err := apply(); err != nil {
+				return err
+			}
+		case inValue:
+			value.WriteRune(r)
+		default:
+			key.WriteRune(r)
+		}
 	}
+	return apply()
+}
+
+func typedValue(raw string) interface{} {
+	switch {
+	case strings.EqualFold(raw, "true"):
+		return true
+	case strings.EqualFold(raw, "false"):
+		return false
+	case strings.EqualFold(raw, "null"):
+		return nil
+	case raw == "0":
+		return int64(0)
+	}
+	if raw != "" && raw[0] != '0' {
+		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			return n
+		}
+	}
+	return raw
+}
+
+func setValue(values map[string]interface{}, path []string, value interface{}) {
 	m := values
 	for _, key := range path[:len(path)-1] {
 		next, ok := m[key].(map[string]interface{})
@@ -167,7 +218,6 @@ func setValue(values map[string]interface{}, assignment string) error {
 		m = next
 	}
 	m[path[len(path)-1]] = value
-	return nil
 }
 
 func toYAML(v interface{}) string {
@@ -215,7 +265,7 @@ func render(release, namespace, chartDir string, files, sets []string) (string, 
 		values = merge(values, override)
 	}
 	for _, s := range sets {
-		if err := setValue(values, s); err != nil {
+		if err := setValues(values, s); err != nil {
 			return "", err
 		}
 	}

@@ -124,7 +124,7 @@ t.test('each setting the values offer renders valid objects', async (t) => {
       t.same(settings.LOCKBOX_NATS_TOKEN, { secretKeyRef: { name: 'nats-token', key: 'token' } });
       t.notOk(settings.LOCKBOX_NATS_PASSWORD);
     }],
-    ['NATS creds file and CA', ['--set', 'nats.auth.existingSecret=nats-creds', '--set', 'nats.auth.type=creds', '--set', 'nats.caSecret=nats-ca', '--set', 'nats.url=tls://a:4222,tls://b:4222'], (t, objects) => {
+    ['NATS creds file and CA', ['--set', 'nats.auth.existingSecret=nats-creds', '--set', 'nats.auth.type=creds', '--set', 'nats.caSecret=nats-ca', '--set', 'nats.url=tls://a:4222\\,tls://b:4222'], (t, objects) => {
       const pod = find(objects, 'Deployment', 'lockbox')[0].spec.template.spec;
       const settings = env(pod.containers[0]);
       t.equal(settings.LOCKBOX_NATS_CREDS, '/var/run/lockbox/nats/nats.creds');
@@ -196,7 +196,7 @@ t.test('the renderer does what helm template does for what the chart uses', asyn
   writeFileSync(join(dir, 'templates', 'b.yaml'), 'x: {{ include "p.name" . }}\nmissing: {{ .Values.nope }}\nv: {{ .Chart.Version }}/{{ .Chart.AppVersion }}\n---\ny: {{ tpl "{{ .Values.name }}" . | quote }}\n');
   writeFileSync(join(dir, 'templates', 'a.yaml'), 'a:\n  {{- toYaml .Values.a | nindent 2 }}\nb64: {{ "hi" | b64enc }}\nd: {{ .Values.unset | default "dflt" }}\n');
   writeFileSync(join(dir, 'templates', 'c.yaml'), '{{- if .Values.never }}\nnever: true\n{{- end }}\n');
-  const out = helmTemplate(['--set', 'a.b=2', '--set', 'name=two'], { release: 'r', namespace: 'ns', chart: dir });
+  const out = helmTemplate(['--set', 'a.b=2,name=two'], { release: 'r', namespace: 'ns', chart: dir });
   t.equal(out.status, 0, out.stderr);
   // Files in name order, one "# Source" per document, blank renders left out, "<no value>" as nothing, toYaml keys sorted and lists unindented (sigs.k8s.io/yaml).
   t.equal(out.stdout, [
@@ -204,6 +204,13 @@ t.test('the renderer does what helm template does for what the chart uses', asyn
     '---', '# Source: probe/templates/b.yaml', 'x: probe-r', 'missing: ', 'v: 1.2.3/4.5',
     '---', '# Source: probe/templates/b.yaml', 'y: "two"', '',
   ].join('\n'));
+  // --set as Helm's strvals: commas split, a backslash escapes, a key without a value is refused.
+  const typed = helmTemplate(['--set', 'name=a\\,b', '--set', 'a.b=007,a.c=TRUE'], { chart: dir });
+  t.match(typed.stdout, 'y: "a,b"');
+  t.match(typed.stdout, "a:\n  b: \"007\"\n  c: true\n", 'a leading zero keeps a string; TRUE is a boolean');
+  const noValue = helmTemplate(['--set', 'name=x,b'], { chart: dir });
+  t.not(noValue.status, 0);
+  t.match(noValue.stderr, 'key "b" has no value');
   writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v1\nname: probe\nversion: 1.2.3\n');
   const v1 = helmTemplate([], { chart: dir });
   t.not(v1.status, 0);
