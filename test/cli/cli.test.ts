@@ -55,7 +55,7 @@ t.test('secret commands end to end', async (t) => {
 
   for (let i = 0; i < 5; i++) await cli([...g, 'secret', 'create', `page-${i}`, 'A=1', '--label', 'kind=page']);
   r = await cli([...g, 'secret', 'list', '--label', 'kind=page', '--limit', '2']);
-  t.match(r.stdout, /^NAME\s+TYPE\s+TEMPLATE\s+VERSION\s+KEYS\s+UPDATED\npage-0 .*\npage-1 .*\n\(more: --cursor \S+\)\n$/);
+  t.match(r.stdout, /^NAME\s+SCOPE\s+TYPE\s+TEMPLATE\s+VERSION\s+KEYS\s+UPDATED\npage-0 .*\npage-1 .*\n\(more: --cursor \S+\)\n$/);
   r = await cli([...g, '-o', 'json', 'secret', 'list', '--label', 'kind=page', '--limit', '2', '--all']);
   t.same(JSON.parse(r.stdout).secrets.map((s: any) => s.name), ['page-0', 'page-1', 'page-2', 'page-3', 'page-4']);
 

@@ -51,7 +51,7 @@ export function addApplyCommand(parent: Command, ctx: CliContext): void {
     const secrets: Array<{ name: string; version: number }> = [];
     let cursor = '';
     do {
-      const page = await rpc('SecretsService', 'ListSecrets', { scope, limit: 1000, cursor });
+      const page = await rpc('SecretsService', 'ListSecrets', { scope, limit: 1000, cursor, own_only: true });
       secrets.push(...(page.secrets ?? []).map((s: any) => ({ name: s.name, version: Number(s.version) })));
       cursor = page.next_cursor ?? '';
     } while (cursor);

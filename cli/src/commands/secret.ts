@@ -111,8 +111,9 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
     .option('--template <slug>', 'only this provider template')
     .addOption(new Option('--type <type>', 'only this type').choices(['opaque', 'container_registry']))
     .option('--label <k=v>', 'only with this label (repeatable)', collect)
+    .option('--own-only', "a resource group's own secrets only, without the tenant-wide ones visible there (listed with SCOPE *)")
     .action(async (o) => {
-      const request = { scope: scopeOf(o), limit: positiveInt(o.limit, '--limit'), cursor: o.cursor, template: o.template, type: o.type, labels: o.label };
+      const request = { scope: scopeOf(o), limit: positiveInt(o.limit, '--limit'), cursor: o.cursor, template: o.template, type: o.type, labels: o.label, own_only: Boolean(o.ownOnly) };
       const secrets: any[] = [];
       let next = '';
       do {
@@ -122,8 +123,8 @@ export function addSecretCommands(program: Command, ctx: CliContext): Command {
       } while (o.all && next);
       print({ secrets, next_cursor: next }, () =>
         renderTable(
-          ['NAME', 'TYPE', 'TEMPLATE', 'VERSION', 'KEYS', 'UPDATED'],
-          secrets.map((s) => [s.name, s.type, s.template, String(s.version), (s.keys ?? []).join(','), s.update_time]),
+          ['NAME', 'SCOPE', 'TYPE', 'TEMPLATE', 'VERSION', 'KEYS', 'UPDATED'],
+          secrets.map((s) => [s.name, s.scope?.resource_group || '-', s.type, s.template, String(s.version), (s.keys ?? []).join(','), s.update_time]),
         ) + (next ? `(more: --cursor ${next})\n` : ''),
         () => secrets.map((s) => `secret/${s.name}`),
       );

@@ -19,9 +19,9 @@ export function v1ListRoute(services: RestServices): RestRoute {
     headers: scopeHeaders,
     responses: { 200: { description: 'a page of secrets', schema: schemas.v1ListResponse }, ...errorResponses('GET') },
     async handle(request, ctx) {
-      const q = request.query as { limit?: number; cursor?: string; provider_slug?: string; type?: string; label?: string[] };
+      const q = request.query as { limit?: number; cursor?: string; provider_slug?: string; type?: string; label?: string[]; own_only?: boolean };
       const scope = scopeFromHeaders(request, ctx, true);
-      const page = await services.secrets.list({ scope, limit: q.limit, cursor: q.cursor, template: q.provider_slug, type: q.type, labels: q.label }, ctx);
+      const page = await services.secrets.list({ scope, limit: q.limit, cursor: q.cursor, template: q.provider_slug, type: q.type, labels: q.label, own_only: q.own_only }, ctx);
       return { status: 200, body: { secrets: page.secrets.map(v1Secret), next_cursor: page.next_cursor } };
     },
   };

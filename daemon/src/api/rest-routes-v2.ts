@@ -49,7 +49,7 @@ async function allSecrets(services: RestServices, scope: ScopeMessage, ctx: Call
   const all: SecretMessage[] = [];
   let cursor = '';
   do {
-    const page = await services.secrets.list({ scope, limit: limits.maxListLimit, cursor }, ctx);
+    const page = await services.secrets.list({ scope, limit: limits.maxListLimit, cursor, own_only: true }, ctx);
     all.push(...page.secrets);
     cursor = page.next_cursor;
   } while (cursor);

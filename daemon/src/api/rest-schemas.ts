@@ -116,6 +116,7 @@ export const v1ListQuery = closed({
   provider_slug: text('only secrets of this provider template'),
   type: text('only secrets of this type'),
   label: { type: 'array', items: { type: 'string' }, description: 'only secrets with this label, as key=value; repeat for several (all must match)' },
+  own_only: { type: 'boolean', description: "only the scope's own secrets: a resource group's list otherwise holds the tenant-wide secrets visible there too (scope.resource_group \"*\")" },
 });
 
 export const v1GetQuery = closed({

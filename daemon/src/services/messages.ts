@@ -83,6 +83,7 @@ export interface ListSecretsRequest {
   template?: string;
   type?: string;
   labels?: string[];
+  own_only?: boolean;
 }
 
 export interface BatchItemMessage {

@@ -332,26 +332,35 @@ export class SecretsService {
     const type = request.type ? checkType(request.type) : '';
     const template = request.template ? checkTemplate(request.template) : '';
     const labelFilter = (request.labels ?? []).map((text, i) => splitAssignment(text, `labels[${i}]`));
-    const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter]), this.keyring.tokenKey).slice(0, 16);
+    const ownOnly = Boolean(request.own_only) || scope.resourceGroup === '*';
+    const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter, ownOnly]), this.keyring.tokenKey).slice(0, 16);
     const after = request.cursor ? this.cursors.decode(request.cursor, filterKey) : '';
     const matches = (head: SecretHead) =>
       (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => ownValue(head.labels, k) === v);
-    // Keyset pagination by name: stable under concurrent writes (no item is skipped or repeated).
-    const found: SecretHead[] = [];
-    let cursorName = after;
     const chunk = Math.min(limits.maxListLimit, limit + 1);
-    for (;;) {
-      const heads = await this.store.listHeads(scope, cursorName, chunk);
-      for (const head of this.sealed.intact(heads)) {
-        if (matches(head)) found.push(head);
-        if (found.length > limit) break;
-      }
-      if (found.length > limit || heads.length < chunk) break;
-      cursorName = heads[heads.length - 1].name;
+    const own = this.headsAfter(scope, after, chunk);
+    const visible = ownOnly ? own : mergeByName(own, this.headsAfter({ ...scope, resourceGroup: '*' }, after, chunk));
+    const found: SecretHead[] = [];
+    for await (const head of visible) {
+      if (matches(head)) found.push(head);
+      if (found.length > limit) break;
     }
     const page = found.slice(0, limit);
     const more = found.length > limit;
     return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? this.cursors.encode(page[page.length - 1].name, filterKey) : '' };
+  }
+
+  /**
+   * A scope's intact heads after the name `after`, by name. Keyset pagination: stable under
+   * concurrent writes (no item is skipped or repeated), read `chunk` rows at a time.
+   */
+  private async *headsAfter(scope: ScopeKey, after: string, chunk: number): AsyncGenerator<SecretHead> {
+    for (let cursorName = after; ; ) {
+      const heads = await this.store.listHeads(scope, cursorName, chunk);
+      yield* this.sealed.intact(heads);
+      if (heads.length < chunk) return;
+      cursorName = heads[heads.length - 1].name;
+    }
   }
 
   /**
@@ -424,5 +433,26 @@ export class SecretsService {
       if (toCommit.length) this.onCommitted();
       return build(outcomes);
     }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
+  }
+}
+
+/**
+ * A group's list (DESIGN: "a resource group's list includes the tenant-wide secrets visible
+ * there, marked"): two name-ordered streams, the group's own and the tenant-wide, merged by name;
+ * where both hold a name, the group's own is listed (it is what a read there finds) and the
+ * tenant-wide one skipped. Names are ASCII (validate.ts), so `<` orders them as the store does.
+ */
+export async function* mergeByName(own: AsyncIterator<SecretHead>, wide: AsyncIterator<SecretHead>): AsyncGenerator<SecretHead> {
+  let a = await own.next();
+  let b = await wide.next();
+  while (!a.done || !b.done) {
+    if (!a.done && (b.done || a.value.name <= b.value.name)) {
+      if (!b.done && b.value.name === a.value.name) b = await wide.next();
+      yield a.value;
+      a = await own.next();
+    } else if (!b.done) {
+      yield b.value;
+      b = await wide.next();
+    }
   }
 }
