@@ -59,6 +59,8 @@ export interface RolloutAgent {
   applied_time: string;
   last_seen_time: string;
   stale: boolean;
+  /** A `lockbox-agent once` run: it applied `version` and exited; never stale, not in the live count. */
+  one_shot?: boolean;
   problems: string[];
 }
 

@@ -1,7 +1,7 @@
 /**
  * One deployment and its live rollout: per secret, "current/total on vN", and per agent the
- * version it holds, when it applied it, and whether it is current, behind, stale or failing (with
- * the reason it reported). Polled every second while the page is open.
+ * version it holds, when it applied it, and whether it is current, behind, stale, failing (with
+ * the reason it reported) or a one-shot run (`lockbox-agent once`). Polled every second while the page is open.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { call, seg } from '../api';
@@ -13,6 +13,7 @@ import type { Deployment, Rollout, RolloutAgent } from '../types';
 const POLL_MS = 1000;
 
 function agentState(agent: RolloutAgent, current: number): { text: string; class: string } {
+  if (agent.one_shot) return { text: `one-shot run (applied v${agent.version}, then exited)`, class: agent.problems.length ? 'bad' : 'ok' };
   if (agent.stale) return { text: 'stale (no report for three resync intervals)', class: 'warn' };
   if (agent.problems.length) return { text: `failed: ${agent.problems.join('; ')}`, class: 'bad' };
   if (agent.version === current) return { text: 'current', class: 'ok' };
