@@ -15,9 +15,11 @@
  * 2. Read the version ..data points at (only when ..data is a symlink to a `..<timestamp>` real
  *    dir of <dir>: see mount-entries.ts); when its files equal the payload and every visible link
  *    is in place, stop: nothing is rewritten.
- * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, then the
- *    files and dirs fsynced together (where there is a disk), then the dirs made read-only
- *    (through no-follow fds).
+ * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, the dirs
+ *    made read-only (through no-follow fds), then the files fsynced together (where there is a
+ *    disk). A new file's fsync makes its entry durable with it on Linux's file systems (ext4
+ *    with or without a journal, xfs, btrfs), so the version dir needs no fsync of its own; the
+ *    one dir fsync that the swap needs is (6)'s, of <dir> after the rename.
  * 4. Make ..data_tmp point at it and rename it over ..data: readers switch at once (a ..data link
  *    that led elsewhere is replaced, never followed). A write that fails before this rename (a
  *    full disk, say) removes its half-written version, if it is still a real dir, and throws;
@@ -44,7 +46,7 @@
 import { closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
-import { DATA_LINK, PathSafetyError, dataTarget, listFiles, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, setDirMode, unlinkForLink } from './mount-entries.js';
+import { DATA_LINK, PathSafetyError, dataTarget, listFiles, openRealDir, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, unlinkForLink } from './mount-entries.js';
 
 export { DATA_LINK, PathSafetyError } from './mount-entries.js';
 export const VERSION_FILE = '..version';
@@ -60,6 +62,9 @@ export interface WriterModes {
 export interface WriterLog {
   warn(fields: object, message: string): void;
 }
+
+/** The agent's uid, for chown (with a group); asked once, not per write. */
+const uid = process.getuid?.() ?? 0;
 
 /** tmpfs and ramfs (statfs f_type): memory-backed, nothing to flush. */
 const MEMORY_FILE_SYSTEMS = new Set([0x01021994, 0x858458f6]);
@@ -242,7 +247,6 @@ export class AtomicWriter {
     const sub = subdirs(fresh, payload.keys()).sort(byDepth);
     const files: string[] = [];
     const { fileMode, dirMode, gid } = this.modes;
-    const uid = process.getuid?.() ?? 0;
     try {
       for (const d of sub) mkdirSync(d, { recursive: true, mode: 0o700 });
       const fds: number[] = [];
@@ -258,12 +262,20 @@ export class AtomicWriter {
           if (gid !== undefined) fchownSync(fd, uid, gid);
           if ((fileMode & ~this.umask) !== fileMode || gid !== undefined) fchmodSync(fd, fileMode);
         }
-        // Every file and dir of the version at once: their data and their entries.
-        if (this.durable) await Promise.all([...fds.map(fsyncFd), fsyncPath(fresh), ...sub.map(fsyncPath)]);
+        const fileFds = fds.length;
+        // The dirs made read-only, each through a no-follow fd (a symlink raced into a dir's
+        // place fails with ELOOP), before the fsyncs: on Linux their modes are durable with the files.
+        for (const d of [...sub, fresh]) {
+          const fd = openRealDir(d);
+          fds.push(fd);
+          if (gid !== undefined) fchownSync(fd, uid, gid);
+          fchmodSync(fd, dirMode);
+        }
+        // Every file of the version at once: its data, and (Linux) its entry.
+        if (this.durable) await Promise.all(fds.slice(0, fileFds).map(fsyncFd));
       } finally {
         for (const fd of fds) closeSync(fd);
       }
-      for (const d of [...sub, fresh]) setDirMode(d, dirMode, gid === undefined ? undefined : { uid, gid });
 
       const tmpLink = `${this.dir}/${DATA_LINK}_tmp`; // (4)
       const target = fresh.slice(this.dir.length + 1);

@@ -38,9 +38,14 @@ export function isRealDir(path: string): boolean {
   return stat !== undefined && stat.isDirectory();
 }
 
+/** An fd of the dir at `path` itself, read-only: a symlink in its place fails with ELOOP, anything else with ENOTDIR. */
+export function openRealDir(path: string): number {
+  return openSync(path, NOFOLLOW_DIR);
+}
+
 /** Sets a dir's mode (and owner) through a no-follow fd: a symlink in its place fails with ELOOP. */
 export function setDirMode(path: string, mode: number, owner?: { uid: number; gid: number }): void {
-  const fd = openSync(path, NOFOLLOW_DIR);
+  const fd = openRealDir(path);
   try {
     if (owner) fchownSync(fd, owner.uid, owner.gid);
     fchmodSync(fd, mode);
