@@ -7,7 +7,7 @@
  * same way (what any Node sidecar costs).
  * Targets: RSS ≤ 64 MiB, start-to-ready ≤ 500 ms. RUNS rounds (default 5), medians.
  *   npm run bench:footprint     (AGENT_NODE_FLAGS overrides the agent's node flags, default: its shebang's;
- *                                BENCH_HOME where its home goes, as for bench:propagation)
+ *                                BENCH_HOME where its home goes, e.g. /dev/shm for tmpfs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -23,7 +23,7 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
-/** Where benchmarks put agents' homes and raw-floor dirs: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir. */
+/** Where bench:footprint puts the agent's home: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir (bench:propagation takes --tmpfs). */
 export const benchHome = process.env.BENCH_HOME ?? tmpdir();
 
 /** A nats-server of its own on a free port (-p -1, read back from the ports file). */
