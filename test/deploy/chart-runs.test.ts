@@ -10,7 +10,8 @@
  * Prometheus would ask (HTTPS not verified, as the kubelet does not). (4) With the admin token
  * the first replica wrote, the CLI makes the example's secret, deployment and agent token; the
  * model server's init container is then run with its own command, args and env against both
- * replicas through TLS, and writes the secret 0440 for the pod's group.
+ * replicas through TLS, and writes the secret 0440 for the pod's group. (5) The sidecar, run the
+ * same way on the same volumes, answers its probes and writes a rotation.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -59,18 +60,33 @@ function mountVolumes(dir: string, pod: any, container: any, secrets: Secrets): 
   return mounts;
 }
 
-/** (2) The container's env as the process would see it here; `ports` maps container ports to local ones. */
+/** (2) A path under a mount becomes its dir; 0.0.0.0:<port> becomes 127.0.0.1 on the local port `ports` maps it to. */
+function localValue(value: string, mounts: Map<string, string>, ports: Map<number, number>): string {
+  for (const [path, local] of mounts) if (value === path || value.startsWith(`${path}/`)) return local + value.slice(path.length);
+  const listen = /^0\.0\.0\.0:(\d+)$/.exec(value);
+  return listen ? `127.0.0.1:${ports.get(Number(listen[1]))}` : value;
+}
+
+/** (2) The container's env as the process would see it here. */
 function processEnv(container: any, mounts: Map<string, string>, secrets: Secrets, ports: Map<number, number>, overrides: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of container.env) {
-    let value: string = e.valueFrom ? secrets[e.valueFrom.secretKeyRef.name]?.[e.valueFrom.secretKeyRef.key] : e.value;
+    const value: string = e.valueFrom ? secrets[e.valueFrom.secretKeyRef.name]?.[e.valueFrom.secretKeyRef.key] : e.value;
     if (value === undefined) throw new Error(`${e.name}: Secret ${e.valueFrom.secretKeyRef.name} has no key ${e.valueFrom.secretKeyRef.key}`);
-    for (const [path, local] of mounts) if (value === path || value.startsWith(`${path}/`)) value = local + value.slice(path.length);
-    const listen = /^0\.0\.0\.0:(\d+)$/.exec(value);
-    if (listen) value = `127.0.0.1:${ports.get(Number(listen[1]))}`;
-    env[e.name] = value;
+    env[e.name] = localValue(value, mounts, ports);
   }
   return { ...env, ...overrides };
+}
+
+/** A container of the pod run with its own command and args (paths under /app/ are the repo's), rewritten as its env is. */
+function runContainer(t: { teardown(fn: () => unknown): void }, container: any, env: Record<string, string>, mounts: Map<string, string>, ports: Map<number, number>) {
+  const [command, ...nodeArgs] = container.command.map((a: string) => (a === 'node' ? process.execPath : a.replace(/^\/app\//, `${repoRoot}/`)));
+  let stderr = '';
+  const child = execFile(command, [...nodeArgs, ...container.args.map((a: string) => localValue(a, mounts, ports))], { env: agentEnv(env) });
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  t.teardown(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { exited, stderr: () => stderr };
 }
 
 function probe(url: string): Promise<{ status: number; body: string }> {
@@ -149,14 +165,26 @@ t.test('the plain manifests start two replicas on PostgreSQL that an agent gets 
   const agentSecrets: Secrets = { 'lockbox-agent-token': { token: agentToken }, 'lockbox-ca': { 'ca.crt': readFileSync(certs.ca, 'utf8') } };
   const mounts = mountVolumes(realpathSync(tempDir(t)), model, init, agentSecrets);
   const env = processEnv(init, mounts, agentSecrets, new Map(), { LOCKBOX_ADDR: replicas.map((r) => r.addr).join(','), LOCKBOX_NATS_URL: 'none' });
-  const [command, ...nodeArgs] = init.command.map((a: string) => (a === 'node' ? process.execPath : a.replace(/^\/app\//, `${repoRoot}/`)));
-  const exit = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = execFile(command, [...nodeArgs, ...init.args], { env: agentEnv(env) }, (error, _stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stderr }));
-    child.stdin?.end();
-  });
-  t.equal(exit.code, 0, `the init container exits 0 ${exit.stderr}`);
+  const initRun = runContainer(t, init, env, mounts, new Map());
+  t.equal(await initRun.exited, 0, 'the init container exits 0', { stderr: initRun.stderr() });
   const written = join(env.BENTOML_HOME, 'demo', 'OPENAI_API_KEY');
   t.equal(readFileSync(written, 'utf8'), 'sk-from-the-chart', 'the secret is in $BENTOML_HOME/demo, the memory volume');
   t.equal(statSync(written).mode & 0o777, 0o440, 'file mode 0440');
   t.equal(statSync(written).gid, Number(env.LOCKBOX_GROUP), "owned by the pod's group");
+
+  // (5) The sidecar, on the same volumes: its probes answer, and a rotation reaches the file.
+  const sidecar = model.containers.find((c: any) => c.name === 'lockbox-agent');
+  const healthPorts = new Map<number, number>([[sidecar.ports[0].containerPort, await freePort()]]);
+  t.same(processEnv(sidecar, mounts, agentSecrets, healthPorts, { LOCKBOX_ADDR: env.LOCKBOX_ADDR, LOCKBOX_NATS_URL: 'none' }), env, 'the sidecar has the init container\'s settings');
+  const running = runContainer(t, sidecar, env, mounts, healthPorts);
+  for (const kind of ['readinessProbe', 'livenessProbe']) {
+    const { path, port } = sidecar[kind].httpGet;
+    const url = `http://127.0.0.1:${healthPorts.get(sidecar.ports.find((p: any) => p.name === port).containerPort)}${path}`;
+    await until(`sidecar ${kind} ${path} answers 200`, async () => (await probe(url).catch(() => ({ status: 0 }))).status === 200);
+    t.pass(`sidecar: ${kind} (${path}) answers 200`);
+  }
+  t.equal((await cli('secret', 'update', 'openai', 'OPENAI_API_KEY=sk-rotated')).code, 0);
+  await until('the rotation reaches the file', () => readFileSync(written, 'utf8') === 'sk-rotated');
+  t.pass('the sidecar wrote the rotated value');
+  t.equal(await Promise.race([running.exited, Promise.resolve('running')]), 'running', 'the sidecar keeps running', { stderr: running.stderr() });
 });
