@@ -31,8 +31,12 @@ export const examples: Record<string, string[]> = {
   'secret restore': ['lockbox secret restore demo 1', 'lockbox secret restore demo 1 --expected-version 3'],
   'secret apply': ['lockbox secret apply -f secrets.yaml', 'cat secrets.json | lockbox secret apply -f - --resource-group team-a'],
   apply: ['lockbox apply -f secrets.yaml', 'lockbox apply -f secrets.yaml --resource-group team-a -o json'],
-  key: ['lockbox key rotate', 'lockbox key list'],
+  key: ['lockbox key rotate', 'lockbox key list', 'lockbox key rotate-root --new-root-key-file /secure/root-2.key --generate'],
   'key rotate': ['lockbox key rotate'],
+  'key rotate-root': [
+    'lockbox key rotate-root --new-root-key-file /secure/root-2.key --generate',
+    'lockbox key rotate-root --new-root-key-file new-root.key   # a key you made: head -c 32 /dev/urandom | base64',
+  ],
   'key list': ['lockbox key list -o json'],
   status: ['lockbox status demo', 'lockbox status openai --resource-group team-a -o json'],
   token: ['lockbox token create --role reader --ttl 24h > reader.token', 'lockbox token list'],

@@ -28,8 +28,15 @@ export interface DaemonConfig {
   nats: NatsOptions;
   /** The NATS URL agents are told to use (default: natsUrl). */
   natsAdvertiseUrl?: string;
-  /** Undefined: <dataDir>/master.key, generated only for an empty database. */
+  /**
+   * The root key file (--root-key-file, or its old name --master-key-file). Undefined:
+   * <dataDir>/master.key, generated only for an empty database.
+   */
   masterKeyFile?: string;
+  /** LOCKBOX_ROOT_KEY: the root key itself (base64 or hex); wins over the file. */
+  rootKey?: string;
+  /** How often the keyring is re-read from the database besides keyring notices; 0: never. */
+  keyringRefreshMs: number;
   tls?: { cert: string; key: string; clientCa?: string };
   maxVersions: number;
   logLevel: string;
@@ -66,6 +73,7 @@ export const defaults = {
   keepaliveTime: '5s',
   databaseTimeout: '10s',
   keepaliveTimeout: '5s',
+  keyringRefreshInterval: '10s',
 };
 
 /** "8MiB", "512KiB", "1048576" (bytes). */
@@ -98,7 +106,9 @@ export function daemonCommand(): Command {
     .addOption(new Option('--nats-creds <path>', 'NATS creds file (JWT and NKey seed)').env(env('NATS_CREDS')))
     .addOption(new Option('--nats-ca <path>', 'CA bundle for the NATS server\'s certificate: enables TLS').env(env('NATS_CA')))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
-    .addOption(new Option('--master-key-file <path>', 'master keyring file (default: <data dir>/master.key, generated only for an empty database)').env(env('MASTER_KEY_FILE')))
+    .addOption(new Option('--root-key-file <path>', 'root key file: 32 bytes, base64 or hex; it unlocks the keyring kept in the database; read-only is fine (default: <data dir>/master.key, generated only for an empty database). LOCKBOX_ROOT_KEY (the key itself) wins over it').env(env('ROOT_KEY_FILE')))
+    .addOption(new Option('--master-key-file <path>', 'the same as --root-key-file (its name before the keyring moved into the database; an old keyring file given here is migrated)').env(env('MASTER_KEY_FILE')))
+    .addOption(new Option('--keyring-refresh-interval <duration>', 'how often the keyring is re-read from the database, in case a keyring notice from another replica was missed (NATS down); 0 turns it off').env(env('KEYRING_REFRESH_INTERVAL')).default(defaults.keyringRefreshInterval))
     .addOption(new Option('--tls-cert <path>', 'TLS certificate chain (PEM)').env(env('TLS_CERT')))
     .addOption(new Option('--tls-key <path>', 'TLS private key (PEM)').env(env('TLS_KEY')))
     .addOption(new Option('--tls-client-ca <path>', 'CA bundle (PEM) that client certificates must chain to: enables mTLS').env(env('TLS_CLIENT_CA')))
@@ -139,6 +149,10 @@ interface RawOptions {
   natsCa?: string;
   natsAdvertiseUrl?: string;
   masterKeyFile?: string;
+  rootKeyFile?: string;
+  /** LOCKBOX_ROOT_KEY, read from the environment only (never a flag: it would show in ps). */
+  rootKey?: string;
+  keyringRefreshInterval?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -173,6 +187,13 @@ function databaseTimeout(text: string): number {
   const ms = parseDuration(text, setting);
   if (ms < 100 || ms > 600_000) throw new SettingError(`${setting}: "${text}" must be from 100ms to 10m`);
   return ms;
+}
+
+/** --root-key-file, or its old name --master-key-file; both naming different files is an error. */
+function rootKeyFile(raw: RawOptions): string | undefined {
+  if (raw.rootKeyFile && raw.masterKeyFile && raw.rootKeyFile !== raw.masterKeyFile)
+    throw new SettingError('--root-key-file and --master-key-file (LOCKBOX_ROOT_KEY_FILE, LOCKBOX_MASTER_KEY_FILE) name different files; give one');
+  return raw.rootKeyFile || raw.masterKeyFile || undefined;
 }
 
 export function configFromOptions(raw: RawOptions): DaemonConfig {
@@ -211,7 +232,9 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
     natsUrl,
     nats,
     natsAdvertiseUrl: raw.natsAdvertiseUrl ? parseNatsUrl(raw.natsAdvertiseUrl, '--nats-advertise-url (LOCKBOX_NATS_ADVERTISE_URL)') || undefined : undefined,
-    masterKeyFile: raw.masterKeyFile || undefined,
+    masterKeyFile: rootKeyFile(raw),
+    rootKey: raw.rootKey || undefined,
+    keyringRefreshMs: parseDuration(raw.keyringRefreshInterval ?? defaults.keyringRefreshInterval, '--keyring-refresh-interval (LOCKBOX_KEYRING_REFRESH_INTERVAL)'),
     tls: raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey!, clientCa: raw.tlsClientCa } : undefined,
     maxVersions,
     logLevel: raw.logLevel,
@@ -233,5 +256,5 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
 export function parseDaemonConfig(argv: string[]): DaemonConfig {
   const command = daemonCommand();
   command.parse(argv, { from: 'user' });
-  return configFromOptions(command.opts<RawOptions>());
+  return configFromOptions({ ...command.opts<RawOptions>(), rootKey: process.env.LOCKBOX_ROOT_KEY });
 }

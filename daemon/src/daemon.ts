@@ -20,6 +20,7 @@ import { isLoopback, type DaemonConfig } from './config.js';
 import { buildGrpcServer } from './api/grpc-server.js';
 import type { Keyring } from './security/keyring.js';
 import { openKeyringFor } from './security/keyring-check.js';
+import { KEYRING_SUBJECT } from '../../shared/src/subject.js';
 import type { Logger } from './log.js';
 import { OutboxPublisher } from './delivery/outbox-publisher.js';
 import { ChangeFeed, feedFromStore } from './delivery/change-feed.js';
@@ -57,6 +58,8 @@ export interface Daemon {
   publisher: OutboxPublisher;
   secrets: SecretsService;
   keys: KeysService;
+  /** The keyring this replica holds (tests read its token key and keys). */
+  keyring: Keyring;
   auth: TokenAuthority;
   /** Agents' sessions and what each holds (delivery). */
   registry: SessionRegistry;
@@ -99,10 +102,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     : new SqliteStore({ dataDir: config.dataDir, maxVersions: config.maxVersions, auditHasher: hasher, observer: metrics.store });
   let keyring: Keyring;
   try {
-    keyring = await openKeyringFor(store, config.masterKeyFile ?? join(config.dataDir, 'master.key'), {
+    keyring = await openKeyringFor(store, {
+      path: config.masterKeyFile ?? join(config.dataDir, 'master.key'),
+      envValue: config.rootKey,
       mayGenerate: !config.masterKeyFile,
       onGenerated: (path) =>
-        log.warn({ path }, 'generated a master key beside the data; fine for one machine, but set LOCKBOX_MASTER_KEY_FILE to a key kept elsewhere in production'),
+        log.warn({ path }, 'generated a root key beside the data; fine for one machine, but set LOCKBOX_ROOT_KEY_FILE (or LOCKBOX_ROOT_KEY) to a key kept elsewhere in production'),
+      onMigrated: (keys, root) =>
+        log.info({ keys, root_key_id: root.id, source: root.source }, 'moved the keyring file\'s keys into the database, sealed under a root key taken from that file; keep the file: it is now the root key'),
     });
   } catch (error) {
     await store.close();
@@ -131,7 +138,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         'a stored secret version failed its integrity check (altered in the database?); it is not served',
       ),
   });
-  const keys = new KeysService(store, keyring);
+  const keys = new KeysService(store, keyring, {
+    announce: (keyId) => publisher.publishDirect(KEYRING_SUBJECT, Buffer.from(JSON.stringify({ key_id: keyId }))),
+  });
+  // Another replica's new keyring key, taken up at once on its notice, or at the periodic check.
+  const takeUpKeyring = () =>
+    void keys.takeUp().then(
+      (n) => n > 0 && log.info({ rewrapped: n, active_key_id: keyring.active.id }, 'took up a keyring key another replica added'),
+      (error: Error) => log.error({ err: error.message }, 'reloading the keyring failed'),
+    );
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
   const checkpoints = new AuditCheckpoints({
@@ -154,7 +169,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     onBackgroundError: (error) => log.error({ err: error.message }, 'delivering to an agent failed'),
     onRolloutConverged: (seconds) => metrics.rolloutConverged(seconds),
   });
-  const replicas = new ReplicaNotices(config.natsUrl, feed, log, config.nats);
+  const replicas = new ReplicaNotices(config.natsUrl, feed, log, config.nats, takeUpKeyring);
   replicas.start();
 
   const backups = new BackupService(store, config.dataDir);
@@ -219,6 +234,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString()).catch((error: Error) => log.warn({ err: error.message }, 'pruning idempotency keys failed'));
   }, 60_000);
   pruneTimer.unref();
+  const keyringTimer = config.keyringRefreshMs > 0 ? setInterval(takeUpKeyring, config.keyringRefreshMs) : undefined;
+  keyringTimer?.unref();
   void store.pruneIdempotency(new Date(Date.now() - config.idempotencyTtlMs).toISOString());
   // Retention of silent agents (service-agent.ts step (6)); every replica sweeps the shared store.
   const agentSweep = setInterval(() => {
@@ -235,6 +252,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     (stopping ??= (async () => {
       clearInterval(pruneTimer);
       clearInterval(agentSweep);
+      clearInterval(keyringTimer);
       checkpoints.stop();
       health.setStatus('', 'NOT_SERVING');
       sessions.closeAll(); // agent sessions would hold the drain open: they end once their requests are answered
@@ -261,5 +279,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       log.info('lockboxd stopped');
     })());
 
-  return { address, port, httpUrl, httpPort, metricsUrl: metricsServer?.url, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, auth, registry, feed, stop };
+  return { address, port, httpUrl, httpPort, metricsUrl: metricsServer?.url, adminTokenPath: bootstrap.path, store, publisher, secrets, keys, keyring, auth, registry, feed, stop };
 }

@@ -11,6 +11,11 @@ export const CHANGES_PREFIX = 'lockbox.v1.changes';
  * once when secrets are attached or detached.
  */
 export const DEPLOYMENTS_PREFIX = 'lockbox.v1.deployments';
+/**
+ * A replica added a keyring key (`lockbox key rotate`): the others reload the keyring from the
+ * database at once. The payload names the new key id; never key material.
+ */
+export const KEYRING_SUBJECT = 'lockbox.v1.keyring';
 
 export function encodeSubjectToken(text: string): string {
   if (text === '') return '_';

@@ -4,7 +4,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
 import { TokenAuthority } from '../../daemon/src/security/auth.js';
-import { Keyring } from '../../daemon/src/security/keyring.js';
 import { join } from 'node:path';
 import { startTestDaemon } from '../helpers/daemon.js';
 
@@ -23,7 +22,7 @@ t.test('every call needs a valid token', async (t) => {
   await t.rejects(d.keysCall('ListMasterKeys', {}, { token: '' }), { code: status.UNAUTHENTICATED });
 
   // Expired and revoked tokens (minted straight into the store; the token API is the access issue's).
-  const keyring = Keyring.open(join(d.dataDir, 'master.key'));
+  const keyring = d.daemon.keyring;
   const authority = new TokenAuthority(d.daemon.store, keyring.tokenKey);
   const expired = authority.mint({ role: 'tenant-admin', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', createdBy: '', description: 't', expireTime: new Date(Date.now() - 1000).toISOString() });
   await d.daemon.store.insertToken(expired.record);

@@ -10,7 +10,6 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import sodium from 'libsodium-wrappers';
 import { encodePayload, randomKey, recordAssociatedData, wrapDataKey } from '../../shared/src/crypto.js';
-import { Keyring } from '../../daemon/src/security/keyring.js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
 
@@ -21,7 +20,7 @@ const names = (list: { secrets: Array<{ name: string }> }) => list.secrets.map((
 
 /** Re-seals a version the way lockboxd did before metadata was bound (format 1, identity only). */
 function legacyEnvelope(d: TestDaemon, row: { tenant: string; resource_group: string; name: string; uid: string; version: number }, value: string) {
-  const keyring = Keyring.open(join(d.dataDir, 'master.key'));
+  const keyring = d.daemon.keyring;
   const record = { tenant: row.tenant, resourceGroup: row.resource_group, name: row.name, uid: row.uid, version: Number(row.version) };
   const dataKey = randomKey();
   const nonce = randomKey().subarray(0, 24);

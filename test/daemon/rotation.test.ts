@@ -4,6 +4,11 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { Keyring } from '../../daemon/src/security/keyring.js';
+import { readKeyFile } from '../../daemon/src/security/key-file.js';
+import { generateRootKeyFile, loadRootKey } from '../../daemon/src/security/root-key.js';
+import { freshKeyringRows } from '../../daemon/src/security/keyring-migration.js';
+import { SqliteStore } from '../../daemon/src/store/store-sqlite.js';
+import { initCrypto } from '../../shared/src/crypto.js';
 import { until } from '../helpers/wait.js';
 
 t.test('key rotation under load: every data key re-wrapped, nothing unreadable, writes keep landing', async (t) => {
@@ -57,26 +62,26 @@ t.test('key rotation under load: every data key re-wrapped, nothing unreadable, 
   await d.restart();
   const v1 = await d.call('GetSecret', { name: 's0', version: 1, include_values: true });
   t.equal(Buffer.from(v1.data.V).toString(), 'value-0');
-  const keyring = JSON.parse(readFileSync(join(d.dataDir, 'master.key'), 'utf8'));
-  t.equal(keyring.keys.length, 2, 'the keyring file keeps both keys');
-  t.equal(keyring.active, rotated.active_key_id);
+  const keys = await d.keysCall('ListMasterKeys', {});
+  t.equal(keys.keys.length, 2, 'the keyring in the database keeps both keys');
+  t.equal(keys.keys.find((k: any) => k.active).id, rotated.active_key_id);
+  t.match(keys.root_key_id, /^rk-[0-9a-f]{16}$/, 'and names the root key that seals it');
 });
 
-t.test('an operator key file: raw key accepted, read-only refused for rotation, bad files stop the daemon', async (t) => {
+t.test('an operator root key file: raw key accepted, read-only is fine for rotation, bad files stop the daemon', async (t) => {
   const dir = tempDir(t);
   const keyFile = join(dir, 'operator.key');
   writeFileSync(keyFile, Buffer.alloc(32, 7).toString('base64') + '\n', { mode: 0o600 });
   chmodSync(keyFile, 0o400);
   const d = await startTestDaemon(t, { masterKeyFile: keyFile });
   await d.call('CreateSecret', createRequest('x', { A: '1' }));
-  // A file without the owner-write bit is read-only by intent (even for root).
-  await t.rejects(d.keysCall('RotateMasterKey', {}), { code: status.FAILED_PRECONDITION, details: /not writable/ });
-  t.equal(readFileSync(keyFile, 'utf8').trim(), Buffer.alloc(32, 7).toString('base64'), 'the operator file is untouched');
-  chmodSync(keyFile, 0o600);
+  // The keyring lives in the database: a read-only root key file does not stop a rotation.
   const rotated = await d.keysCall('RotateMasterKey', {});
   t.equal(rotated.rewrapped, 1);
+  t.equal(readFileSync(keyFile, 'utf8').trim(), Buffer.alloc(32, 7).toString('base64'), 'the operator file is untouched');
   await d.restart();
-  t.equal(Buffer.from((await d.call('GetSecret', { name: 'x', include_values: true })).data.A).toString(), '1', 'a raw-key file became a keyring that still opens everything');
+  t.equal(Buffer.from((await d.call('GetSecret', { name: 'x', include_values: true })).data.A).toString(), '1', 'everything opens after a restart with the same read-only file');
+  t.equal((await d.keysCall('ListMasterKeys', {})).keys.find((k: any) => k.active).id, rotated.active_key_id);
   await d.stop();
 
   const loose = join(dir, 'loose.key');
@@ -109,21 +114,45 @@ t.test('a second rotation while one runs is refused; only operator admins rotate
   await t.rejects(d.keysCall('RotateMasterKey', {}, { token: 'lbx_0000000000000000_' + 'A'.repeat(43) }), { code: status.UNAUTHENTICATED });
 });
 
-t.test('a keyring shared by replicas: refresh takes keys added by another process, refuses another keyring', async (t) => {
+t.test('a keyring shared through the database: reload takes keys another process added; a root key rotation locks out the old root key', async (t) => {
+  await initCrypto();
   const dir = tempDir(t);
-  const path = join(dir, 'master.key');
-  Keyring.generate(path);
-  const first = Keyring.open(path);
-  const second = Keyring.open(path);
-  t.equal(second.refresh(), false, 'nothing new yet');
-  const added = first.rotate();
+  const store = new SqliteStore({ dataDir: dir, maxVersions: 10, auditHasher: () => 'h' });
+  t.teardown(() => store.close());
+  const path = join(dir, 'root.key');
+  t.equal(generateRootKeyFile(path), true);
+  t.equal(generateRootKeyFile(path), false, 'an existing root key file is never overwritten');
+  const root = loadRootKey({ path });
+  t.equal(await store.keyring.seed(freshKeyringRows(root)), true);
+  t.equal(await store.keyring.seed(freshKeyringRows(root)), false, 'a keyring is seeded once');
+  const first = await Keyring.load(store.keyring, root);
+  const second = await Keyring.load(store.keyring, root);
+  t.equal(await second.reload(), false, 'nothing new yet');
+  const added = await first.rotate();
   t.equal(second.get(added.id), undefined);
-  t.equal(second.refresh(), true);
-  t.equal(second.active.id, added.id, 'the new key, active');
+  await second.learn([added.id]);
+  t.equal(second.active.id, added.id, 'a key id it did not hold made it reload: the new key, active');
   t.equal(second.list().length, 2, 'old keys kept');
-  rmSync(path);
-  Keyring.generate(path);
-  t.throws(() => second.refresh(), /now holds a different keyring/);
+  t.same(second.tokenKey, first.tokenKey, 'the token key never changes');
+
+  const nextPath = join(dir, 'next.key');
+  generateRootKeyFile(nextPath);
+  const next = loadRootKey({ path: nextPath });
+  await t.rejects(first.rotateRoot(root), { code: 'ROOT_KEY_MISMATCH' }, 'the current root key is not a new one');
+  const { previous, resealed } = await first.rotateRoot(next);
+  t.equal(previous, root.id);
+  t.equal(resealed, 3, 'two keyring keys and the token key');
+  t.ok((await store.keyring.list()).every((r) => r.rootKeyId === next.id));
+  // The replica still on the old root key: keeps what it holds, refuses to add a key, says why a new key is missing.
+  await t.rejects(second.rotate(), { code: 'ROOT_KEY_MISMATCH', message: new RegExp(`sealed under root key ${next.id}, and this replica holds ${root.id}: restart it`) });
+  const third = await first.rotate();
+  await second.learn([third.id]);
+  t.equal(second.get(third.id), undefined);
+  t.match(second.missingReason(third.id), new RegExp(`keyring key ${third.id} is sealed under root key ${next.id}`));
+  t.match(second.missingReason('mk-nothing'), /keyring key mk-nothing is not in the keyring/);
+  await t.rejects(Keyring.load(store.keyring, root), new RegExp(`holds root key ${root.id}, but the database's keyring is sealed under root key ${next.id}`));
+  t.equal((await Keyring.load(store.keyring, next)).active.id, third.id, 'the new root key opens everything');
+  await t.rejects(store.keyring.reseal(root.id, next.id, new Map()), { code: 'KEYRING_CHANGED' }, 'a re-seal from a root key no longer in use changes nothing');
 });
 
 t.test('key file modes: 0440 is accepted only when the file\'s group is the process\'s own (Kubernetes fsGroup)', async (t) => {
@@ -145,8 +174,8 @@ t.test('key file modes: 0440 is accepted only when the file\'s group is the proc
     writeFileSync(path, Buffer.alloc(32, 3).toString('base64') + '\n');
     chownSync(path, process.getuid!(), gid);
     chmodSync(path, mode);
-    if (accepted) t.doesNotThrow(() => Keyring.open(path), what);
-    else t.throws(() => Keyring.open(path), /readable by others .*0440 is accepted only when the file's group is this process's own/, what);
+    if (accepted) t.doesNotThrow(() => readKeyFile(path), what);
+    else t.throws(() => readKeyFile(path), /readable by others .*0440 is accepted only when the file's group is this process's own/, what);
   }
   // And through the daemon: a 0440 Secret mounted with the pod's fsGroup starts it.
   const mounted = join(dir, 'mounted.key');
@@ -163,8 +192,10 @@ t.test('a rotation cut short (the keyring has the new key, the data keys do not)
   for (let i = 0; i < 20; i++) await d.call('CreateSecret', createRequest(`cut${i}`, { V: `v${i}` }));
   await d.stop();
   // Step (1) alone, as a daemon killed right after it leaves things: a new active key, nothing re-wrapped.
-  const keyring = Keyring.open(join(d.dataDir, 'master.key'));
-  const fresh = keyring.rotate();
+  const store = new SqliteStore({ dataDir: d.dataDir, maxVersions: 10, auditHasher: () => 'h' });
+  const keyring = await Keyring.load(store.keyring, loadRootKey({ path: join(d.dataDir, 'master.key') }));
+  const fresh = await keyring.rotate();
+  await store.close();
   await d.restart();
   await until('the interrupted rotation finished', () => d.logs.some((l) => l.includes('finished an interrupted master key rotation')));
   t.match(d.logs.find((l) => l.includes('finished an interrupted master key rotation')), /"rewrapped":20/);

@@ -7,12 +7,14 @@
  * 2. A malformed notice is logged by subject and dropped (never its payload).
  * 3. On reconnect, notices sent meanwhile are lost to a core NATS subscriber: announce
  *    `{ kind: 'all' }` so every session is compared again (by version, decrypting only what
- *    differs).
+ *    differs), and reload the keyring (4).
+ * 4. A keyring notice (KEYRING_SUBJECT: another replica added a keyring key) calls `onKeyring`,
+ *    which reloads the keyring from the database (service-keys.ts, takeUp).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
 import { natsConnectOptions, type NatsOptions } from '../../../shared/src/nats-options.js';
-import { CHANGES_PREFIX, DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../../shared/src/subject.js';
+import { CHANGES_PREFIX, DEPLOYMENTS_PREFIX, KEYRING_SUBJECT, type ChangeNotice } from '../../../shared/src/subject.js';
 import type { Logger } from '../log.js';
 import type { ChangeFeed } from './change-feed.js';
 
@@ -25,6 +27,7 @@ export class ReplicaNotices {
     private readonly feed: ChangeFeed,
     private readonly log: Logger,
     private readonly nats: NatsOptions = {},
+    private readonly onKeyring: () => void = () => {},
   ) {}
 
   start(): void {
@@ -62,11 +65,15 @@ export class ReplicaNotices {
         },
       });
     }
+    nc.subscribe(KEYRING_SUBJECT, { callback: (error) => error || this.onKeyring() }); // (4)
     await nc.flush().catch(() => {});
     this.log.info({ nats: this.natsUrl }, 'following other replicas\' changes');
     this.feed.announce({ kind: 'all', origin: 'replica' }); // changes before the subscription
     for await (const status of nc.status()) {
-      if (status.type === 'reconnect') this.feed.announce({ kind: 'all', origin: 'replica' }); // (3)
+      if (status.type === 'reconnect') {
+        this.feed.announce({ kind: 'all', origin: 'replica' }); // (3)
+        this.onKeyring();
+      }
     }
   }
 

@@ -1,152 +1,129 @@
 /**
- * The master keyring, kept in one file (LOCKBOX_MASTER_KEY_FILE, default <data dir>/master.key).
- *
- * The file is either
- * - a keyring: JSON `{"format": "lockbox-keyring/v1", "active": id, "tokenKey": b64, "keys": [{id, key, created}]}`, or
- * - a single raw key: 32 bytes as base64 or hex on one line (what an operator usually provides).
- *   Its id is derived from the key; the token-hash key is derived from it with a KDF.
- * Rotation rewrites the file as a keyring that keeps every earlier key (a raw-key file becomes a
- * keyring holding the raw key and the new one), so data keys wrapped by old keys still open while
- * they are being re-wrapped.
+ * The keyring, kept in the database (the `keyring` table), as Vault keeps its barrier keyring:
+ * - keyring keys ("master keys", ids `mk-…`) wrap the data keys; one is active and wraps new
+ *   data keys, retired ones still open the data keys they wrap until a rotation re-wraps them;
+ * - the token key (state `token`) keys token hashes, list cursors, idempotency fingerprints and
+ *   the audit chain; it never changes, and names the keyring (`kr-…`, keyring-check.ts);
+ * - each is sealed under the root key (root-key.ts), the one secret kept outside the database.
+ * Every replica reads the same table, so a key one replica adds is there for all; a replica
+ * learns of it (reload) when it meets a data key wrapped by a key id it does not know, when a
+ * keyring notice arrives over NATS, and at its periodic check (daemon.ts, keyring-watch.ts).
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { KEY_BYTES, deriveKey, keyedHash, randomKey, type MasterKey } from '../../../shared/src/crypto.js';
+import { randomKey } from '../../../shared/src/crypto.js';
 import { FailedPreconditionError } from '../../../shared/src/errors.js';
-import { createFileExclusively, writeFileDurably } from '../files.js';
+import { keyedHash } from '../../../shared/src/crypto.js';
+import type { KeyringRow, KeyringStore } from '../store/store.js';
+import { KeyringError, rawKeyId, type MasterKeyEntry } from './key-file.js';
+import { openUnderRoot, sealUnderRoot, type RootKey } from './root-key.js';
 
-const FORMAT = 'lockbox-keyring/v1';
+export { KeyringError, type MasterKeyEntry } from './key-file.js';
 
-interface KeyringFile {
-  format: string;
-  active: string;
-  tokenKey: string;
-  keys: Array<{ id: string; key: string; created: string }>;
-}
+/** The row id of the token key. */
+export const TOKEN_KEY_ID = 'token';
 
-export interface MasterKeyEntry extends MasterKey {
-  created: string;
-}
-
-export class KeyringError extends Error {
-  override name = 'KeyringError';
-}
-
-function decodeRawKey(text: string): Uint8Array | undefined {
-  const trimmed = text.trim();
-  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex');
-  if (/^[A-Za-z0-9+/_-]+=*$/.test(trimmed)) {
-    const bytes = Buffer.from(trimmed, 'base64');
-    if (bytes.length === KEY_BYTES) return bytes;
-  }
-  return undefined;
-}
-
-/**
- * A key file must be readable by its owner alone (0600, 0400), or also by its group (0640, 0440)
- * when that group is one of this process's own: Kubernetes mounts a Secret with the pod's fsGroup
- * as the file's group, which turns 0400 into 0440 (kubernetes/kubernetes#57923). Group write and
- * any bit for others are refused.
- */
-function checkKeyFileMode(path: string): void {
-  const stat = statSync(path);
-  const mode = stat.mode & 0o777;
-  const ownGroups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])]);
-  const groupReadOnly = (mode & 0o070) === 0o040 && ownGroups.has(stat.gid);
-  if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !groupReadOnly))
-    throw new KeyringError(
-      `master key file ${path} is readable by others (mode ${mode.toString(8)}, group ${stat.gid}); chmod 600 it (0440 is accepted only when the file's group is this process's own)`,
-    );
-}
-
-function newKeyId(key: Uint8Array): string {
-  return `mk-${keyedHash(key, new Uint8Array(32)).slice(0, 12)}`;
+/** A keyring key as a row sealed under `root`. */
+export function sealedRow(root: RootKey, entry: MasterKeyEntry, state: KeyringRow['state']): KeyringRow {
+  return { id: entry.id, sealedKey: sealUnderRoot(root, entry.id, entry.key), rootKeyId: root.id, createTime: entry.created || new Date().toISOString(), state };
 }
 
 export class Keyring {
-  private keys: MasterKeyEntry[];
-  private activeId: string;
-  readonly tokenKey: Uint8Array;
+  private keys: MasterKeyEntry[] = [];
+  private activeId = '';
+  private reloading: Promise<boolean> | undefined;
+  /** Keys this replica could not open (sealed under another root key): why a data key is missing. */
+  private unopened = new Map<string, string>();
 
   private constructor(
-    readonly path: string,
-    keys: MasterKeyEntry[],
-    activeId: string,
-    tokenKey: Uint8Array,
-  ) {
-    this.keys = keys;
-    this.activeId = activeId;
-    this.tokenKey = tokenKey;
-  }
+    private readonly store: KeyringStore,
+    private root: RootKey,
+    readonly tokenKey: Uint8Array,
+  ) {}
 
   /**
-   * Writes a fresh keyring to `path` (mode 0600, O_EXCL). Returns false when a file is already
-   * there (another process won the race). Only for an empty database: see keyring-check.ts.
+   * Opens the keyring the database holds under `root`. A row sealed under another root key is a
+   * KeyringError naming the root key the database needs (keyring-check.ts, step (5)).
    */
-  static generate(path: string): boolean {
-    const key = randomKey();
-    const file: KeyringFile = {
-      format: FORMAT,
-      active: newKeyId(key),
-      tokenKey: Buffer.from(randomKey()).toString('base64'),
-      keys: [{ id: newKeyId(key), key: Buffer.from(key).toString('base64'), created: new Date().toISOString() }],
-    };
-    return createFileExclusively(path, JSON.stringify(file, null, 2) + '\n', 0o600);
-  }
-
-  /** Opens the keyring at `path`; a missing file is a KeyringError naming it. */
-  static open(path: string): Keyring {
-    if (!existsSync(path)) throw new KeyringError(`master key file ${path} does not exist`);
-    checkKeyFileMode(path);
-    const text = readFileSync(path, 'utf8');
-    const raw = decodeRawKey(text);
-    if (raw) {
-      const id = newKeyId(raw);
-      return new Keyring(path, [{ id, key: raw, created: '' }], id, deriveKey(raw, 1, 'lbxtoken'));
-    }
-    let file: KeyringFile;
+  static async load(store: KeyringStore, root: RootKey): Promise<Keyring> {
+    const rows = await store.list();
+    const token = rows.find((r) => r.id === TOKEN_KEY_ID);
+    if (!token) throw new KeyringError('the database holds no keyring token key');
+    const foreign = rows.find((r) => r.rootKeyId !== root.id);
+    if (foreign)
+      throw new KeyringError(
+        `${root.source} holds root key ${root.id}, but the database's keyring is sealed under root key ${foreign.rootKeyId}: give lockboxd that root key (after \`lockbox key rotate-root\`, the new one)`,
+      );
+    let tokenKey: Uint8Array;
     try {
-      file = JSON.parse(text) as KeyringFile;
+      tokenKey = openUnderRoot(root, TOKEN_KEY_ID, token.sealedKey);
     } catch {
-      throw new KeyringError(`master key file ${path} is neither a 32-byte key (base64 or hex) nor a lockbox keyring`);
+      throw new KeyringError(`${root.source} (root key ${root.id}) does not open the database's keyring: its sealed keys were altered, or the root key is not the one that sealed them`);
     }
-    if (file.format !== FORMAT || !Array.isArray(file.keys) || typeof file.active !== 'string')
-      throw new KeyringError(`master key file ${path} is not a ${FORMAT} keyring`);
-    const keys = file.keys.map((entry) => {
-      const key = Buffer.from(entry.key, 'base64');
-      if (key.length !== KEY_BYTES) throw new KeyringError(`master key ${entry.id} in ${path} is not ${KEY_BYTES} bytes`);
-      return { id: entry.id, key, created: entry.created };
-    });
-    if (!keys.some((k) => k.id === file.active)) throw new KeyringError(`master key file ${path}: active key ${file.active} is not in the keyring`);
-    const tokenKey = Buffer.from(file.tokenKey, 'base64');
-    if (tokenKey.length !== KEY_BYTES) throw new KeyringError(`master key file ${path}: tokenKey is not ${KEY_BYTES} bytes`);
-    return new Keyring(path, keys, file.active, tokenKey);
+    const keyring = new Keyring(store, root, tokenKey);
+    keyring.take(rows);
+    if (!keyring.activeId) throw new KeyringError('the database\'s keyring has no active key');
+    return keyring;
+  }
+
+  /** Takes the rows' keys this process does not hold yet, and the active one. */
+  private take(rows: KeyringRow[]): boolean {
+    let changed = false;
+    for (const row of rows) {
+      if (row.id === TOKEN_KEY_ID || this.get(row.id)) continue;
+      try {
+        this.keys.push({ id: row.id, key: openUnderRoot(this.root, row.id, row.sealedKey), created: row.createTime });
+        this.unopened.delete(row.id);
+        changed = true;
+      } catch {
+        this.unopened.set(row.id, row.rootKeyId);
+      }
+    }
+    const active = rows.find((r) => r.state === 'active');
+    if (active && this.get(active.id) && active.id !== this.activeId) {
+      this.activeId = active.id;
+      changed = true;
+    }
+    return changed;
   }
 
   /**
-   * Re-reads the file and takes keys this process does not know yet, with the file's active key:
-   * how a replica sharing the keyring file with one that rotated learns the new key. Returns
-   * whether anything changed. A file whose token key differs is another keyring and is refused.
+   * Re-reads the keyring from the database; returns whether a key was added or the active key
+   * changed. Calls made while one read runs share it.
    */
-  refresh(): boolean {
-    const fresh = Keyring.open(this.path);
-    if (!Buffer.from(fresh.tokenKey).equals(Buffer.from(this.tokenKey))) throw new KeyringError(`master key file ${this.path} now holds a different keyring; restart to use it`);
-    const added = fresh.keys.filter((k) => !this.get(k.id));
-    if (added.length === 0 && fresh.activeId === this.activeId) return false;
-    this.keys = [...this.keys, ...added];
-    this.activeId = fresh.activeId;
-    return true;
+  reload(): Promise<boolean> {
+    this.reloading ??= this.store
+      .list()
+      .then((rows) => this.take(rows))
+      .finally(() => (this.reloading = undefined));
+    return this.reloading;
+  }
+
+  /** Reloads when any of `ids` is not held: a data key wrapped by a key another replica added. */
+  async learn(ids: Iterable<string>): Promise<void> {
+    for (const id of ids) if (!this.get(id)) return void (await this.reload());
+  }
+
+  /** Why `id` is not held, for the DECRYPTION_FAILED message. */
+  missingReason(id: string): string {
+    const under = this.unopened.get(id);
+    return under
+      ? `keyring key ${id} is sealed under root key ${under}, and this replica holds ${this.root.id}: restart it with the root key \`lockbox key rotate-root\` installed`
+      : `keyring key ${id} is not in the keyring`;
   }
 
   /**
-   * Names this keyring across rotations (derived from its token key, which rotation keeps), so
+   * Names this keyring across rotations (derived from its token key, which never changes), so
    * the database can record which keyring sealed it without holding anything secret.
    */
   get id(): string {
     return `kr-${keyedHash('lockbox/v1/keyring-id', this.tokenKey).slice(0, 16)}`;
   }
 
+  get rootKeyId(): string {
+    return this.root.id;
+  }
+
   get active(): MasterKeyEntry {
-    return this.keys.find((k) => k.id === this.activeId)!;
+    return this.get(this.activeId)!;
   }
 
   get(id: string): MasterKeyEntry | undefined {
@@ -157,31 +134,45 @@ export class Keyring {
     return [...this.keys];
   }
 
+  /** Refuses to write keyring rows under a root key the database no longer uses. */
+  private async requireCurrentRoot(rows?: KeyringRow[]): Promise<KeyringRow[]> {
+    const current = rows ?? (await this.store.list());
+    const other = current.find((r) => r.rootKeyId !== this.root.id);
+    if (other)
+      throw new FailedPreconditionError(
+        `the keyring is now sealed under root key ${other.rootKeyId}, and this replica holds ${this.root.id}: restart it with the new root key, then run this again`,
+        'ROOT_KEY_MISMATCH',
+      );
+    return current;
+  }
+
   /**
-   * Adds a fresh master key and makes it active: (1) check the file can be rewritten, (2) write
-   * the new keyring durably, (3) only then switch in memory. A crash between (2) and (3) leaves
-   * the new key active on restart, with old keys kept, so nothing becomes unreadable.
+   * Adds a fresh keyring key and makes it active: (1) seal it under the root key, (2) retire the
+   * active key and insert it in one transaction, (3) only then switch in memory. The database
+   * never names an active key it does not hold, and nothing is written to a file, so a read-only
+   * root key is fine.
    */
-  rotate(): MasterKeyEntry {
-    try {
-      // A file without its owner-write bit is read-only by intent, even for root.
-      if ((statSync(this.path).mode & 0o200) === 0) throw new Error('read-only');
-      accessSync(this.path, constants.W_OK); // (1)
-    } catch {
-      throw new FailedPreconditionError(`the master key file is not writable, so a key cannot be added; make it writable or rotate offline`, 'MASTER_KEY_READ_ONLY');
-    }
+  async rotate(): Promise<MasterKeyEntry> {
+    await this.requireCurrentRoot();
     const key = randomKey();
-    const entry: MasterKeyEntry = { id: newKeyId(key), key, created: new Date().toISOString() };
-    const keys = [...this.keys, entry];
-    const file: KeyringFile = {
-      format: FORMAT,
-      active: entry.id,
-      tokenKey: Buffer.from(this.tokenKey).toString('base64'),
-      keys: keys.map((k) => ({ id: k.id, key: Buffer.from(k.key).toString('base64'), created: k.created })),
-    };
-    writeFileDurably(this.path, JSON.stringify(file, null, 2) + '\n', 0o600); // (2)
-    this.keys = keys; // (3)
+    const entry: MasterKeyEntry = { id: rawKeyId(key), key, created: new Date().toISOString() };
+    await this.store.add(sealedRow(this.root, entry, 'active')); // (1), (2)
+    this.keys.push(entry); // (3)
     this.activeId = entry.id;
     return entry;
+  }
+
+  /**
+   * Re-seals every keyring row under `next` in one transaction, then uses `next` for what it
+   * seals from now on. Other replicas keep the keys they hold; they need `next` at their next start.
+   */
+  async rotateRoot(next: RootKey): Promise<{ previous: string; resealed: number }> {
+    if (next.id === this.root.id) throw new FailedPreconditionError(`the new root key is the current one (${next.id}); give a new key`, 'ROOT_KEY_MISMATCH');
+    const rows = await this.requireCurrentRoot();
+    const sealed = new Map(rows.map((r) => [r.id, sealUnderRoot(next, r.id, openUnderRoot(this.root, r.id, r.sealedKey))]));
+    const resealed = await this.store.reseal(this.root.id, next.id, sealed);
+    const previous = this.root.id;
+    this.root = next;
+    return { previous, resealed };
   }
 }

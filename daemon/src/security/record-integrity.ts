@@ -34,6 +34,14 @@ export class SealedRecords {
     private readonly onDamaged: DamagedRecordReport = () => {},
   ) {}
 
+  /**
+   * Call before `open`, `verify` or `intact` with records just read: a data key wrapped by a
+   * keyring key this replica does not hold (another replica rotated) reloads the keyring first.
+   */
+  async learn(records: Array<Pick<VersionRecord, 'envelope'>>): Promise<void> {
+    await this.keyring.learn(records.map((r) => r.envelope.masterKeyId));
+  }
+
   /** The version's values; throws DECRYPTION_FAILED (and reports it) when the row was altered. */
   open(record: VersionRecord): Record<string, Uint8Array> {
     return this.checked(record, (master) => openSecret(record.envelope, master, record, this.dataKeys));
@@ -67,10 +75,10 @@ export class SealedRecords {
 
   private checked<T>(record: VersionRecord, run: (master: MasterKey) => T): T {
     if (record.damaged) return this.refuse(record, record.damaged); // (1)
-    // A key id this replica does not know: another replica sharing the keyring file rotated.
+    // A key id this replica does not hold even after `learn`: not in the database's keyring.
     const id = record.envelope.masterKeyId;
-    const master = this.keyring.get(id) ?? (this.keyring.refresh() ? this.keyring.get(id) : undefined);
-    if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${id} is not in the keyring`);
+    const master = this.keyring.get(id);
+    if (!master) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', this.keyring.missingReason(id));
     try {
       return run(master); // (2)
     } catch (error) {

@@ -95,6 +95,7 @@ export class SecretChanges {
     const head = await this.requireHead(scope, name, request.type); // (3)
     if (request.expected_version && head.version !== request.expected_version)
       throw new ConflictError(`secret "${name}" is at version ${head.version}, not the expected ${request.expected_version}`);
+    await this.sealed.learn([head]);
     const { data, ...fields } = applyUpdateEdits(head, request, edits, () => this.openRecord(head));
     await this.rules.checkDeploymentsStillFit(scope, { name, mount: fields.mount, keys: Object.keys(data) });
     const record = this.newRecord(scope, { ...fields, uid: head.uid, version: head.version + 1, operation: 'update', restoredFrom: 0 }, data, now);
@@ -126,6 +127,7 @@ export class SecretChanges {
     if (!source) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version})`, 'VERSION_NOT_FOUND');
     await this.rules.guardShadowing(ctx, scope, name);
     await this.rules.checkDeploymentsStillFit(scope, source);
+    await this.sealed.learn([source]);
     const data = this.openRecord(source);
     const record = this.newRecord(scope, { ...source, version: head.version + 1, operation: 'restore', restoredFrom: source.version }, data, now);
     return {

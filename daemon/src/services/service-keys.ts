@@ -1,58 +1,117 @@
 /**
- * Master key rotation, online:
- * 1. the keyring file gains a new key, which becomes active (keyring.ts, rotate);
+ * Keyring key rotation, online, on every replica:
+ * 1. a new keyring key is added to the database's keyring and becomes active (keyring.ts, rotate);
+ *    a notice on NATS (KEYRING_SUBJECT) tells the other replicas, which reload the keyring at
+ *    once (takeUp) and wrap new data keys with it;
  * 2. wait until every commit queued before the switch is flushed: a version sealed under the old
  *    key is always queued before the switch (sealing and queueing happen in one synchronous step);
  * 3. re-wrap, in batches, every data key not wrapped by the active key: unwrap with its own
- *    master key, wrap with the active one, and replace it only if it is still the row's old
+ *    keyring key, wrap with the active one, and replace it only if it is still the row's old
  *    wrapping (a concurrent rotation or write wins); repeat until none is left.
- * Payloads are never re-encrypted. Reads keep working throughout: each row names its master key.
- * A daemon that stops mid-way resumes (3) on its next start.
+ * Payloads are never re-encrypted. Reads keep working throughout: each row names its key, and a
+ * replica that meets a key id it does not hold reloads the keyring first (record-integrity.ts).
+ * A replica that takes up a new active key runs (2) and (3) itself, so a version it sealed under
+ * the old key just before is re-wrapped too; a daemon that stops mid-way resumes (3) at its next
+ * start.
+ *
+ * Root key rotation (rotateRoot): every keyring row is re-sealed under the new root key in one
+ * transaction (keyring.ts, rotateRoot). Data keys are not touched.
  */
 import { rewrapDataKey } from '../../../shared/src/crypto.js';
-import { ConflictError, LockboxError } from '../../../shared/src/errors.js';
+import { ConflictError, InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
 import { authorizeOperator, type Principal } from '../security/auth.js';
+import { parseKeyText } from '../security/key-file.js';
 import type { Keyring } from '../security/keyring.js';
+import { rootKeyFrom } from '../security/root-key.js';
 import type { Store } from '../store/store.js';
+
+export interface KeysServiceOptions {
+  batchSize?: number;
+  /** Tells the other replicas a key was added (NATS); false when no notice could be sent. */
+  announce?: (keyId: string) => void;
+}
 
 export class KeysService {
   private rotating: Promise<unknown> | undefined;
+  private readonly batchSize: number;
 
   constructor(
     private readonly store: Store,
     private readonly keyring: Keyring,
-    private readonly batchSize = 256,
-  ) {}
+    private readonly options: KeysServiceOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 256;
+  }
 
   async rotate(principal: Principal): Promise<{ active_key_id: string; previous_key_id: string; rewrapped: number }> {
     authorizeOperator(principal);
-    if (this.rotating) throw new ConflictError('a master key rotation is already running; try again when it ends', 'ROTATION_IN_PROGRESS');
-    const previous = this.keyring.active.id;
-    const run = (async () => {
-      const entry = this.keyring.rotate(); // (1)
+    return this.exclusive(async () => {
+      await this.keyring.reload(); // the previous key is the database's active one, whichever replica added it
+      const previous = this.keyring.active.id;
+      const entry = await this.keyring.rotate(); // (1)
+      this.options.announce?.(entry.id);
       await this.store.commit([]); // (2)
       const rewrapped = await this.rewrapAll(); // (3)
       return { active_key_id: entry.id, previous_key_id: previous, rewrapped };
-    })();
-    this.rotating = run;
+    });
+  }
+
+  /**
+   * Re-seals the keyring under the root key in `newRootKey` (32 bytes, base64 or hex). The caller
+   * must then restart every replica with it (README: Rotating the root key).
+   */
+  async rotateRoot(principal: Principal, newRootKey: string): Promise<{ root_key_id: string; previous_root_key_id: string; resealed: number }> {
+    authorizeOperator(principal, 'rotate the root key');
+    if (!newRootKey) throw new InvalidArgumentError('new_root_key', 'give the new root key (32 bytes, base64 or hex)');
+    let file;
     try {
-      return await run;
+      file = parseKeyText(newRootKey, 'the new root key');
+    } catch {
+      throw new InvalidArgumentError('new_root_key', 'must be 32 bytes in base64 or hex');
+    }
+    if (!file.raw) throw new InvalidArgumentError('new_root_key', 'must be 32 bytes in base64 or hex');
+    const next = rootKeyFrom(file, 'the new root key');
+    return this.exclusive(async () => {
+      const { previous, resealed } = await this.keyring.rotateRoot(next);
+      return { root_key_id: next.id, previous_root_key_id: previous, resealed };
+    });
+  }
+
+  /** One rotation (of either kind) at a time on this replica. */
+  private async exclusive<T>(run: () => Promise<T>): Promise<T> {
+    if (this.rotating) throw new ConflictError('a key rotation is already running; try again when it ends', 'ROTATION_IN_PROGRESS');
+    const running = run();
+    this.rotating = running;
+    try {
+      return await running;
     } finally {
       this.rotating = undefined;
     }
   }
 
+  /**
+   * Reloads the keyring (a notice, the periodic check); when another replica made a new key
+   * active, runs steps (2) and (3) for what this replica sealed under the old one. Returns how
+   * many data keys it re-wrapped.
+   */
+  async takeUp(): Promise<number> {
+    const before = this.keyring.active.id;
+    if (!(await this.keyring.reload()) || this.keyring.active.id === before || this.rotating) return 0;
+    await this.store.commit([]); // (2)
+    return this.rewrapAll(); // (3)
+  }
+
   /** Step (3); also run at start-up to finish an interrupted rotation. */
   async rewrapAll(): Promise<number> {
-    this.keyring.refresh(); // replicas sharing the keyring file agree on the active key first
     let total = 0;
     for (;;) {
       const active = this.keyring.active;
       const rows = await this.store.listWrappedKeys(active.id, this.batchSize);
       if (rows.length === 0) return total;
+      await this.keyring.learn(rows.map((row) => row.masterKeyId));
       const wrapped = rows.map((row) => {
-        const from = this.keyring.get(row.masterKeyId) ?? (this.keyring.refresh() ? this.keyring.get(row.masterKeyId) : undefined);
-        if (!from) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', `master key ${row.masterKeyId} is missing from the keyring`);
+        const from = this.keyring.get(row.masterKeyId);
+        if (!from) throw new LockboxError('INTERNAL', 'DECRYPTION_FAILED', this.keyring.missingReason(row.masterKeyId));
         return rewrapDataKey(row.wrappedKey, from, active, { ...row });
       });
       total += await this.store.replaceWrappedKeys(rows, active.id, wrapped);
@@ -61,10 +120,12 @@ export class KeysService {
 
   async list(principal: Principal) {
     authorizeOperator(principal);
+    await this.keyring.reload();
     const counts = await this.store.countByMasterKey();
     const active = this.keyring.active.id;
     return {
       keys: this.keyring.list().map((k) => ({ id: k.id, create_time: k.created, active: k.id === active, data_keys: counts.get(k.id) ?? 0 })),
+      root_key_id: this.keyring.rootKeyId,
     };
   }
 }

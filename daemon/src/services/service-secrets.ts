@@ -244,7 +244,8 @@ export class SecretsService {
   }
 
   /** The values of a stored version (delivery opens the version a push carries through this). */
-  openRecord(record: VersionRecord): Record<string, Uint8Array> {
+  async openRecord(record: VersionRecord): Promise<Record<string, Uint8Array>> {
+    await this.sealed.learn([record]);
     return this.changes.openRecord(record);
   }
 
@@ -264,6 +265,7 @@ export class SecretsService {
       if (!found) throw new NotFoundError(`version ${request.version} of secret "${name}" is not kept (current is ${head.version}; see ListVersions)`, 'VERSION_NOT_FOUND');
       record = found;
     }
+    await this.sealed.learn([record]);
     if (!request.include_values) this.sealed.verify(record); // metadata only: still never what was altered
     return secretMessage(record, head.secretCreateTime, request.include_values ? this.changes.openRecord(record) : undefined);
   }
@@ -317,7 +319,9 @@ export class SecretsService {
     const name = request.name ?? '';
     checkSecretName(name);
     const head = await this.changes.requireHead(scope, name);
-    const versions = this.sealed.intact(await this.store.listVersions(head.uid));
+    const stored = await this.store.listVersions(head.uid);
+    await this.sealed.learn(stored);
+    const versions = this.sealed.intact(stored);
     return {
       name,
       current_version: head.version,
@@ -357,6 +361,7 @@ export class SecretsService {
   private async *headsAfter(scope: ScopeKey, after: string, chunk: number): AsyncGenerator<SecretHead> {
     for (let cursorName = after; ; ) {
       const heads = await this.store.listHeads(scope, cursorName, chunk);
+      await this.sealed.learn(heads);
       yield* this.sealed.intact(heads);
       if (heads.length < chunk) return;
       cursorName = heads[heads.length - 1].name;

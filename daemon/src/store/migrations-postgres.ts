@@ -182,6 +182,19 @@ export const postgresSteps: readonly MigrationStep[] = numberedSteps([
       ALTER TABLE secrets ALTER COLUMN name TYPE TEXT COLLATE "C";
       ALTER TABLE deployments ALTER COLUMN name TYPE TEXT COLLATE "C";`,
   },
+  {
+    version: 8,
+    why: 'the keyring in the database: keys that wrap data keys, and the token key, each sealed under the root key (security/keyring.ts)',
+    sql: `
+      CREATE TABLE keyring (
+        id TEXT PRIMARY KEY,
+        sealed_key BYTEA NOT NULL,
+        root_key_id TEXT NOT NULL,
+        create_time TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'retired', 'token'))
+      );
+      CREATE UNIQUE INDEX keyring_one_active ON keyring (state) WHERE state <> 'retired';`,
+  },
 ]);
 
 /**

@@ -163,6 +163,19 @@ export const sqliteSteps: readonly MigrationStep[] = numberedSteps([
     sql: `
       ALTER TABLE secret_versions ADD COLUMN ad_format INTEGER NOT NULL DEFAULT 1;`,
   },
+  {
+    version: 7,
+    why: 'the keyring in the database: keys that wrap data keys, and the token key, each sealed under the root key (security/keyring.ts)',
+    sql: `
+      CREATE TABLE keyring (
+        id TEXT PRIMARY KEY,
+        sealed_key BLOB NOT NULL,
+        root_key_id TEXT NOT NULL,
+        create_time TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'retired', 'token'))
+      ) WITHOUT ROWID;
+      CREATE UNIQUE INDEX keyring_one_active ON keyring (state) WHERE state <> 'retired';`,
+  },
 ]);
 
 /** Brings the database up to the last step; each step and its record in one transaction. */

@@ -35,6 +35,7 @@ import { migratePostgres } from './migrations-postgres.js';
 import { PostgresAuditChain } from './store-postgres-audit.js';
 import { PostgresGroupCommit } from './store-postgres-group-commit.js';
 import { bulkable, bulkCreate, takePrepared } from './store-postgres-bulk-create.js';
+import { PostgresKeyring } from './store-postgres-keyring.js';
 import { applyChange } from './store-postgres-changes.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
 import { isUniqueViolation, PostgresPool, poolOptions } from './store-postgres-pool.js';
@@ -98,6 +99,7 @@ export class PostgresStore implements Store {
   private readonly db: PostgresPool;
   private readonly audit: PostgresAuditChain;
   private readonly group: PostgresGroupCommit;
+  readonly keyring: PostgresKeyring;
 
   private constructor(
     pool: pg.Pool,
@@ -117,6 +119,7 @@ export class PostgresStore implements Store {
       beforeCommit: (db: pg.PoolClient) => this.audit.writeDeferred(db),
     };
     this.group = new PostgresGroupCommit(this.db, group.open, group.size, hooks, observer);
+    this.keyring = new PostgresKeyring(this.db);
   }
 
   /** Connects and brings the schema up to date (one replica at a time). */

@@ -51,6 +51,7 @@ import { deploymentSubject } from '../../../shared/src/subject.js';
 import { migrateSqlite } from './migrations-sqlite.js';
 import { applySecretChange, checkQuotas } from './store-sqlite-changes.js';
 import { GroupCommit } from './store-sqlite-group-commit.js';
+import { SqliteKeyring } from './store-sqlite-keyring.js';
 import { prepareStatements, type SqliteStatements } from './store-sqlite-statements.js';
 
 function headKey(scope: ScopeKey, name: string): string {
@@ -73,6 +74,7 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly maxVersions: number;
   private readonly group: GroupCommit;
+  readonly keyring: SqliteKeyring;
   private readonly auditHasher: AuditHasher;
   private readonly observer: StoreObserver | undefined;
   private readonly heads = new Map<string, SecretHead>();
@@ -91,6 +93,7 @@ export class SqliteStore implements Store {
     this.maxVersions = options.maxVersions;
     this.observer = options.observer;
     this.group = new GroupCommit(this.db, options.maxGroup ?? 1024, options.observer);
+    this.keyring = new SqliteKeyring(this.db, this.group);
     this.auditHasher = options.auditHasher;
     migrateSqlite(this.db);
     this.stmt = prepareStatements(this.db);

@@ -242,6 +242,9 @@ export interface Store {
   /** Replaces wrapped keys whose master key id is still `row.masterKeyId`; returns how many. */
   replaceWrappedKeys(rows: WrappedKeyRow[], newMasterKeyId: string, wrapped: Uint8Array[]): Promise<number>;
 
+  /** The keyring, sealed under the root key (security/keyring.ts). */
+  readonly keyring: KeyringStore;
+
   insertToken(token: TokenRecord, audit?: AuditDraft[]): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
   countTokens(): Promise<number>;
@@ -300,6 +303,30 @@ export interface Store {
 
 /** The meta row holding the signed checkpoint of the last audit prune (JSON AuditCheckpoint). */
 export const AUDIT_CUT_META = 'audit_cut';
+
+/** One row of the keyring table: a key sealed under the root key `rootKeyId`. */
+export interface KeyringRow {
+  id: string;
+  sealedKey: Uint8Array;
+  rootKeyId: string;
+  createTime: string;
+  /** `active` wraps new data keys (one at most), `retired` still opens, `token` is the token-hash key. */
+  state: 'active' | 'retired' | 'token';
+}
+
+/** The keyring table; each write is one transaction. */
+export interface KeyringStore {
+  list(): Promise<KeyringRow[]>;
+  /** Inserts `rows` only when the keyring is empty (two replicas starting at once: one wins); returns whether it did. */
+  seed(rows: KeyringRow[]): Promise<boolean>;
+  /** Retires the active key and adds `row` as the active one; a ConflictError when another rotation won. */
+  add(row: KeyringRow): Promise<void>;
+  /**
+   * Replaces every row's sealed key with `sealed` (by id) and its root key id with `toRootKeyId`,
+   * all or nothing: a ConflictError unless every row was sealed under `fromRootKeyId` and is in `sealed`.
+   */
+  reseal(fromRootKeyId: string, toRootKeyId: string, sealed: Map<string, Uint8Array>): Promise<number>;
+}
 
 /** Told what a store's writes cost (daemon/src/metrics.ts); never a value, a name or a key. */
 export interface StoreObserver {
