@@ -140,13 +140,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   });
   const keys = new KeysService(store, keyring, {
     announce: (keyId) => publisher.publishDirect(KEYRING_SUBJECT, Buffer.from(JSON.stringify({ key_id: keyId }))),
+    onTakenUp: (keyId, rewrapped, error) =>
+      error
+        ? log.error({ active_key_id: keyId, err: error.message }, 're-wrapping after taking up another replica\'s keyring key failed; the next start finishes it')
+        : log.info({ active_key_id: keyId, rewrapped }, 'took up a keyring key another replica added'),
   });
   // Another replica's new keyring key, taken up at once on its notice, or at the periodic check.
-  const takeUpKeyring = () =>
-    void keys.takeUp().then(
-      (n) => n > 0 && log.info({ rewrapped: n, active_key_id: keyring.active.id }, 'took up a keyring key another replica added'),
-      (error: Error) => log.error({ err: error.message }, 'reloading the keyring failed'),
-    );
+  const takeUpKeyring = () => void keys.takeUp().catch((error: Error) => log.error({ err: error.message }, 'reloading the keyring failed'));
   const tokens = new TokensService(store, auth);
   const deployments = new DeploymentsService(store, secrets, config.quotas, () => publisher.wake());
   const checkpoints = new AuditCheckpoints({

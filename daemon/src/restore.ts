@@ -5,8 +5,9 @@
  * 2. FILE must be a whole SQLite database (integrity_check) of lockbox's schema, at a version
  *    this lockboxd knows (a newer one is refused, as at start).
  * 3. It is copied to DIR/lockbox.db.partial (0600, DIR 0700), synced, and renamed into place.
- * The keyring is not in the backup: give lockboxd the same key (--master-key-file, or a copy of
- * master.key in DIR) when it starts on DIR; without it, it refuses to start (keyring-check.ts).
+ * The keyring is in the backup, sealed under the root key, which is not: give lockboxd the same
+ * root key (--root-key-file, LOCKBOX_ROOT_KEY, or a copy of master.key in DIR) when it starts on
+ * DIR; without it, it refuses to start, naming the root key id it needs (keyring-check.ts).
  */
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -30,6 +30,11 @@ export class Keyring {
   private keys: MasterKeyEntry[] = [];
   private activeId = '';
   private reloading: Promise<boolean> | undefined;
+  /**
+   * Called when a reload found another replica's key active (service-keys.ts runs its steps (2)
+   * and (3) then, for what this replica sealed under the old key meanwhile).
+   */
+  onNewActive: (id: string) => void = () => {};
   /** Keys this replica could not open (sealed under another root key): why a data key is missing. */
   private unopened = new Map<string, string>();
 
@@ -92,7 +97,12 @@ export class Keyring {
   reload(): Promise<boolean> {
     this.reloading ??= this.store
       .list()
-      .then((rows) => this.take(rows))
+      .then((rows) => {
+        const before = this.activeId;
+        const changed = this.take(rows);
+        if (this.activeId !== before) this.onNewActive(this.activeId);
+        return changed;
+      })
       .finally(() => (this.reloading = undefined));
     return this.reloading;
   }

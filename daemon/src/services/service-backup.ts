@@ -3,8 +3,8 @@
  * 1. Only an operator tenant admin may take one (it holds every tenant), and each is audited.
  * 2. The store writes the copy to a new file in the data dir (mode 0600): SQLite's backup API
  *    copies pages while commits go on and yields one consistent snapshot. Values stay sealed by
- *    their data keys, and those by the keyring, which is not in the file: a restore needs the key
- *    too (README, Backup and restore).
+ *    their data keys, those by the keyring, and the keyring by the root key, which is not in the
+ *    file: a restore needs the root key too (README, Backup and restore).
  * 3. The file is sent in chunks, the last with the size and SHA-256, then removed.
  * PostgreSQL keeps its data outside lockboxd: pg_dump backs it up (FAILED_PRECONDITION here).
  */

@@ -29,6 +29,8 @@ export interface KeysServiceOptions {
   batchSize?: number;
   /** Tells the other replicas a key was added (NATS); false when no notice could be sent. */
   announce?: (keyId: string) => void;
+  /** A key another replica added was taken up; `rewrapped` data keys this replica then re-wrapped. */
+  onTakenUp?: (keyId: string, rewrapped: number, error?: Error) => void;
 }
 
 export class KeysService {
@@ -41,6 +43,7 @@ export class KeysService {
     private readonly options: KeysServiceOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 256;
+    keyring.onNewActive = () => void this.finishTakeUp();
   }
 
   async rotate(principal: Principal): Promise<{ active_key_id: string; previous_key_id: string; rewrapped: number }> {
@@ -90,15 +93,22 @@ export class KeysService {
   }
 
   /**
-   * Reloads the keyring (a notice, the periodic check); when another replica made a new key
-   * active, runs steps (2) and (3) for what this replica sealed under the old one. Returns how
-   * many data keys it re-wrapped.
+   * Reloads the keyring (a notice, the periodic check). When another replica's key became active
+   * (here or on any other reload: a key id met on a read), finishTakeUp runs.
    */
-  async takeUp(): Promise<number> {
-    const before = this.keyring.active.id;
-    if (!(await this.keyring.reload()) || this.keyring.active.id === before || this.rotating) return 0;
-    await this.store.commit([]); // (2)
-    return this.rewrapAll(); // (3)
+  async takeUp(): Promise<boolean> {
+    return this.keyring.reload();
+  }
+
+  /** Steps (2) and (3) after taking up another replica's key; reported through `onTakenUp`. */
+  private async finishTakeUp(): Promise<void> {
+    if (this.rotating) return; // a rotation here re-wraps anyway
+    try {
+      await this.store.commit([]); // (2)
+      this.options.onTakenUp?.(this.keyring.active.id, await this.rewrapAll()); // (3)
+    } catch (error) {
+      this.options.onTakenUp?.(this.keyring.active.id, 0, error as Error);
+    }
   }
 
   /** Step (3); also run at start-up to finish an interrupted rotation. */
