@@ -14,7 +14,7 @@ if [ "${HELM:-}" != "" ]; then
 else
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  (cd scripts/helm-render && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$tmp/helm-render" .)
+  (cd scripts/helm-render && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="${GOCACHE:-${TMPDIR:-/tmp}/lockbox-go-build-cache}" go build -o "$tmp/helm-render" .)
   "$tmp/helm-render" "${args[@]}" > "$out"
 fi
 echo "wrote $out"

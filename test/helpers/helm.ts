@@ -17,11 +17,16 @@ function rendererBin(): string {
   if (renderer) return renderer;
   const dir = mkdtempSync(join(tmpdir(), 'helm-render-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  execFileSync('go', ['build', '-o', join(dir, 'helm-render'), '.'], {
-    cwd: join(repoRoot, 'scripts', 'helm-render'),
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', PATH: `${process.env.PATH}:/usr/lib/go/bin` },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  try {
+    execFileSync('go', ['build', '-o', join(dir, 'helm-render'), '.'], {
+      cwd: join(repoRoot, 'scripts', 'helm-render'),
+      // GOCACHE: go refuses to build without one, and a CI environment may have no HOME to put it in.
+      env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: process.env.GOCACHE ?? join(tmpdir(), 'lockbox-go-build-cache'), PATH: `${process.env.PATH}:/usr/lib/go/bin` },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  } catch (error) {
+    throw new Error(`cannot build scripts/helm-render (Debian's golang-go, golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v2-dev, which .ci/run installs): ${(error as Error).message}`);
+  }
   return (renderer = join(dir, 'helm-render'));
 }
 
