@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { Agent } from '../../agent/src/agent.js';
 import { configFromOptions, defaults } from '../../daemon/src/config.js';
 import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { freshSchema } from '../helpers/postgres.js';
 import { scrapeMetrics } from '../helpers/prometheus.js';
 import { restClient } from '../helpers/rest.js';
 import { agentBin, agentEnv, agentFlags } from '../helpers/spawn.js';
@@ -17,8 +18,8 @@ import { until } from '../helpers/wait.js';
 const scope = { tenant: 'default', resource_group: '' };
 const quiet = { info() {}, warn() {}, error() {} };
 
-async function deployment(t: { teardown(fn: () => unknown): void }, agentRetentionMs: number) {
-  const d = await startTestDaemon(t, { agentRetentionMs });
+async function deployment(t: { teardown(fn: () => unknown): void }, agentRetentionMs: number, databaseUrl = '') {
+  const d = await startTestDaemon(t, { agentRetentionMs, databaseUrl });
   await d.call('CreateSecret', { scope, ...createRequest('api', { API_KEY: 'k1' }, { mount: { path: 'api' } }) });
   await d.rpc('DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['api'] } });
   const { token } = await d.rpc('TokensService', 'CreateToken', { role: 'agent', deployment: 'app' });
@@ -96,16 +97,24 @@ t.test('lockbox-agent once says it is a one-shot run; lockbox status shows it so
   t.same([run.agent_id, run.one_shot, run.stale], ['init-pod', true, false]);
 });
 
-t.test('an agent silent past --agent-retention leaves status at once and is deleted by the sweep', async (t) => {
-  const { d, token } = await deployment(t, 1000);
-  const sidecar = await runThenSidecar(t, d, token);
-  await sidecar.stop();
-  await until('both left status', async () => (await status(d)).agents.length === 0);
-  t.equal((await status(d)).summary, '0/0 agents on v1');
-  await until('the sweep deleted them', async () => (await d.daemon.store.agentHeartbeats()).length === 0);
+for (const store of ['sqlite', 'postgres'] as const)
+  t.test(`an agent silent past --agent-retention leaves status at once and is deleted by the sweep (${store})`, async (t) => {
+    // 3 s: long enough that both are listed together first on a busy machine, short for a test.
+    const { d, token } = await deployment(t, 3000, store === 'postgres' ? await freshSchema(t) : '');
+    const sidecar = await runThenSidecar(t, d, token);
+    await sidecar.stop();
+    await until('both left status', async () => (await status(d)).agents.length === 0);
+    t.equal((await status(d)).summary, '0/0 agents on v1');
+    await until('the sweep deleted them', async () => (await d.daemon.store.agentHeartbeats()).length === 0);
+  });
 
-  // An agent that reports again is back.
-  const again = agent(t, d, token, 'sidecar-2');
-  await again.start();
-  await until('the new agent is listed', async () => (await status(d)).agents.length === 1);
+t.test('the unary ReportStatus (older agents\' path) takes one_shot too; without it an agent is a sidecar', async (t) => {
+  const { d, token } = await deployment(t, 0);
+  const applied = [{ name: 'api', uid: '', version: 1 }];
+  await d.rpc('AgentService', 'ReportStatus', { agent_id: 'old-init', applied, resync_interval_seconds: 60, one_shot: true }, { token });
+  await d.rpc('AgentService', 'ReportStatus', { agent_id: 'old-sidecar', applied, resync_interval_seconds: 60 }, { token });
+  await until('both reported', async () => (await status(d)).agents.length === 2);
+  const s = await status(d);
+  t.same(s.agents.map((a: any) => [a.agent_id, a.one_shot]).sort(), [['old-init', true], ['old-sidecar', false]]);
+  t.equal(s.total, 1);
 });
