@@ -5,10 +5,15 @@
  * UpdateSecret call to each client's ACK, on the machine's monotonic clock) p50/p99/max, the
  * daemon's RSS, and the daemon's CPU per delivery. Beside it, measured in the same run, the floor:
  * a bare grpc-js server writing one message to N open streams (bench-server.ts fanout-baseline).
- * Usage: AGENTS=1000,10000 PROCS=4 ROTATIONS=5 node dist/bench/fanout.js
+ * Each size is measured `--runs` times (fresh daemon, baseline and clients each run) and the
+ * medians over runs are printed, with the load average: on a shared machine, judge by CPU per
+ * delivery (the daemon's and the baseline server's, from /proc) more than by wall-clock.
+ * Usage: npm run bench:fanout -- [--agents 1000,10000] [--runs 3] [--rotations 5] [--procs 4]
+ * (or AGENTS, RUNS, ROTATIONS, PROCS in the environment).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -16,9 +21,15 @@ import { loadServices } from '../shared/src/proto.js';
 import { cpuMs, median, percentile, startServer } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const sizes = (process.env.AGENTS ?? '1000,10000').split(',').map(Number);
-const procs = Number(process.env.PROCS ?? 4);
-const rotations = Number(process.env.ROTATIONS ?? 5);
+/** `--name value` on the command line, else the env var, else the default. */
+function option(name: string, env: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : (process.env[env] ?? fallback);
+}
+const sizes = option('agents', 'AGENTS', '1000,10000').split(',').map(Number);
+const procs = Number(option('procs', 'PROCS', '4'));
+const rotations = Number(option('rotations', 'ROTATIONS', '5'));
+const runs = Number(option('runs', 'RUNS', '3'));
 
 function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
@@ -54,12 +65,22 @@ function acks(children: ChildProcess[], version: number): Promise<bigint[]> {
   }))).then((all) => all.flat());
 }
 
-function summary(latencies: number[]): { p50: number; p99: number; max: number } {
+function summary(latencies: number[]): Pick<RunFigures, 'p50' | 'p99' | 'max'> {
   const s = [...latencies].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] };
 }
 
-for (const n of sizes) {
+interface RunFigures {
+  p50: number;
+  p99: number;
+  max: number;
+  /** Daemon (or baseline server) CPU per delivery, ms. */
+  cpu: number;
+  rss: number;
+}
+
+/** One run at size n: the daemon's rotations, then the baseline's, each with a fresh server and fresh clients. */
+async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }> {
   // The daemon (async read audit: deliveries audited in batches, as a busy daemon would run).
   const daemon = await startServer('daemon', 'async');
   const { addr, token } = daemon.info;
@@ -68,38 +89,64 @@ for (const n of sizes) {
   await rpc(addr, token, 'DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['bench'] } });
   const agentToken = (await rpc(addr, token, 'TokensService', 'CreateToken', { role: 'agent', deployment: 'app' })).token;
   let children = await startClients(addr, agentToken, n);
-  const runs: Array<{ p50: number; p99: number; max: number; cpu: number }> = [];
+  const runs: RunFigures[] = [];
   for (let v = 2; v < 2 + rotations; v++) {
     const cpu0 = cpuMs(daemon.pid);
     const waiting = acks(children, v);
     const t0 = process.hrtime.bigint();
     await rpc(addr, token, 'SecretsService', 'UpdateSecret', { scope, name: 'bench', set: { OPENAI_API_KEY: Buffer.alloc(64, String(v % 10)) } });
     const times = await waiting;
-    runs.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(daemon.pid) - cpu0) / n });
+    await new Promise((r) => setTimeout(r, 300)); // the last ACKs' status writes (every 200 ms) belong to this rotation
+    runs.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(daemon.pid) - cpu0) / n, rss: rssMiB(daemon.pid) });
   }
-  const rss = rssMiB(daemon.pid);
   for (const c of children) c.send('stop');
   await daemon.stop();
 
   const base = await startServer('fanout-baseline');
   children = await startClients(base.info.addr, 'none', n);
-  const baseRuns: Array<{ p50: number; p99: number; max: number }> = [];
+  const baseRuns: RunFigures[] = [];
   for (let v = 2; v < 2 + rotations; v++) {
+    const cpu0 = cpuMs(base.pid);
     const waiting = acks(children, v);
     const t0 = process.hrtime.bigint();
     process.kill(base.pid, 'SIGUSR2');
-    baseRuns.push(summary((await waiting).map((t) => Number(t - t0) / 1e6)));
+    const times = await waiting;
+    baseRuns.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(base.pid) - cpu0) / n, rss: rssMiB(base.pid) });
   }
   for (const c of children) c.send('stop');
   await base.stop();
-
-  const m = (xs: number[]) => median(xs);
-  const p99 = m(runs.map((r) => r.p99));
-  const baseP99 = m(baseRuns.map((r) => r.p99));
-  console.log(
-    `N=${n} (${procs} client processes, ${rotations} rotations, medians): commit→ACK p50 ${m(runs.map((r) => r.p50)).toFixed(1)} ms  p99 ${p99.toFixed(1)} ms  max ${m(runs.map((r) => r.max)).toFixed(1)} ms; ` +
-      `daemon RSS ${rss.toFixed(0)} MiB, CPU ${(m(runs.map((r) => r.cpu)) * 1000).toFixed(0)} µs per delivery | ` +
-      `baseline (bare grpc-js, one message to N streams): p50 ${m(baseRuns.map((r) => r.p50)).toFixed(1)} ms  p99 ${baseP99.toFixed(1)} ms  max ${m(baseRuns.map((r) => r.max)).toFixed(1)} ms | p99 ratio ${(p99 / baseP99).toFixed(1)}×`,
-  );
+  // CPU over all the rotations (/proc counts 10 ms ticks: one rotation of 1,000 deliveries alone would be ±10 µs each).
+  const medians = (rs: RunFigures[]): RunFigures => ({
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    max: median(rs.map((r) => r.max)),
+    cpu: rs.reduce((sum, r) => sum + r.cpu, 0) / rs.length,
+    rss: Math.max(...rs.map((r) => r.rss)),
+  });
+  return { daemon: medians(runs), base: medians(baseRuns) };
 }
+
+const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
+const line = (d: RunFigures, b: RunFigures) =>
+  `commit→ACK p50 ${ms(d.p50)}  p99 ${ms(d.p99)}  max ${ms(d.max)}; daemon RSS ${d.rss.toFixed(0)} MiB, CPU ${(d.cpu * 1000).toFixed(0)} µs per delivery | ` +
+  `baseline (bare grpc-js, one message to N streams): p50 ${ms(b.p50)}  p99 ${ms(b.p99)}, CPU ${(b.cpu * 1000).toFixed(0)} µs per delivery | p99 ratio ${(d.p99 / b.p99).toFixed(1)}×`;
+
+console.log(`fan-out: ${procs} client processes, ${rotations} rotations per run, ${runs} run(s) per size; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+for (const n of sizes) {
+  const results: Array<{ daemon: RunFigures; base: RunFigures }> = [];
+  for (let i = 0; i < runs; i++) {
+    results.push(await run(n));
+    const r = results[results.length - 1];
+    console.log(`  N=${n} run ${i + 1}/${runs} (medians of its rotations): ${line(r.daemon, r.base)}`);
+  }
+  const over = (pick: (r: { daemon: RunFigures; base: RunFigures }) => RunFigures): RunFigures => ({
+    p50: median(results.map((r) => pick(r).p50)),
+    p99: median(results.map((r) => pick(r).p99)),
+    max: median(results.map((r) => pick(r).max)),
+    cpu: median(results.map((r) => pick(r).cpu)),
+    rss: median(results.map((r) => pick(r).rss)),
+  });
+  console.log(`N=${n} (median of ${runs} run(s)): ${line(over((r) => r.daemon), over((r) => r.base))}`);
+}
+console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 process.exit(0);

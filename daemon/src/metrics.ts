@@ -58,9 +58,18 @@ export class DaemonMetrics {
     auditWritten: (lagSeconds) => this.auditLag.observe(Math.max(0, lagSeconds)),
   };
 
+  /** Each (transport, method, code)'s counter and timer, looked up once: every agent ACK passes here, so no label hashing per call. */
+  private readonly callSeries = new Map<string, { count: { inc(): void }; time: { observe(value: number): void } }>();
+
   call(transport: Transport, method: string, code: string | number, seconds: number): void {
-    this.requests.inc({ transport, method, code: String(code) });
-    this.requestSeconds.observe({ transport, method }, seconds);
+    const key = `${transport}\0${method}\0${code}`;
+    let series = this.callSeries.get(key);
+    if (!series) {
+      series = { count: this.requests.labels({ transport, method, code: String(code) }), time: this.requestSeconds.labels({ transport, method }) };
+      this.callSeries.set(key, series);
+    }
+    series.count.inc();
+    series.time.observe(seconds);
   }
 
   published(noticeTime: string): void {

@@ -14,7 +14,7 @@
  *    its record too.
  * 4. Rotating the master key re-wraps (3) only: the payload is never re-encrypted.
  */
-import { randomBytes as osRandomBytes } from 'node:crypto';
+import { randomBytes as osRandomBytes, timingSafeEqual } from 'node:crypto';
 import sodium from 'libsodium-wrappers';
 import { DecryptionError } from './errors.js';
 import { userRecord } from './user-keys.js';
@@ -244,7 +244,7 @@ export function constantTimeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   if (left.length !== right.length) return false;
-  return sodium.memcmp(left, right);
+  return timingSafeEqual(left, right); // native: a token is compared on every agent message
 }
 
 /** An Ed25519 key pair derived from a 32-byte seed (e.g. a purpose-bound subkey of the keyring). */

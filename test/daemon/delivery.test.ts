@@ -139,6 +139,12 @@ t.test('ACK and NACK are the rollout report: version held, applied time, NACK re
     cleared = !again.agents[0].nack_reason;
   }
   t.ok(cleared, 'an ACK clears the NACK reason');
+  const openai = push.secrets.find((p: any) => p.name === 'openai').secret;
+  s.call.write({ id: 5, ack: { nonce: push.nonce, applied: [{ name: 'openai', uid: openai.uid, version: 1 }] } });
+  s.call.write({ id: 6, ack: { nonce: '', applied: [{ name: 'other', uid: 'x', version: 1 }] } }); // refused: marks that id 5 was taken
+  await s.next((r) => Number(r.id) === 6);
+  t.match(await d.rpc('AgentService', 'SecretStatus', { scope: wide, name: 'hf' }), { total: 0 }, 'a name the agent no longer holds leaves its status');
+  t.match(await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' }), { current: 1, total: 1 }, 'what it still holds is updated in place');
 });
 
 t.test('agents per deployment are capped (AGENT_LIMIT); silent agents age out of status', async (t) => {
@@ -156,10 +162,10 @@ t.test('agents per deployment are capped (AGENT_LIMIT); silent agents age out of
   t.match(await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' }), { summary: '2/2 agents on v1' });
 
   // An agent silent for more than ten intervals is no longer listed (its report written as if long ago).
-  await d.daemon.store.reportAgent(
-    { agentId: JSON.stringify(['default', 'team-a', 'app']) + '|gone', tenant: 'default', deployment: 'app', deploymentResourceGroup: 'team-a', tokenId: 'x', lastSeenTime: new Date(Date.now() - 11_000).toISOString(), resyncIntervalSeconds: 1, problems: [] },
-    [{ agentId: JSON.stringify(['default', 'team-a', 'app']) + '|gone', tenant: 'default', resourceGroup: 'team-a', name: 'openai', uid: head.uid, version: 1, appliedTime: new Date().toISOString() }],
-  );
+  await d.daemon.store.reportAgents([{
+    report: { agentId: JSON.stringify(['default', 'team-a', 'app']) + '|gone', tenant: 'default', deployment: 'app', deploymentResourceGroup: 'team-a', tokenId: 'x', lastSeenTime: new Date(Date.now() - 11_000).toISOString(), resyncIntervalSeconds: 1, problems: [] },
+    applied: [{ agentId: JSON.stringify(['default', 'team-a', 'app']) + '|gone', tenant: 'default', resourceGroup: 'team-a', name: 'openai', uid: head.uid, version: 1, appliedTime: new Date().toISOString() }],
+  }]);
   const status = await d.rpc('AgentService', 'SecretStatus', { scope, name: 'openai' });
   t.same(status.agents.map((a: { agent_id: string }) => a.agent_id).sort(), ['pod-1', 'pod-2'], 'aged out');
 });

@@ -71,6 +71,9 @@ t.test('the secrets API on PostgreSQL', async (t) => {
   await d.rpc('AgentService', 'ReportStatus', { agent_id: 'pod-1', applied: held, resync_interval_seconds: 60 }, { token: agent.token });
   t.match(await d.rpc('AgentService', 'SecretStatus', { name: 'demo' }), { summary: '1/1 agents on v3' }, 'rollout status');
   await d.rpc('DeploymentsService', 'UpdateDeployment', { deployment: { name: 'app', secrets: ['a'] }, expected_version: 1 });
+  await d.rpc('AgentService', 'ReportStatus', { agent_id: 'pod-1', applied: held.filter((h: { name: string }) => h.name === 'a'), resync_interval_seconds: 60 }, { token: agent.token });
+  t.match(await d.rpc('AgentService', 'SecretStatus', { name: 'demo' }), { total: 0 }, 'a name the agent no longer holds leaves its status');
+  t.match(await d.rpc('AgentService', 'SecretStatus', { name: 'a' }), { current: 1, total: 1 }, 'what it still holds stays');
   await t.rejects(d.rpc('DeploymentsService', 'UpdateDeployment', { deployment: { name: 'app', secrets: ['a'] }, expected_version: 1 }), { code: status.ABORTED });
   t.same((await d.rpc('DeploymentsService', 'ListDeployments', {})).deployments.map((x: { name: string }) => x.name), ['app']);
   await d.rpc('DeploymentsService', 'DeleteDeployment', { name: 'app' });

@@ -166,8 +166,7 @@ export class AgentService {
     const batch = [...this.pendingReports.values()];
     this.pendingReports.clear();
     const previous = this.reportsWritten;
-    // Issued in one turn, so the SQLite store commits them in one transaction.
-    const written = Promise.all(batch.map(({ report, applied }) => this.store.reportAgent(report, applied))).then(() => {});
+    const written = batch.length ? this.store.reportAgents(batch) : Promise.resolve(); // one transaction
     this.reportsWritten = written.catch(() => {}); // the next flush waits for this one, whatever its outcome
     return previous.then(() => written);
   }

@@ -421,24 +421,34 @@ export class PostgresStore implements Store {
     return rows.map(toAuditRecord);
   }
 
-  async reportAgent(report: AgentReport, applied: AppliedRecord[]): Promise<void> {
+  async reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
+    if (reports.length === 0) return;
+    // In agent id order, so two replicas writing overlapping batches cannot deadlock.
+    const sorted = [...reports].sort((a, b) => (a.report.agentId < b.report.agentId ? -1 : a.report.agentId > b.report.agentId ? 1 : 0));
     await this.db.transaction(async (db) => {
-      await db.query(
-        `INSERT INTO agents (agent_id, tenant, deployment, deployment_resource_group, token_id, last_seen_time, resync_interval_seconds, problems)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (agent_id) DO UPDATE SET tenant = excluded.tenant, deployment = excluded.deployment,
-           deployment_resource_group = excluded.deployment_resource_group, token_id = excluded.token_id,
-           last_seen_time = excluded.last_seen_time, resync_interval_seconds = excluded.resync_interval_seconds, problems = excluded.problems`,
-        [report.agentId, report.tenant, report.deployment, report.deploymentResourceGroup, report.tokenId, report.lastSeenTime, report.resyncIntervalSeconds, JSON.stringify(report.problems)],
-      );
-      await db.query('DELETE FROM agent_applied WHERE agent_id = $1', [report.agentId]);
-      for (const a of applied)
-        await db.query(
-          `INSERT INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (tenant, resource_group, name, agent_id) DO UPDATE SET uid = excluded.uid, version = excluded.version, applied_time = excluded.applied_time`,
-          [a.agentId, a.tenant, a.resourceGroup, a.name, a.uid, a.version, a.appliedTime],
-        );
+      for (const { report, applied } of sorted) await this.writeAgentReport(db, report, applied);
     });
+  }
+
+  private async writeAgentReport(db: pg.PoolClient, report: AgentReport, applied: AppliedRecord[]): Promise<void> {
+    await db.query(
+      `INSERT INTO agents (agent_id, tenant, deployment, deployment_resource_group, token_id, last_seen_time, resync_interval_seconds, problems)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (agent_id) DO UPDATE SET tenant = excluded.tenant, deployment = excluded.deployment,
+         deployment_resource_group = excluded.deployment_resource_group, token_id = excluded.token_id,
+         last_seen_time = excluded.last_seen_time, resync_interval_seconds = excluded.resync_interval_seconds, problems = excluded.problems`,
+      [report.agentId, report.tenant, report.deployment, report.deploymentResourceGroup, report.tokenId, report.lastSeenTime, report.resyncIntervalSeconds, JSON.stringify(report.problems)],
+    );
+    for (const a of applied)
+      await db.query(
+        `INSERT INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant, resource_group, name, agent_id) DO UPDATE SET uid = excluded.uid, version = excluded.version, applied_time = excluded.applied_time`,
+        [a.agentId, a.tenant, a.resourceGroup, a.name, a.uid, a.version, a.appliedTime],
+      );
+    await db.query(
+      'DELETE FROM agent_applied WHERE agent_id = $1 AND (resource_group, name) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))',
+      [report.agentId, applied.map((a) => a.resourceGroup), applied.map((a) => a.name)],
+    );
   }
 
   async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {

@@ -118,10 +118,15 @@ export function prepareStatements(db: Database.Database) {
          deployment_resource_group = excluded.deployment_resource_group, token_id = excluded.token_id,
          last_seen_time = excluded.last_seen_time, resync_interval_seconds = excluded.resync_interval_seconds, problems = excluded.problems`,
     ),
-    deleteApplied: db.prepare('DELETE FROM agent_applied WHERE agent_id = ?'),
-    insertApplied: db.prepare(
-      `INSERT OR REPLACE INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time)
-       VALUES (@agentId, @tenant, @resourceGroup, @name, @uid, @version, @appliedTime)`,
+    /** What the agent no longer holds: its rows other than the [resource group, name] pairs listed (a JSON array). */
+    deleteAppliedExcept: db.prepare(
+      `DELETE FROM agent_applied WHERE agent_id = ? AND NOT EXISTS
+         (SELECT 1 FROM json_each(?) j WHERE json_extract(j.value, '$[0]') = resource_group AND json_extract(j.value, '$[1]') = name)`,
+    ),
+    upsertApplied: db.prepare(
+      `INSERT INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time)
+       VALUES (@agentId, @tenant, @resourceGroup, @name, @uid, @version, @appliedTime)
+       ON CONFLICT (tenant, resource_group, name, agent_id) DO UPDATE SET uid = excluded.uid, version = excluded.version, applied_time = excluded.applied_time`,
     ),
     agentsHolding: db.prepare<[string, string, string], Record<string, string | number>>(
       `SELECT a.*, g.deployment, g.deployment_resource_group, g.token_id, g.last_seen_time, g.resync_interval_seconds, g.problems

@@ -80,6 +80,13 @@ export class SqliteStore implements Store {
   private readonly heads = new Map<string, SecretHead>();
   private readonly deployments = new Map<string, DeploymentRecord>();
   private static readonly headCacheLimit = 10_000;
+  /**
+   * Agent id → the [resource group, name] pairs its rows hold, as last written by this store (the
+   * only writer of its file): when a report names the same ones (every ACK of a rotation), its
+   * rows are updated in place and nothing needs deleting. Rows only ever leave otherwise (pruning),
+   * so the rows after a report are exactly the ones it names.
+   */
+  private readonly appliedNames = new Map<string, string>();
   private readonly stmt: SqliteStatements;
 
   constructor(options: SqliteStoreOptions) {
@@ -293,12 +300,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  reportAgent(report: AgentReport, applied: AppliedRecord[]): Promise<void> {
-    return this.group.write(() => {
-      this.stmt.upsertAgent.run({ ...report, problems: JSON.stringify(report.problems) });
-      this.stmt.deleteApplied.run(report.agentId);
-      for (const record of applied) this.stmt.insertApplied.run(record);
+  reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
+    const written = this.group.write(() => {
+      for (const { report, applied } of reports) {
+        this.stmt.upsertAgent.run({ ...report, problems: JSON.stringify(report.problems) });
+        for (const record of applied) this.stmt.upsertApplied.run(record);
+        const names = JSON.stringify(applied.map((a) => [a.resourceGroup, a.name]));
+        if (this.appliedNames.get(report.agentId) === names) continue;
+        this.stmt.deleteAppliedExcept.run(report.agentId, names);
+        if (this.appliedNames.size >= 100_000) this.appliedNames.clear();
+        this.appliedNames.set(report.agentId, names);
+      }
     });
+    // Rolled back: what was remembered may not be on disk. Cleared before the next group runs
+    // (a failed group rejects its jobs before the next flush is scheduled).
+    written.catch(() => this.appliedNames.clear());
+    return written;
   }
 
   async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {

@@ -260,8 +260,12 @@ export interface Store {
   writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void>;
 
   appendAudit(entries: AuditDraft[]): Promise<void>;
-  /** Replaces what the agent holds with `applied`, and its heartbeat. */
-  reportAgent(report: AgentReport, applied: AppliedRecord[]): Promise<void>;
+  /**
+   * For each report: replaces what the agent holds with `applied`, and its heartbeat. All in one
+   * transaction (a rollout to N agents is N reports); rows an agent still holds are updated in
+   * place, not deleted and inserted again.
+   */
+  reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void>;
   /** Agents that reported holding the secret, with their last report. */
   agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>>;
   listAudit(filter: AuditFilter): Promise<AuditRecord[]>;
