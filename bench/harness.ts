@@ -1,10 +1,11 @@
 /** Shared benchmark plumbing: child servers, a closed-loop load generator, percentiles, medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -121,4 +122,25 @@ export function fmt(r: LoadResult): string {
 export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/**
+ * A PostgreSQL schema of this run's own on PG_URL (default postgres://<user>@127.0.0.1:5432/test):
+ * `url` selects it (search_path) and names its connections `lbx-bench-<app>-<pid>` when `app` is
+ * given, so the server's CPU spent for them can be found (pg_stat_activity); `drop` removes it.
+ */
+export async function benchSchema(app?: string): Promise<{ url: URL; schema: string; admin: pg.Client; drop: () => Promise<void> }> {
+  const base = process.env.PG_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
+  const schema = `lbx_bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  if (app) url.searchParams.set('application_name', `lbx-bench-${app}-${process.pid}`);
+  const drop = async () => {
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.end();
+  };
+  return { url, schema, admin, drop };
 }
