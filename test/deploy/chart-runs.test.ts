@@ -11,7 +11,8 @@
  * the first replica wrote, the CLI makes the example's secret, deployment and agent token; the
  * model server's init container is then run with its own command, args and env against both
  * replicas through TLS, and writes the secret 0440 for the pod's group. (5) The sidecar, run the
- * same way on the same volumes, answers its probes and writes a rotation.
+ * same way on the same volumes, answers its probes and writes a rotation. (6) `lockbox key rotate`
+ * works with the root key on the read-only Secret, and the other replica reads on.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -129,12 +130,13 @@ t.test('the plain manifests start two replicas on PostgreSQL that an agent gets 
     }
     const mounts = mountVolumes(tempDir(t), pod, container, secrets);
     const env = processEnv(container, mounts, secrets, ports, { LOCKBOX_NATS_URL: nats.url });
-    t.equal(statSync(env.LOCKBOX_MASTER_KEY_FILE).mode & 0o777, 0o440, 'the root key is 0440, as the Secret volume makes it');
+    t.equal(statSync(env.LOCKBOX_ROOT_KEY_FILE).mode & 0o777, 0o440, 'the root key is 0440, as the Secret volume makes it');
     const daemon = await spawnDaemon(['--http-addr', env.LOCKBOX_HTTP_ADDR], env);
     t.teardown(() => daemon.child.kill('SIGKILL'));
     replicas.push({ addr: daemon.addr, mounts, ports, named });
   }
   t.equal(replicas.length, 2);
+  const rootKeyDir = container.volumeMounts.find((m: any) => m.name === 'root-key').mountPath;
 
   for (const [i, r] of replicas.entries()) {
     for (const kind of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
@@ -187,4 +189,13 @@ t.test('the plain manifests start two replicas on PostgreSQL that an agent gets 
   await until('the rotation reaches the file', () => readFileSync(written, 'utf8') === 'sk-rotated');
   t.pass('the sidecar wrote the rotated value');
   t.equal(await Promise.race([running.exited, Promise.resolve('running')]), 'running', 'the sidecar keeps running', { stderr: running.stderr() });
+
+  // (6) A keyring rotation with the root key on a read-only Secret volume; the other replica reads through the new key.
+  const rootKeys = replicas.map((r) => readFileSync(join(r.mounts.get(rootKeyDir)!, 'root.key'), 'utf8'));
+  const rotated = await cli('key', 'rotate');
+  t.equal(rotated.code, 0, 'key rotate succeeds with the root key read-only', { stderr: rotated.stderr });
+  t.same(replicas.map((r) => readFileSync(join(r.mounts.get(rootKeyDir)!, 'root.key'), 'utf8')), rootKeys, 'the root key files are untouched');
+  const read = await runLockbox(['--addr', replicas[0].addr, '--tls-ca', certs.ca, '--token-file', adminTokens[0], '-o', 'json', 'secret', 'get', 'openai', '--reveal']);
+  t.equal(read.code, 0, read.stderr);
+  t.match(read.stdout, 'sk-rotated', 'the other replica reads the value after the rotation');
 });

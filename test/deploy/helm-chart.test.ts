@@ -83,7 +83,7 @@ t.test('every object of the default render is valid and wired to the others', as
   const settings = env(pod.containers[0]);
   t.equal(lockboxd.spec.replicas, 3, 'three replicas');
   t.same(settings.LOCKBOX_DATABASE_URL, { secretKeyRef: { name: 'lockboxd-database', key: 'url' } }, 'the database URL comes from a Secret');
-  t.equal(settings.LOCKBOX_MASTER_KEY_FILE, '/var/run/lockbox/root-key/root.key', 'the root key file is the mounted Secret');
+  t.equal(settings.LOCKBOX_ROOT_KEY_FILE, '/var/run/lockbox/root-key/root.key', 'the root key file is the mounted Secret');
   const rootKey = pod.volumes.find((v: any) => v.name === 'root-key'); // eslint-disable-line @typescript-eslint/no-explicit-any
   t.equal(rootKey.secret.defaultMode, 0o440, 'the key is 0440: the pod group only (fsGroup), as lockboxd accepts');
   t.equal(pod.securityContext.fsGroup, pod.securityContext.runAsGroup, 'the fsGroup is the process group');

@@ -26,11 +26,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-The root key's setting: the one place that names it. Today's lockboxd takes the key file as
---master-key-file; when the keyring moves into the database it becomes --root-key-file
-(LOCKBOX_ROOT_KEY_FILE): change this line.
+The root key's setting: the one place that names it. The key unlocks the keyring lockboxd keeps
+in the database, so the file may be read-only and `lockbox key rotate` needs no write to it.
 */}}
-{{- define "lockbox.rootKeyEnv" -}}LOCKBOX_MASTER_KEY_FILE{{- end -}}
+{{- define "lockbox.rootKeyEnv" -}}LOCKBOX_ROOT_KEY_FILE{{- end -}}
 
 {{/* Where the root key Secret is mounted, and the file lockboxd reads. */}}
 {{- define "lockbox.rootKeyDir" -}}/var/run/lockbox/root-key{{- end -}}
