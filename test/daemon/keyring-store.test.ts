@@ -212,3 +212,32 @@ t.test('PostgreSQL: a rotation on one replica is taken up at once by the others 
   t.equal(listed.keys.find((k: any) => k.active).id, rotated.active_key_id);
   t.equal(listed.keys.reduce((n: number, k: any) => n + (k.active ? 0 : Number(k.data_keys ?? 0)), 0), 0, 'nothing is left under the old key');
 });
+
+t.test('PostgreSQL: rotate-root re-seals in one transaction; two keys added at once: one wins', async (t) => {
+  const url = await freshSchema(t);
+  const dir = tempDir(t);
+  const oldRoot = join(dir, 'root-1.key');
+  writeFileSync(oldRoot, randomBytes(32).toString('base64') + '\n', { mode: 0o400 });
+  const d = await startTestDaemon(t, { databaseUrl: url, masterKeyFile: oldRoot });
+  await d.call('CreateSecret', createRequest('x', { V: canary }));
+  const store = d.daemon.store;
+  const before = await store.keyring.list();
+  const [first, second] = await Promise.allSettled([d.daemon.keyring.rotate(), d.daemon.keyring.rotate()]);
+  const outcomes = [first, second].map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: string }).code));
+  t.ok(outcomes.includes('ok'), `one key was added (${outcomes})`);
+  const after = await store.keyring.list();
+  t.equal(after.filter((r) => r.state === 'active').length, 1, 'never two active keys');
+  t.ok(after.length === before.length + 1 || after.length === before.length + 2, 'each added key is kept');
+  await t.rejects(store.keyring.reseal('rk-0000000000000000', 'rk-1111111111111111', new Map()), { code: 'KEYRING_CHANGED' });
+
+  const next = randomBytes(32).toString('hex');
+  const r = await d.keysCall('RotateRootKey', { new_root_key: next });
+  t.equal(Number(r.resealed), after.length);
+  t.ok((await store.keyring.list()).every((row) => row.rootKeyId === r.root_key_id), 'every row under the new root key');
+  await d.stop();
+  await t.rejects(d.restart(), new RegExp(`sealed under root key ${r.root_key_id}`));
+  const newRoot = join(dir, 'root-2.key');
+  writeFileSync(newRoot, next + '\n', { mode: 0o400 });
+  await d.restart({ masterKeyFile: newRoot });
+  t.equal(await value(d, 'x'), canary);
+});
