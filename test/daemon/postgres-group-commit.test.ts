@@ -9,7 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { AlreadyExistsError } from '../../shared/src/errors.js';
+import Database from 'better-sqlite3';
 import { PostgresStore } from '../../daemon/src/store/store-postgres.js';
+import { SqliteStore } from '../../daemon/src/store/store-sqlite.js';
 import { IdempotencyReplayError, type AuditDraft, type Change, type CommitOutcome, type IdempotencyRecord } from '../../daemon/src/store/store.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
@@ -173,6 +175,16 @@ t.test('a list page is a range scan of the primary key, in byte order (migration
     .join('\n');
   t.match(plan, /Index (Only )?Scan using secrets_pkey/, 'the page reads the primary key');
   t.notMatch(plan, /Sort/, 'in order: nothing is sorted');
+});
+
+t.test('on SQLite the same page is a range of the primary key already (BINARY sorts bytewise)', async (t) => {
+  const store = new SqliteStore({ dataDir: tempDir(t), maxVersions: 10, auditHasher: () => '' });
+  t.teardown(() => store.close());
+  const statement = (store as unknown as { stmt: { listHeads: { source: string } } }).stmt.listHeads;
+  const db = (store as unknown as { db: Database.Database }).db;
+  const plan = (db.prepare(`EXPLAIN QUERY PLAN ${statement.source}`).all('default', '', 'a', 100) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+  t.match(plan, /SEARCH s USING PRIMARY KEY \(tenant=\? AND resource_group=\? AND name>\?\)/, 'the key, from the cursor on');
+  t.notMatch(plan, /TEMP B-TREE/, 'nothing is sorted');
 });
 
 t.test('two replicas append audit entries at once: one chain, verified; a tampered row is found', async (t) => {
