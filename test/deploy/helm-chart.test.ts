@@ -7,6 +7,7 @@
  * --help in manifests.test.ts.
  */
 import t, { type Test } from 'tap';
+import { Ajv } from 'ajv';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +229,28 @@ t.test('the chart is a standard Helm 3 chart with every value documented', async
     if (!key || /^\s+(requests|limits|cpu|memory|[a-z.]+\/[a-z-]+|app\.kubernetes\.io\/name):/.test(line)) return;
     t.match(lines[i - 1], /^\s*#/, `values.yaml line ${i + 1} (${key[2]}) has a comment`);
   });
+});
+
+t.test('values.schema.json holds the defaults and the plain manifests\' values, and refuses typos and unknown choices', async (t) => {
+  // helm checks the merged values against the chart's values.schema.json on template and install.
+  const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')));
+  const defaults = () => parseManifests(readFileSync(join(chartDir, 'values.yaml'), 'utf8'))[0] as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const merge = (base: any, over: any): any => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    for (const [k, v] of Object.entries(over)) base[k] = v && typeof v === 'object' && !Array.isArray(v) && base[k] && typeof base[k] === 'object' ? merge(base[k], v) : v;
+    return base;
+  };
+  t.ok(validate(defaults()), JSON.stringify(validate.errors));
+  t.ok(validate(merge(defaults(), parseManifests(readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'values.yaml'), 'utf8'))[0])), JSON.stringify(validate.errors));
+  for (const [over, problem] of [
+    [{ lockboxd: { replica: 3 } }, /"additionalProperty":"replica"/],
+    [{ lockboxd: { antiAffinity: 'sometimes' } }, /antiAffinity.*must be equal to one of the allowed values/],
+    [{ nats: { auth: { type: 'kerberos' } } }, /auth\/type.*must be equal to one of the allowed values/],
+    [{ modelServer: { fileMode: '440' } }, /fileMode.*must match pattern/],
+    [{ lockboxd: { extraEnv: [{ name: 'DEBUG', value: '1' }] } }, /extraEnv\/0\/name.*must match pattern/],
+  ] as const) {
+    t.notOk(validate(merge(defaults(), over)), `${JSON.stringify(over)} is refused`);
+    t.match(JSON.stringify(validate.errors), problem);
+  }
 });
 
 t.test('the NATS and PostgreSQL examples are valid objects', async (t) => {
