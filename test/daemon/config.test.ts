@@ -54,7 +54,22 @@ t.test('settings: flags, then LOCKBOX_* env, then defaults', async (t) => {
     [['--http-body-limit', 'big'], /--http-body-limit \(LOCKBOX_HTTP_BODY_LIMIT\): "big" is not a size/],
     [['--http-body-limit', '10'], /--http-body-limit .*must be from 1KiB to 1GiB/],
   ];
+  bad.push([['--root-key-file', 'a.key', '--master-key-file', 'b.key'], /--root-key-file and --master-key-file .* name different files; give one/]);
+  bad.push([['--keyring-refresh-interval', 'often'], /--keyring-refresh-interval \(LOCKBOX_KEYRING_REFRESH_INTERVAL\): "often" is not a duration/]);
   for (const [args, message] of bad) t.throws(() => parseDaemonConfig(args), { name: 'SettingError', message }, args.join(' '));
+  // The root key: --root-key-file, its old name --master-key-file, or LOCKBOX_ROOT_KEY (environment only).
+  t.equal(parseDaemonConfig(['--root-key-file', 'r.key']).masterKeyFile, 'r.key');
+  t.equal(parseDaemonConfig(['--master-key-file', 'm.key']).masterKeyFile, 'm.key', 'the old name still works');
+  t.equal(parseDaemonConfig(['--root-key-file', 'same.key', '--master-key-file', 'same.key']).masterKeyFile, 'same.key');
+  t.equal(base.rootKey, undefined);
+  t.equal(base.keyringRefreshMs, 10_000);
+  t.equal(parseDaemonConfig(['--keyring-refresh-interval', '0']).keyringRefreshMs, 0, '0 turns the periodic check off');
+  process.env.LOCKBOX_ROOT_KEY = 'a'.repeat(64);
+  process.env.LOCKBOX_ROOT_KEY_FILE = 'env.key';
+  t.equal(parseDaemonConfig([]).rootKey, 'a'.repeat(64));
+  t.equal(parseDaemonConfig([]).masterKeyFile, 'env.key');
+  delete process.env.LOCKBOX_ROOT_KEY;
+  delete process.env.LOCKBOX_ROOT_KEY_FILE;
   t.throws(() => parseDaemonConfig(['--audit-reads', 'maybe']), { code: 'commander.invalidArgument' });
   t.equal(parseDaemonConfig(['--audit-reads', 'async']).auditReads, 'async');
   t.same(parseDaemonConfig(['--max-tenant-wide-secrets', '2']).quotas, { maxTenantWideSecrets: 2, maxResourceGroups: 50 });
