@@ -48,9 +48,16 @@ export interface AuditEntryMessage {
   hash: string;
 }
 
+/**
+ * What a checkpoint says: `checkpoint`, "the chain held this entry" (heads, an export's ends);
+ * `cut`, "entries up to this one were pruned on purpose" (audit prune). Each is signed under its
+ * own label, so a head published on NATS cannot be passed off as a cut to hide a deletion.
+ */
+export type CheckpointKind = 'checkpoint' | 'cut';
+
 /** What a checkpoint's signature covers: NUL-separated, so no field can run into the next. */
-export function checkpointText(seq: number, hash: string, time: string): string {
-  return ['lockbox/v1/audit-checkpoint', String(seq), hash, time].join('\0');
+export function checkpointText(seq: number, hash: string, time: string, kind: CheckpointKind = 'checkpoint'): string {
+  return [`lockbox/v1/audit-${kind}`, String(seq), hash, time].join('\0');
 }
 
 /** What an exported entry's signature covers (step (2)). */
@@ -62,9 +69,9 @@ export function entryText(e: AuditEntryMessage): string {
 const verifies = (signatureHex: unknown, text: string, publicKeyHex: string) =>
   typeof signatureHex === 'string' && verifyDetached(Buffer.from(signatureHex, 'hex'), text, Buffer.from(publicKeyHex, 'hex'));
 
-/** Whether `checkpoint` was signed by the holder of the private half of `publicKeyHex`. */
-export function checkpointVerifies(checkpoint: AuditCheckpoint, publicKeyHex: string): boolean {
-  return verifies(checkpoint.signature, checkpointText(Number(checkpoint.seq), checkpoint.hash, checkpoint.time), publicKeyHex);
+/** Whether `checkpoint` was signed, as a `kind`, by the holder of the private half of `publicKeyHex`. */
+export function checkpointVerifies(checkpoint: AuditCheckpoint, publicKeyHex: string, kind: CheckpointKind = 'checkpoint'): boolean {
+  return verifies(checkpoint.signature, checkpointText(Number(checkpoint.seq), checkpoint.hash, checkpoint.time, kind), publicKeyHex);
 }
 
 export interface ExportCheck {

@@ -152,7 +152,7 @@ for (const store of ['sqlite', 'postgres'] as const)
     t.equal((await lockbox(d, ['audit', 'verify'])).code, 0, 'the chain goes on from the entry kept');
   });
 
-t.test('a cut edited in the database fails verify; a broken chain is neither pruned nor exported past the break', async (t) => {
+t.test('a cut edited in the database, or a head planted as one, fails verify; a broken chain is neither pruned nor exported past the break', async (t) => {
   const d = await startTestDaemon(t);
   t.teardown(() => d.stop());
   await createSecrets(d, 's', 4);
@@ -169,10 +169,24 @@ t.test('a cut edited in the database fails verify; a broken chain is neither pru
 
   await createSecrets(d, 't', 2);
   const seq = (db.prepare('SELECT MAX(seq) AS seq FROM audit').get() as { seq: number }).seq;
+  const forgedFrom = db.prepare('SELECT seq, target FROM audit WHERE seq = ?').get(seq - 1) as { seq: number; target: string };
   db.prepare("UPDATE audit SET target = 'forged' WHERE seq = ?").run(seq - 1);
   await t.rejects(d.rpc('AuditService', 'PruneAudit', { before: '2999-01-01T00:00:00Z' }), { code: status.FAILED_PRECONDITION, details: /broken at entry \d+.*it is not pruned/ });
   const exported = await lockbox(d, ['audit', 'export']);
   t.equal(exported.code, 1);
   t.match(exported.stderr, /broken at entry \d+/);
   await t.rejects(d.rpc('AuditService', 'PruneAudit', { before: 'soon' }), { code: status.INVALID_ARGUMENT, details: /before.*not an RFC 3339 time/ });
+
+  // A head checkpoint (signed, published on NATS) planted as the cut, the entries up to it deleted.
+  db.prepare('UPDATE audit SET target = ? WHERE seq = ?').run(forgedFrom.target, forgedFrom.seq); // the chain whole again
+  t.equal((await lockbox(d, ['audit', 'verify'])).code, 0);
+  await createSecrets(d, 'u', 3);
+  const head = await d.rpc('AuditService', 'AuditHead', {});
+  await createSecrets(d, 'w', 1);
+  const planted = { seq: Number(head.seq), hash: head.hash, time: head.time, public_key: head.public_key, signature: head.signature };
+  db.prepare('DELETE FROM audit WHERE seq <= ?').run(planted.seq);
+  db.prepare('UPDATE meta SET value = ? WHERE name = ?').run(JSON.stringify(planted), AUDIT_CUT_META);
+  const plantedVerify = await lockbox(d, ['audit', 'verify']);
+  t.equal(plantedVerify.code, 1, 'a head does not pass for a cut');
+  t.match(plantedVerify.stdout, new RegExp(`signed cut of the last prune \\(entry ${planted.seq}\\) does not verify`));
 });

@@ -196,7 +196,7 @@ const auditCheckpoint = closed({
 
 export const auditPrune = closed({
   removed: integer('entries removed by this call'),
-  checkpoint: { ...auditCheckpoint, description: 'the signed cut the chain is verified from (absent when nothing was ever pruned)' },
+  checkpoint: { ...auditCheckpoint, description: 'the signed cut the chain is verified from (absent when nothing was ever pruned); its signature is over "lockbox/v1/audit-cut" in place of "lockbox/v1/audit-checkpoint"' },
 });
 
 export const identity = closed({

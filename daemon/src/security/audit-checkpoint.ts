@@ -13,7 +13,7 @@
  * 3. Publish it (best effort; the log line is the record that always exists) and log it.
  * Periodic checkpoints (--audit-checkpoint-interval) are written only when the head moved.
  */
-import { checkpointText, entryText, type AuditCheckpoint, type AuditEntryMessage } from '../../../shared/src/audit-export.js';
+import { checkpointText, entryText, type AuditCheckpoint, type AuditEntryMessage, type CheckpointKind } from '../../../shared/src/audit-export.js';
 import { deriveKey, signDetached, signingKeyPair } from '../../../shared/src/crypto.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -51,10 +51,10 @@ export class AuditCheckpoints {
     return Buffer.from(this.keys.publicKey).toString('hex');
   }
 
-  /** Step (2) for any (seq, hash): the heads, a prune's cut and an export's ends. */
-  sign(seq: number, hash: string): AuditCheckpoint {
+  /** Step (2) for any (seq, hash): the heads and an export's ends; a prune's cut as kind `cut`. */
+  sign(seq: number, hash: string, kind: CheckpointKind = 'checkpoint'): AuditCheckpoint {
     const time = new Date().toISOString();
-    const signature = signDetached(checkpointText(seq, hash, time), this.keys.privateKey);
+    const signature = signDetached(checkpointText(seq, hash, time, kind), this.keys.privateKey);
     return { seq, hash, time, public_key: this.publicKey, signature: Buffer.from(signature).toString('hex') };
   }
 

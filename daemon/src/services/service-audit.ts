@@ -5,7 +5,7 @@
  * 1. prune verifies the whole chain first: a broken chain is never pruned (that would erase the
  *    evidence) — AUDIT_CHAIN_BROKEN;
  * 2. the store takes the cut (the last entry before `before`, never the chain's last entry),
- * 3. signs it, keeps it in meta (AUDIT_CUT_META) and deletes the entries up to it, in one
+ * 3. signs it (as a `cut`: a head checkpoint does not pass for one), keeps it in meta (AUDIT_CUT_META) and deletes the entries up to it, in one
  *    transaction (on PostgreSQL under the chain's lock);
  * 4. the prune is audited; verify then starts from the signed cut.
  */
@@ -69,7 +69,7 @@ export class AuditService {
     const known = request.head ? parseHead(request.head) : undefined;
     if (request.head && !known) throw new InvalidArgumentError('head', 'must be SEQ:HASH, e.g. 1234:<64 hex digits> (from lockbox audit head)');
     const cut = await this.prunedCut();
-    if (cut && !checkpointVerifies(cut, this.checkpoints.publicKey))
+    if (cut && !checkpointVerifies(cut, this.checkpoints.publicKey, 'cut'))
       return { ok: false, checked: 0, first_broken_seq: cut.seq + 1, problem: `the signed cut of the last prune (entry ${cut.seq}) does not verify with this keyring's key: it was edited`, verified_from: 0 };
     const from = cut ? { seq: Number(cut.seq), hash: cut.hash } : undefined;
     const verifier = new ChainVerifier(this.hasher, from);
@@ -147,7 +147,7 @@ export class AuditService {
       authorizeOperator(ctx.principal, 'prune the audit log'); // a refused prune is audited too
       const check = await this.verify({}, ctx); // (1)
       if (!check.ok) throw new FailedPreconditionError(`the audit log is broken at entry ${check.first_broken_seq} (${check.problem}); it is not pruned`, 'AUDIT_CHAIN_BROKEN');
-      const { removed, cut } = await this.store.pruneAudit(before, (at) => JSON.stringify(this.checkpoints.sign(at.seq, at.hash))); // (2), (3)
+      const { removed, cut } = await this.store.pruneAudit(before, (at) => JSON.stringify(this.checkpoints.sign(at.seq, at.hash, 'cut'))); // (2), (3)
       const checkpoint = cut ? (JSON.parse(cut) as SignedCheckpoint) : await this.prunedCut();
       await this.store.appendAudit([auditDraft(ctx, 'audit.prune', scope, `before ${before}`, checkpoint?.seq ?? 0, 'ok')]); // (4)
       return { removed, checkpoint };
