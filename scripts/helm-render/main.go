@@ -14,9 +14,10 @@
 //     newline cut), toJson, fromYaml, include, tpl, required.
 //  4. missingkey=zero and "<no value>" printed as nothing, as Helm's non-strict mode.
 //  5. Templates: every templates/*.tpl and *.yaml parsed together (so defines are shared); each
-//     templates/*.yaml that is not blank once rendered is printed in name order as
-//     "---\n# Source: <chart>/templates/<file>\n<text>\n". (helm template then sorts documents by
-//     kind; this prints them in file order, one kind per file here.)
+//     templates/*.yaml rendered in name order.
+//  6. Output as helm template prints it: each document (files split as SplitManifests splits
+//     them, blank ones left out) as "---\n# Source: <chart>/templates/<file>\n<text>\n", sorted
+//     by kind in Helm's install order (releaseutil's kind sorter).
 //
 // Usage: helm-render [--namespace NS] [-f values.yaml]... [--set k=v]... RELEASE CHART_DIR
 package main
@@ -343,7 +344,7 @@ func render(release, namespace, chartDir string, files, sets []string) (string, 
 	}
 	sort.Strings(manifests)
 
-	var out strings.Builder
+	var docs []document
 	for _, name := range manifests {
 		var buf bytes.Buffer
 		if err := root.ExecuteTemplate(&buf, name, top); err != nil {
@@ -351,12 +352,59 @@ func render(release, namespace, chartDir string, files, sets []string) (string, 
 		}
 		// (4) Helm's non-strict mode prints a missing value as nothing.
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
-		// A file of several documents is printed one document per Source, as SplitManifests does.
+		// (6) A file of several documents is split as SplitManifests does.
 		for _, doc := range documentSeparator.Split(text, -1) {
 			if doc = strings.TrimSpace(doc); doc != "" {
-				fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", name, doc)
+				var head struct {
+					Kind string `yaml:"kind"`
+				}
+				if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+					return "", fmt.Errorf("YAML parse error on %s: %v", name, err)
+				}
+				docs = append(docs, document{source: name, kind: head.Kind, text: doc})
 			}
 		}
 	}
+	sortByInstallOrder(docs)
+	var out strings.Builder
+	for _, d := range docs {
+		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", d.source, d.text)
+	}
 	return out.String(), nil
+}
+
+type document struct{ source, kind, text string }
+
+// installOrder is Helm's releaseutil.InstallOrder: the kinds in the order helm installs (and
+// helm template prints) them.
+var installOrder = []string{
+	"Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
+	"ServiceAccount", "Secret", "ConfigMap", "StorageClass", "PersistentVolume", "PersistentVolumeClaim",
+	"CustomResourceDefinition", "ClusterRole", "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList",
+	"Role", "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController",
+	"ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "Ingress", "APIService",
+}
+
+// sortByInstallOrder orders documents as Helm's kind sorter does (step 6): known kinds by
+// installOrder, unknown kinds after them alphabetically, one kind by source file; documents of
+// one file keep their order.
+func sortByInstallOrder(docs []document) {
+	rank := make(map[string]int, len(installOrder))
+	for i, kind := range installOrder {
+		rank[kind] = i
+	}
+	sort.SliceStable(docs, func(i, j int) bool {
+		a, b := docs[i], docs[j]
+		ra, aKnown := rank[a.kind]
+		rb, bKnown := rank[b.kind]
+		switch {
+		case aKnown && bKnown && ra != rb:
+			return ra < rb
+		case aKnown != bKnown:
+			return aKnown
+		case !aKnown && a.kind != b.kind:
+			return a.kind < b.kind
+		}
+		return a.source < b.source
+	})
 }

@@ -63,6 +63,9 @@ t.test('the plain manifests are the chart rendered with deploy/kubernetes/values
   t.equal(out.status, 0, out.stderr);
   // scripts/render-manifests.sh writes the file; a chart edit without it fails here.
   t.equal(out.stdout, readFileSync(join(repoRoot, 'deploy', 'kubernetes', 'lockbox.yaml'), 'utf8'), 'deploy/kubernetes/lockbox.yaml is up to date (run scripts/render-manifests.sh)');
+  // helm template's order: kinds in Helm's install order, a kind it does not know (ServiceMonitor) last, one kind by source file.
+  t.same(parseManifests(out.stdout).map((o) => o.kind), ['NetworkPolicy', 'PodDisruptionBudget', 'Service', 'Service', 'Deployment', 'Deployment', 'ServiceMonitor']);
+  t.same([...out.stdout.matchAll(/^# Source: (.*)$/gm)].map((m) => m[1]).slice(4, 6), ['lockbox/templates/lockboxd-deployment.yaml', 'lockbox/templates/model-server-example.yaml']);
 });
 
 t.test('every object of the default render is valid and wired to the others', async (t) => {
