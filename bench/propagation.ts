@@ -19,7 +19,8 @@
  *   npm run bench:propagation [-- --agents 1,100,1000 --runs 3 --updates 20 --processes 4 --tmpfs]
  *   (AGENT_NODE_FLAGS overrides the node flags of the agents' processes, default: lockbox-agent's
  *   own; AGENT_CPU_PROFILE=DIR writes a CPU profile of each agents' process over the updates;
- *   VERBOSE=1 prints each update's first, median and last delivery)
+ *   AGENT_REPAIR=0 turns the agents' tamper watches off, to see what they cost; VERBOSE=1 prints
+ *   each version's first, median and last delivery)
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
