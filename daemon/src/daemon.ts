@@ -275,6 +275,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       await secrets.flushReads(); // (c)
       await registry.stop();
       await agents.flushReports().catch((error: Error) => log.error({ err: error.message }, 'writing agent status reports failed'));
+      await keys.settle(); // a re-wrap after taking up another replica's key
       await store.close();
       log.info('lockboxd stopped');
     })());

@@ -35,6 +35,8 @@ export interface KeysServiceOptions {
 
 export class KeysService {
   private rotating: Promise<unknown> | undefined;
+  private takingUp: Promise<void> | undefined;
+  private stopping = false;
   private readonly batchSize: number;
 
   constructor(
@@ -100,9 +102,27 @@ export class KeysService {
     return this.keyring.reload();
   }
 
+  /**
+   * At stop: ends a take-up re-wrap after its current batch and resolves once none runs, so the
+   * store is not closed under it (what is left is finished at the next start).
+   */
+  async settle(): Promise<void> {
+    this.stopping = true;
+    while (this.takingUp) await this.takingUp;
+  }
+
   /** Steps (2) and (3) after taking up another replica's key; reported through `onTakenUp`. */
-  private async finishTakeUp(): Promise<void> {
-    if (this.rotating) return; // a rotation here re-wraps anyway
+  private finishTakeUp(): Promise<void> {
+    if (this.rotating) return Promise.resolve(); // a rotation here re-wraps anyway
+    const run = (this.takingUp ?? Promise.resolve()).then(() => this.takeUpRewrap());
+    this.takingUp = run;
+    void run.finally(() => {
+      if (this.takingUp === run) this.takingUp = undefined;
+    });
+    return run;
+  }
+
+  private async takeUpRewrap(): Promise<void> {
     try {
       await this.store.commit([]); // (2)
       this.options.onTakenUp?.(this.keyring.active.id, await this.rewrapAll()); // (3)
@@ -114,7 +134,7 @@ export class KeysService {
   /** Step (3); also run at start-up to finish an interrupted rotation. */
   async rewrapAll(): Promise<number> {
     let total = 0;
-    for (;;) {
+    while (!this.stopping) {
       const active = this.keyring.active;
       const rows = await this.store.listWrappedKeys(active.id, this.batchSize);
       if (rows.length === 0) return total;
@@ -126,6 +146,7 @@ export class KeysService {
       });
       total += await this.store.replaceWrappedKeys(rows, active.id, wrapped);
     }
+    return total; // stopping: the next start finishes it
   }
 
   async list(principal: Principal) {
