@@ -46,7 +46,13 @@ function rpc(addr: string, token: string, service: 'SecretsService' | 'Deploymen
 async function startClients(addr: string, token: string, n: number): Promise<ChildProcess[]> {
   const children = Array.from({ length: procs }, () => fork(join(here, 'fanout-clients.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   await Promise.all(children.map((child, i) => new Promise<void>((resolve) => {
-    child.on('message', (m: { ready?: boolean }) => m.ready && resolve());
+    child.on('message', (m: { ready?: boolean; failed?: string }) => {
+      if (m.failed) {
+        console.error(`fan-out: a client failed (${m.failed}); stopping`);
+        process.exit(1);
+      }
+      if (m.ready) resolve();
+    });
     child.send({ start: { addr, token, count: Math.floor(n / procs) + (i < n % procs ? 1 : 0) } });
   })));
   return children;
@@ -63,6 +69,18 @@ function acks(children: ChildProcess[], version: number): Promise<bigint[]> {
     child.on('message', on);
     child.send({ expect: version });
   }))).then((all) => all.flat());
+}
+
+/** `promise`, or the benchmark stops with a reason after `seconds` (a stuck run never ends otherwise). */
+function within<T>(promise: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>(() => {
+    timer = setTimeout(() => {
+      console.error(`fan-out: ${what} took over ${seconds} s; stopping`);
+      process.exit(1);
+    }, seconds * 1000);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 function summary(latencies: number[]): Pick<RunFigures, 'p50' | 'p99' | 'max'> {
@@ -88,14 +106,14 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
   await rpc(addr, token, 'SecretsService', 'CreateSecret', { scope, secret: { name: 'bench', data: { OPENAI_API_KEY: Buffer.alloc(64, 'k') }, mount: { path: 'bench' } } });
   await rpc(addr, token, 'DeploymentsService', 'CreateDeployment', { scope, deployment: { name: 'app', secrets: ['bench'] } });
   const agentToken = (await rpc(addr, token, 'TokensService', 'CreateToken', { role: 'agent', deployment: 'app' })).token;
-  let children = await startClients(addr, agentToken, n);
+  let children = await within(startClients(addr, agentToken, n), 300, `opening ${n} sessions`);
   const runs: RunFigures[] = [];
   for (let v = 2; v < 2 + rotations; v++) {
     const cpu0 = cpuMs(daemon.pid);
     const waiting = acks(children, v);
     const t0 = process.hrtime.bigint();
     await rpc(addr, token, 'SecretsService', 'UpdateSecret', { scope, name: 'bench', set: { OPENAI_API_KEY: Buffer.alloc(64, String(v % 10)) } });
-    const times = await waiting;
+    const times = await within(waiting, 120, `the ACKs of rotation ${v} at N=${n}`);
     await new Promise((r) => setTimeout(r, 300)); // the last ACKs' status writes (every 200 ms) belong to this rotation
     runs.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(daemon.pid) - cpu0) / n, rss: rssMiB(daemon.pid) });
   }
@@ -103,14 +121,14 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
   await daemon.stop();
 
   const base = await startServer('fanout-baseline');
-  children = await startClients(base.info.addr, 'none', n);
+  children = await within(startClients(base.info.addr, 'none', n), 300, `opening ${n} sessions to the baseline`);
   const baseRuns: RunFigures[] = [];
   for (let v = 2; v < 2 + rotations; v++) {
     const cpu0 = cpuMs(base.pid);
     const waiting = acks(children, v);
     const t0 = process.hrtime.bigint();
     process.kill(base.pid, 'SIGUSR2');
-    const times = await waiting;
+    const times = await within(waiting, 120, `the baseline's push ${v} at N=${n}`);
     baseRuns.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(base.pid) - cpu0) / n, rss: rssMiB(base.pid) });
   }
   for (const c of children) c.send('stop');

@@ -53,7 +53,9 @@ export async function startServer(kind: string, ...args: string[]): Promise<{ in
   // SERVER_CPU_PROFILE=DIR: a V8 CPU profile of the server process, written to DIR when it stops.
   const profile = process.env.SERVER_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SERVER_CPU_PROFILE}`] : [];
   const child: ChildProcess = spawn(process.execPath, [...profile, join(here, 'bench-server.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  process.once('exit', () => child.kill('SIGKILL'));
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill); // a failed benchmark leaves no server behind
+  child.once('exit', () => process.off('exit', kill)); // and a long one adds no listener per server
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
