@@ -11,11 +11,15 @@
  * Versions sealed before format 2 (format 1) vouch for their identity only; (1) still applies.
  *
  * A listing verifies every version it shows, which costs an unwrap and a decryption each. So a
- * version that verified is remembered with the exact bytes it verified with (associated data,
- * wrapped key, ciphertext, key id); the next check of a record with the same bytes is the same
- * check, and is skipped. Any byte that differs is checked anew. Bounded; nothing secret is kept.
+ * version that verified is remembered by a SHA-256 of the exact bytes it verified with (key id,
+ * associated data, wrapped key, ciphertext); the next check of a record with the same bytes is
+ * the same check, and is skipped. Any byte that differs is checked anew. A digest (not a copy of
+ * the ciphertext) keeps an entry near 100 bytes, so the memory holds every version of a large
+ * group (131,072 entries, about 13 MiB at most): a list walked again at 100,000 secrets costs a
+ * hash per version, not a decryption. Nothing secret is kept.
  */
 import { DataKeyCache, openSecret, payloadAssociatedData, verifySecret, type MasterKey } from '../../../shared/src/crypto.js';
+import { createHash } from 'node:crypto';
 import { DecryptionError, LockboxError } from '../../../shared/src/errors.js';
 import type { VersionRecord } from '../store/store.js';
 import type { Keyring } from './keyring.js';
@@ -26,8 +30,8 @@ export class SealedRecords {
   /** Unwrapped data keys of hot versions (crypto.ts, DataKeyCache). */
   private readonly dataKeys = new DataKeyCache();
   /** uid\0version → what verified: see the header. */
-  private readonly verified = new Map<string, { masterKeyId: string; ad: Buffer; wrappedKey: Buffer; ciphertext: Buffer }>();
-  private static readonly verifiedLimit = 10_000;
+  private readonly verified = new Map<string, Buffer>();
+  private static readonly verifiedLimit = 131_072;
 
   constructor(
     private readonly keyring: Keyring,
@@ -51,13 +55,12 @@ export class SealedRecords {
   verify(record: VersionRecord): void {
     const { envelope } = record;
     const id = `${record.uid}\0${record.version}`;
-    const ad = record.damaged ? undefined : Buffer.from(safeAd(record));
+    const digest = record.damaged ? undefined : sealedBytesDigest(String(envelope.adFormat), envelope.masterKeyId, safeAd(record), envelope.wrappedKey, envelope.ciphertext);
     const known = this.verified.get(id);
-    if (ad && known && known.masterKeyId === envelope.masterKeyId && known.ad.equals(ad) && known.wrappedKey.equals(envelope.wrappedKey) && known.ciphertext.equals(envelope.ciphertext))
-      return;
+    if (digest && known?.equals(digest)) return;
     this.checked(record, (master) => verifySecret(envelope, master, record, this.dataKeys));
     if (this.verified.size >= SealedRecords.verifiedLimit) this.verified.clear();
-    this.verified.set(id, { masterKeyId: envelope.masterKeyId, ad: ad!, wrappedKey: Buffer.from(envelope.wrappedKey), ciphertext: Buffer.from(envelope.ciphertext) });
+    this.verified.set(id, digest!);
   }
 
   /** The records that pass `verify`; the others are reported and left out. */
@@ -103,4 +106,16 @@ function safeAd(record: VersionRecord): Uint8Array {
   } catch {
     return new Uint8Array();
   }
+}
+
+/** What a verified version is remembered by: each part length-prefixed, so no two splits hash alike. */
+export function sealedBytesDigest(...parts: Array<string | Uint8Array>): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    hash.update(length).update(bytes);
+  }
+  return hash.digest();
 }
