@@ -241,3 +241,36 @@ t.test('PostgreSQL: rotate-root re-seals in one transaction; two keys added at o
   await d.restart({ masterKeyFile: newRoot });
   t.equal(await value(d, 'x'), canary);
 });
+
+t.test('PostgreSQL: an old keyring file shared by the replicas migrates at start', async (t) => {
+  const url = await freshSchema(t);
+  const dir = tempDir(t);
+  const d = await startTestDaemon(t, { databaseUrl: url, masterKeyFile: join(dir, 'seed.key') }).catch(() => undefined);
+  t.equal(d, undefined, 'a missing key file given by flag is never generated');
+  const first = await startTestDaemon(t, { databaseUrl: url });
+  await first.call('CreateSecret', createRequest('pg', { V: canary }));
+  await first.keysCall('RotateMasterKey', {});
+  const keyring = first.daemon.keyring;
+  const oldFile = JSON.stringify({
+    format: 'lockbox-keyring/v1',
+    active: keyring.active.id,
+    tokenKey: Buffer.from(keyring.tokenKey).toString('base64'),
+    keys: keyring.list().map((k) => ({ id: k.id, key: Buffer.from(k.key).toString('base64'), created: k.created })),
+  });
+  await first.stop();
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  t.teardown(() => sql.end());
+  const [{ version: step }] = (await sql.query("SELECT version FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)")).rows;
+  await sql.query('DROP TABLE keyring');
+  await sql.query('DELETE FROM schema_migrations WHERE version = $1', [step]);
+  const keyFile = join(dir, 'shared.key');
+  writeFileSync(keyFile, oldFile, { mode: 0o400 });
+  // Two replicas start on it at once: one seeds the keyring, the other takes its rows.
+  const [a, b] = await Promise.all([startTestDaemon(t, { databaseUrl: url, masterKeyFile: keyFile }), startTestDaemon(t, { databaseUrl: url, masterKeyFile: keyFile })]);
+  t.equal([a, b].filter((r) => r.logs.some((l) => l.includes('moved the keyring file'))).length, 1, 'one replica migrated');
+  t.equal(Buffer.from((await b.call('GetSecret', { name: 'pg', include_values: true }, { token: first.adminToken })).data.V).toString(), canary);
+  t.equal(Buffer.from((await a.call('GetSecret', { name: 'pg', include_values: true }, { token: first.adminToken })).data.V).toString(), canary);
+  t.equal((await a.keysCall('ListMasterKeys', {}, { token: first.adminToken })).keys.length, 2);
+  t.equal(readFileSync(keyFile, 'utf8'), oldFile, 'the file is untouched');
+});
