@@ -8,7 +8,7 @@
  * Each size is measured `--runs` times (fresh daemon, baseline and clients each run) and the
  * medians over runs are printed, with the load average: on a shared machine, judge by CPU per
  * delivery (the daemon's and the baseline server's, from /proc) more than by wall-clock.
- * Usage: npm run bench:fanout -- [--agents 1000,10000] [--runs 3] [--rotations 5] [--procs 4]
+ * Usage: npm run bench:fanout -- [--agents 1000,10000] [--runs 3] [--rotations R] [--procs 4]
  * (or AGENTS, RUNS, ROTATIONS, PROCS in the environment).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -28,7 +28,8 @@ function option(name: string, env: string, fallback: string): string {
 }
 const sizes = option('agents', 'AGENTS', '1000,10000').split(',').map(Number);
 const procs = Number(option('procs', 'PROCS', '4'));
-const rotations = Number(option('rotations', 'ROTATIONS', '5'));
+/** Rotations per run: 15 below 5,000 sessions (a rotation there is short, and warm-up weighs on few), 5 above. */
+const rotationsFor = (n: number) => Number(option('rotations', 'ROTATIONS', n < 5000 ? '15' : '5'));
 const runs = Number(option('runs', 'RUNS', '3'));
 
 function rssMiB(pid: number): number {
@@ -58,17 +59,23 @@ async function startClients(addr: string, token: string, n: number): Promise<Chi
   return children;
 }
 
+/** Sessions that broke and were opened again since the clients started (see fanout-clients.ts). */
+let reconnects = 0;
+
 /** Waits for every client's ACK of `version`; returns the ACK times (ns, monotonic). */
 function acks(children: ChildProcess[], version: number): Promise<bigint[]> {
-  return Promise.all(children.map((child) => new Promise<bigint[]>((resolve) => {
-    const on = (m: { version?: number; seen?: string[] }) => {
+  return Promise.all(children.map((child) => new Promise<{ seen: bigint[]; reconnects: number }>((resolve) => {
+    const on = (m: { version?: number; seen?: string[]; reconnects?: number }) => {
       if (m.version !== version) return;
       child.off('message', on);
-      resolve(m.seen!.map(BigInt));
+      resolve({ seen: m.seen!.map(BigInt), reconnects: m.reconnects ?? 0 });
     };
     child.on('message', on);
     child.send({ expect: version });
-  }))).then((all) => all.flat());
+  }))).then((all) => {
+    reconnects = all.reduce((n, a) => n + a.reconnects, 0);
+    return all.flatMap((a) => a.seen);
+  });
 }
 
 /** `promise`, or the benchmark stops with a reason after `seconds` (a stuck run never ends otherwise). */
@@ -95,6 +102,8 @@ interface RunFigures {
   /** Daemon (or baseline server) CPU per delivery, ms. */
   cpu: number;
   rss: number;
+  /** Sessions that broke and were opened again during the run. */
+  reconnects: number;
 }
 
 /** One run at size n: the daemon's rotations, then the baseline's, each with a fresh server and fresh clients. */
@@ -108,6 +117,7 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
   const agentToken = (await rpc(addr, token, 'TokensService', 'CreateToken', { role: 'agent', deployment: 'app' })).token;
   let children = await within(startClients(addr, agentToken, n), 300, `opening ${n} sessions`);
   const runs: RunFigures[] = [];
+  const rotations = rotationsFor(n);
   for (let v = 2; v < 2 + rotations; v++) {
     const cpu0 = cpuMs(daemon.pid);
     const waiting = acks(children, v);
@@ -115,7 +125,7 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
     await rpc(addr, token, 'SecretsService', 'UpdateSecret', { scope, name: 'bench', set: { OPENAI_API_KEY: Buffer.alloc(64, String(v % 10)) } });
     const times = await within(waiting, 120, `the ACKs of rotation ${v} at N=${n}`);
     await new Promise((r) => setTimeout(r, 300)); // the last ACKs' status writes (every 200 ms) belong to this rotation
-    runs.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(daemon.pid) - cpu0) / n, rss: rssMiB(daemon.pid) });
+    runs.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(daemon.pid) - cpu0) / n, rss: rssMiB(daemon.pid), reconnects });
   }
   for (const c of children) c.send('stop');
   await daemon.stop();
@@ -129,7 +139,7 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
     const t0 = process.hrtime.bigint();
     process.kill(base.pid, 'SIGUSR2');
     const times = await within(waiting, 120, `the baseline's push ${v} at N=${n}`);
-    baseRuns.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(base.pid) - cpu0) / n, rss: rssMiB(base.pid) });
+    baseRuns.push({ ...summary(times.map((t) => Number(t - t0) / 1e6)), cpu: (cpuMs(base.pid) - cpu0) / n, rss: rssMiB(base.pid), reconnects });
   }
   for (const c of children) c.send('stop');
   await base.stop();
@@ -140,16 +150,17 @@ async function run(n: number): Promise<{ daemon: RunFigures; base: RunFigures }>
     max: median(rs.map((r) => r.max)),
     cpu: rs.reduce((sum, r) => sum + r.cpu, 0) / rs.length,
     rss: Math.max(...rs.map((r) => r.rss)),
+    reconnects: Math.max(...rs.map((r) => r.reconnects)),
   });
   return { daemon: medians(runs), base: medians(baseRuns) };
 }
 
 const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
 const line = (d: RunFigures, b: RunFigures) =>
-  `commit→ACK p50 ${ms(d.p50)}  p99 ${ms(d.p99)}  max ${ms(d.max)}; daemon RSS ${d.rss.toFixed(0)} MiB, CPU ${(d.cpu * 1000).toFixed(0)} µs per delivery | ` +
+  `commit→ACK p50 ${ms(d.p50)}  p99 ${ms(d.p99)}  max ${ms(d.max)}; daemon RSS ${d.rss.toFixed(0)} MiB, CPU ${(d.cpu * 1000).toFixed(0)} µs per delivery${d.reconnects ? `, ${d.reconnects} sessions reopened` : ''} | ` +
   `baseline (bare grpc-js, one message to N streams): p50 ${ms(b.p50)}  p99 ${ms(b.p99)}, CPU ${(b.cpu * 1000).toFixed(0)} µs per delivery | p99 ratio ${(d.p99 / b.p99).toFixed(1)}×`;
 
-console.log(`fan-out: ${procs} client processes, ${rotations} rotations per run, ${runs} run(s) per size; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(`fan-out: ${procs} client processes, ${sizes.map((n) => `${rotationsFor(n)} rotations per run at N=${n}`).join(', ')}, ${runs} run(s) per size; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 for (const n of sizes) {
   const results: Array<{ daemon: RunFigures; base: RunFigures }> = [];
   for (let i = 0; i < runs; i++) {
@@ -163,6 +174,7 @@ for (const n of sizes) {
     max: median(results.map((r) => pick(r).max)),
     cpu: median(results.map((r) => pick(r).cpu)),
     rss: median(results.map((r) => pick(r).rss)),
+    reconnects: Math.max(...results.map((r) => pick(r).reconnects)),
   });
   console.log(`N=${n} (median of ${runs} run(s)): ${line(over((r) => r.daemon), over((r) => r.base))}`);
 }

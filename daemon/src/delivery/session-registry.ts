@@ -40,77 +40,17 @@ import type { SecretsService } from '../services/service-secrets.js';
 import type { DeploymentRecord, SecretHead, Store } from '../store/store.js';
 import type { ChangeFeed, FeedChange } from './change-feed.js';
 import { digestOf, PushWave } from './push-wave.js';
-import { RolloutTracker, type AwaitedAcks } from './rollout-tracker.js';
+import { RolloutTracker } from './rollout-tracker.js';
+import { holds, pushSignature, SessionHandle, type AckMessage, type Known, type ResyncMessage, type Run, type SessionSink } from './session-handle.js';
 
 export { digestOf } from './push-wave.js';
+export { SessionHandle, type AckMessage, type ResyncMessage, type SessionSink } from './session-handle.js';
 
 /** Values per page of a push (step 5). */
 export const PAGE_BYTES = 3 * 1024 * 1024;
 const MAX_HELD = 1000;
 /** How long an opened version stays in the wave cache (step 4). */
 const OPENED_TTL_MS = 2000;
-
-interface Known {
-  uid: string;
-  version: number;
-  digest: string;
-}
-
-/** How the registry talks to one agent's call (the gRPC boundary provides it). */
-export interface SessionSink {
-  /** Writes a response, or what `encode` made of one. */
-  write(response: object): void;
-  /** The response encoded once, to be written to many sessions (step 4). */
-  encode(response: object): object;
-  end(code: number, details: string): void;
-}
-
-export interface ResyncMessage {
-  agent_id?: string;
-  held?: Array<{ name?: string; uid?: string; version?: number; digest?: string }>;
-  resync_interval_seconds?: number;
-  one_shot?: boolean;
-}
-
-export interface AckMessage {
-  nonce?: string;
-  applied?: Array<{ name?: string; uid?: string; version?: number; applied_time?: string }>;
-  nack_reason?: string;
-  problems?: string[];
-}
-
-interface Run {
-  all: boolean;
-  names: Set<string>;
-  /** The resync request this run answers. */
-  replyTo?: number;
-  /** What the sessions reached by the same change share (step 4). */
-  wave: PushWave;
-}
-
-export class SessionHandle {
-  principal: Principal | undefined;
-  deployment: DeploymentRecord | undefined;
-  agentId: string | undefined;
-  intervalSeconds = 60;
-  /** Said on its resync: a `lockbox-agent once` run (service-agent.ts step (6)). */
-  oneShot = false;
-  readonly known = new Map<string, Known>();
-  pending: Run | undefined;
-  running = false;
-  closed = false;
-  pushes = 0;
-  /** Step (7): what was pushed and not ACKed yet. */
-  readonly awaited: AwaitedAcks = new Map();
-  /** Tenant, resource group and name of the token's deployment (set with the principal). */
-  deploymentKey: string | undefined;
-
-  constructor(
-    readonly sessionId: string,
-    readonly token: string | undefined,
-    readonly sink: SessionSink,
-  ) {}
-}
 
 export interface SessionRegistryOptions {
   store: Store;
@@ -122,16 +62,6 @@ export interface SessionRegistryOptions {
   onBackgroundError: (error: Error) => void;
   /** Step (7): a rollout every session ACKed, seconds from its commit. */
   onRolloutConverged?: (seconds: number) => void;
-}
-
-/** Step (3): the agent holds this version already (or a newer one of the same secret). */
-function holds(known: Known | undefined, head: SecretHead, digest: string): boolean {
-  return !!known && known.uid === head.uid && (known.version > head.version || (known.version === head.version && (!known.digest || known.digest === digest)));
-}
-
-/** Step (4): what makes two sessions' pushes the same bytes. */
-function pushSignature(handle: SessionHandle, send: Array<{ head: SecretHead; digest: string }>, removed: string[], deploymentField: object): string {
-  return [handle.deploymentKey, ...send.map(({ head, digest }) => `${head.resourceGroup}/${head.name}/${head.uid}/${head.version}/${digest}`), '-', ...removed, JSON.stringify(deploymentField)].join('\n');
 }
 
 export class SessionRegistry {
