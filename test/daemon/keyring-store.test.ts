@@ -145,6 +145,8 @@ t.test('key rotate-root: the keyring is re-sealed; the old root key is refused a
   t.match((await cli(['key', 'list'])).stdout, new RegExp(`sealed under root key ${newId}`));
   t.equal(await value(d, 'x'), canary, 'the running daemon serves on');
   t.equal((await d.keysCall('RotateMasterKey', {})).rewrapped, 1, 'and rotates: it seals new keys under the new root key');
+  const audited = (await d.rpc('AuditService', 'ListAudit', { action: 'key.rotate-root' })).entries.map((e: { target: string; outcome: string }) => `${e.outcome} ${e.target}`);
+  t.same(audited, [`ok ${newId}`, 'FAILED_PRECONDITION ', 'INVALID_ARGUMENT '], 'each rotate-root is audited: the one that ran under its new root key id, the refused ones with why');
   await d.stop();
 
   await t.rejects(d.restart({ masterKeyFile: oldRoot }), new RegExp(`^root key file ${oldRoot} holds root key ${oldId}, but the database's keyring is sealed under root key ${newId}: give lockboxd that root key`), 'the old root key is refused, naming the one needed');

@@ -100,8 +100,8 @@ t.test('a second rotation while one runs is refused; only operator admins rotate
   // The service marks a rotation as running before its first await, so a second call made while
   // the first is in flight is refused, whatever the machine's speed.
   const admin = await d.daemon.auth.authenticate(d.adminToken);
-  const first = d.daemon.keys.rotate(admin);
-  await t.rejects(d.daemon.keys.rotate(admin), { code: 'ROTATION_IN_PROGRESS' }, 'a second rotation while one runs is refused');
+  const first = d.daemon.keys.rotate({ principal: admin, requestId: 'first' });
+  await t.rejects(d.daemon.keys.rotate({ principal: admin, requestId: 'second' }), { code: 'ROTATION_IN_PROGRESS' }, 'a second rotation while one runs is refused');
   const ran = await first;
   t.equal(ran.rewrapped, 50, 'the first one ran to the end');
   t.not(ran.active_key_id, ran.previous_key_id);
@@ -112,6 +112,16 @@ t.test('a second rotation while one runs is refused; only operator admins rotate
   t.ok(outcomes.every((o) => o === 'ok' || o === status.ABORTED), `the other ran after it or was refused (${outcomes})`);
   t.equal((await d.keysCall('RotateMasterKey', {})).rewrapped, 50, 'once they ended, a rotation runs again');
   await t.rejects(d.keysCall('RotateMasterKey', {}, { token: 'lbx_0000000000000000_' + 'A'.repeat(43) }), { code: status.UNAUTHENTICATED });
+
+  // Audited: each rotation that ran names its new key id; a refused one says why. Ids only.
+  const reader = (await d.rpc('TokensService', 'CreateToken', { role: 'reader' })).token;
+  await t.rejects(d.keysCall('RotateMasterKey', {}, { token: reader }), { code: status.PERMISSION_DENIED });
+  const { entries } = await d.rpc('AuditService', 'ListAudit', { action: 'key.rotate', limit: 100 });
+  const ok = entries.filter((e: { outcome: string }) => e.outcome === 'ok').map((e: { target: string }) => e.target);
+  t.ok(ok.includes(ran.active_key_id), 'the rotation is in the audit log under its new key id');
+  t.equal(new Set(ok).size, ok.length, 'one entry per rotation');
+  t.ok(entries.some((e: { outcome: string }) => e.outcome === 'ROTATION_IN_PROGRESS' || e.outcome === 'ABORTED'), 'the refused concurrent one too');
+  t.ok(entries.some((e: { outcome: string }) => e.outcome === 'PERMISSION_DENIED'), "and the reader's");
 });
 
 t.test('a keyring shared through the database: reload takes keys another process added; a root key rotation locks out the old root key', async (t) => {

@@ -130,9 +130,9 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     RestoreVersion: unary('RestoreVersion', (r, c) => secrets.restore(r as never, c)),
   });
   server.addService(services.KeysService.service, {
-    RotateMasterKey: unary('RotateMasterKey', (_r, c) => keys.rotate(c.principal)),
+    RotateMasterKey: unary('RotateMasterKey', (_r, c) => keys.rotate(c)),
     ListMasterKeys: unary('ListMasterKeys', (_r, c) => keys.list(c.principal)),
-    RotateRootKey: unary('RotateRootKey', (r, c) => keys.rotateRoot(c.principal, (r as { new_root_key?: string }).new_root_key ?? '')),
+    RotateRootKey: unary('RotateRootKey', (r, c) => keys.rotateRoot(c, (r as { new_root_key?: string }).new_root_key ?? '')),
   });
   server.addService(services.TokensService.service, {
     CreateToken: unary('CreateToken', (r, c) => tokens.create(r as never, c)),

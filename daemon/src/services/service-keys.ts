@@ -16,10 +16,15 @@
  *
  * Root key rotation (rotateRoot): every keyring row is re-sealed under the new root key in one
  * transaction (keyring.ts, rotateRoot). Data keys are not touched.
+ *
+ * Both are audited (`key.rotate` with the new key id, `key.rotate-root` with the new root key id;
+ * ids only, never key material), refusals included.
  */
 import { rewrapDataKey } from '../../../shared/src/crypto.js';
 import { ConflictError, InvalidArgumentError, LockboxError } from '../../../shared/src/errors.js';
 import { authorizeOperator, type Principal } from '../security/auth.js';
+import { auditDraft, auditFailures } from '../security/audit.js';
+import type { CallContext } from './context.js';
 import { parseKeyText } from '../security/key-file.js';
 import type { Keyring } from '../security/keyring.js';
 import { rootKeyFrom } from '../security/root-key.js';
@@ -48,8 +53,12 @@ export class KeysService {
     keyring.onNewActive = () => void this.finishTakeUp();
   }
 
-  async rotate(principal: Principal): Promise<{ active_key_id: string; previous_key_id: string; rewrapped: number }> {
-    authorizeOperator(principal);
+  async rotate(ctx: CallContext): Promise<{ active_key_id: string; previous_key_id: string; rewrapped: number }> {
+    return this.audited(ctx, 'key.rotate', (r) => r.active_key_id, () => this.rotateAudited(ctx));
+  }
+
+  private async rotateAudited(ctx: CallContext): Promise<{ active_key_id: string; previous_key_id: string; rewrapped: number }> {
+    authorizeOperator(ctx.principal);
     return this.exclusive(async () => {
       await this.keyring.reload(); // the previous key is the database's active one, whichever replica added it
       const previous = this.keyring.active.id;
@@ -65,8 +74,12 @@ export class KeysService {
    * Re-seals the keyring under the root key in `newRootKey` (32 bytes, base64 or hex). The caller
    * must then restart every replica with it (README: Rotating the root key).
    */
-  async rotateRoot(principal: Principal, newRootKey: string): Promise<{ root_key_id: string; previous_root_key_id: string; resealed: number }> {
-    authorizeOperator(principal, 'rotate the root key');
+  async rotateRoot(ctx: CallContext, newRootKey: string): Promise<{ root_key_id: string; previous_root_key_id: string; resealed: number }> {
+    return this.audited(ctx, 'key.rotate-root', (r) => r.root_key_id, () => this.rotateRootAudited(ctx, newRootKey));
+  }
+
+  private async rotateRootAudited(ctx: CallContext, newRootKey: string): Promise<{ root_key_id: string; previous_root_key_id: string; resealed: number }> {
+    authorizeOperator(ctx.principal, 'rotate the root key');
     if (!newRootKey) throw new InvalidArgumentError('new_root_key', 'give the new root key (32 bytes, base64 or hex)');
     let file;
     try {
@@ -80,6 +93,14 @@ export class KeysService {
       const { previous, resealed } = await this.keyring.rotateRoot(next);
       return { root_key_id: next.id, previous_root_key_id: previous, resealed };
     });
+  }
+
+  /** An entry for a rotation that ran (its new key id as the target) or one that was refused. */
+  private async audited<T>(ctx: CallContext, action: string, target: (result: T) => string, run: () => Promise<T>): Promise<T> {
+    const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
+    const result = await auditFailures(this.store, ctx, action, scope, '', run);
+    await this.store.appendAudit([auditDraft(ctx, action, scope, target(result), 0, 'ok')]);
+    return result;
   }
 
   /** One rotation (of either kind) at a time on this replica. */
