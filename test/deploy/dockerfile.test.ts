@@ -55,7 +55,8 @@ t.test('each rule catches a Dockerfile that breaks it', async (t) => {
   const mutants: Array<[string, (s: string) => string, RegExp]> = [
     ['the daemon stage renamed', (s) => s.replace('AS lockboxd', 'AS daemon'), /stages are/],
     ['the agent target dropped', (s) => s.replace(/FROM \$\{NODE_IMAGE\} AS agent[\s\S]*?(?=# lockboxd)/, ''), /stages are/],
-    ['a floating base', (s) => s.replace('ARG NODE_IMAGE=node:20-bookworm-slim', 'ARG NODE_IMAGE=node:latest'), /ARG NODE_IMAGE/],
+    ['a floating base', (s) => s.replace('ARG NODE_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0', 'ARG NODE_IMAGE=node:latest'), /ARG NODE_IMAGE/],
+    ['a tag without its digest', (s) => s.replace('ARG NODE_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0', 'ARG NODE_IMAGE=node:20-bookworm-slim'), /pinned by digest/],
     ['the runtime on the toolchain', (s) => s.replace('FROM ${NODE_IMAGE} AS lockboxd', 'FROM toolchain AS lockboxd'), /lockboxd: FROM toolchain/],
     ['compilers in the runtime', (s) => s.replace('WORKDIR /app\nCOPY --from=build /app/package.json ./package.json\nCOPY --from=prod-deps', 'RUN apt-get install -y g++\nWORKDIR /app\nCOPY --from=build /app/package.json ./package.json\nCOPY --from=prod-deps'), /lockboxd: installs/],
     ['the daemon as root', (s) => s.replace(/(AS lockboxd[\s\S]*?)USER 10001:10001/, '$1USER root'), /lockboxd: runs as root/],

@@ -3,7 +3,7 @@
  * test can assert the real file has none and that each rule catches a file that breaks it.
  * Rules (issue 13 item 8):
  * 1. the stages are toolchain, build, prod-deps, agent, lockboxd, and lockboxd is the last (the default target);
- * 2. the runtime stages (agent, lockboxd) start from the Node base (ARG NODE_IMAGE), never from a stage with compilers, and install nothing;
+ * 2. the Node base (ARG NODE_IMAGE) is pinned by digest; the runtime stages (agent, lockboxd) start from it, never from a stage with compilers, and install nothing;
  * 3. each runtime stage runs as a non-root USER set before its ENTRYPOINT;
  * 4. lockboxd has a HEALTHCHECK: `node -e` against http://127.0.0.1:7701/healthz, no curl or wget;
  * 5. no stage COPYs test/, bench/ or scripts/, and no runtime stage copies a whole tree they could be in (/app, /app/dist);
@@ -58,7 +58,7 @@ export function dockerfileProblems(text: string, agentAllowed: string[]): string
   const names = stages.map((s) => s.name).join(',');
   if (names !== 'toolchain,build,prod-deps,agent,lockboxd') problems.push(`stages are ${names}`);
   const nodeImage = args.find((a) => a.cmd === 'ARG' && a.args.startsWith('NODE_IMAGE='));
-  if (!nodeImage || !/^NODE_IMAGE=node:20-bookworm-slim(@sha256:[0-9a-f]{64})?$/.test(nodeImage.args)) problems.push('no ARG NODE_IMAGE=node:20-bookworm-slim[@sha256:…] before the first FROM');
+  if (!nodeImage || !/^NODE_IMAGE=node:20-bookworm-slim@sha256:[0-9a-f]{64}$/.test(nodeImage.args)) problems.push('no ARG NODE_IMAGE=node:20-bookworm-slim@sha256:… (pinned by digest) before the first FROM');
   for (const name of runtimeStages) {
     const stage = byName.get(name);
     if (!stage) continue;
