@@ -308,7 +308,7 @@ t.test('audit: changes and value reads recorded, never values, tampering detecte
   await d.call('GetSecret', { name: 's', include_values: true }, { token: viewer }).catch(() => {});
   await d.call('BatchSecrets', { items: [{ create: { name: 'b1', data: { K: Buffer.from('1') } } }, { delete: { name: 'missing' } }] });
   await d.call('DeleteSecret', { name: 's' });
-  await d.keysCall('RotateMasterKey', {});
+  const rotated = await d.keysCall('RotateMasterKey', {});
 
   const { entries } = await d.rpc('AuditService', 'ListAudit', { limit: 100 });
   const actions = entries.map((e: any) => `${e.action}:${e.target}:${e.outcome}`);
@@ -321,6 +321,7 @@ t.test('audit: changes and value reads recorded, never values, tampering detecte
     'secret.create:b1:ok',
     'secret.delete:missing:NOT_FOUND',
     'secret.delete:s:ok',
+    `key.rotate:${rotated.active_key_id}:ok`,
   ]);
   t.equal(entries[0].request_id, 'req-1');
   t.equal(entries[1].version, 1);
