@@ -184,3 +184,46 @@ t.test('an agent token reads exactly what its deployment resolves, at the curren
   const push = (await s.next((r) => Number(r.id) === 1)).push;
   t.equal(Buffer.from(push.secrets.find((p: any) => p.name === 'hf').secret.data.HF_TOKEN).toString(), 'hf-team-a', 'the push carries what the deployment resolves');
 });
+
+t.test('a resync that arrives while a change is pushed to idle sessions is still answered (step 6: queued work is merged, never replaced)', async (t) => {
+  const { d, token } = await setup(t);
+  const s = session(d, token);
+  s.call.write({ id: 1, resync: { agent_id: 'pod-1', held: [], resync_interval_seconds: 60 } });
+  const holding = (await s.answer(1)).push.secrets.map((p: any) => ({ name: p.name, uid: p.secret.uid, version: p.secret.version, digest: p.digest }));
+
+  // Hold the pushToIdle wave at its head read for "openai", so the resync lands during that await.
+  let entered!: () => void;
+  const atHeadRead = new Promise<void>((r) => (entered = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let held = true;
+  const resolveHead = d.daemon.secrets.resolveHead.bind(d.daemon.secrets);
+  d.daemon.secrets.resolveHead = async (scope, name) => {
+    if (held && name === 'openai') {
+      held = false;
+      entered();
+      await released;
+    }
+    return resolveHead(scope, name);
+  };
+  let resynced!: () => void;
+  const resyncTaken = new Promise<void>((r) => (resynced = r));
+  const resync = d.daemon.registry.resync.bind(d.daemon.registry);
+  d.daemon.registry.resync = async (...args) => {
+    await resync(...args);
+    resynced();
+  };
+
+  const deleted = d.call('DeleteSecret', { scope, name: 'openai', force: true });
+  await atHeadRead;
+  s.call.write({ id: 2, resync: { agent_id: 'pod-1', held: holding, resync_interval_seconds: 60 } });
+  await resyncTaken; // queued behind the running wave
+  release();
+  await deleted;
+
+  s.call.write({ id: 3, resync: { agent_id: 'pod-1', held: [], resync_interval_seconds: 60 } });
+  const third = await s.answer(3);
+  const second = s.responses.find((r) => Number(r.id) === 2);
+  t.ok(second && s.responses.indexOf(second) < s.responses.indexOf(third), 'resync 2 answered (before resync 3), not dropped by the wave');
+  t.same(second?.push?.removed, ['openai'], 'its answer removes the secret deleted meanwhile');
+});

@@ -18,6 +18,7 @@ import { readKey } from '../security/read-audit.js';
 import type { AuditDraft, ScopeKey, SecretHead } from '../store/store.js';
 
 const digests = new WeakMap<SecretHead, string>();
+let waves = 0;
 
 /** What the agent echoes back to say which bytes it holds: from the sealed payload, so comparing needs no key. */
 export function digestOf(head: SecretHead): string {
@@ -30,6 +31,8 @@ export function digestOf(head: SecretHead): string {
 }
 
 export class PushWave {
+  /** Creation order: when two runs merge, the later wave's fresher reads win (session-registry.ts step 6). */
+  readonly serial = ++waves;
   private readonly principals = new Map<string, Promise<Principal>>();
   private readonly heads = new Map<string, Promise<SecretHead | undefined>>();
   private readonly drafts = new Map<string, { draft: AuditDraft; key: string }>();

@@ -79,3 +79,25 @@ export function holds(known: Known | undefined, head: SecretHead, digest: string
 export function pushSignature(handle: SessionHandle, send: Array<{ head: SecretHead; digest: string }>, removed: string[], deploymentField: object): string {
   return [handle.deploymentKey, ...send.map(({ head, digest }) => `${head.resourceGroup}/${head.name}/${head.uid}/${head.version}/${digest}`), '-', ...removed, JSON.stringify(deploymentField)].join('\n');
 }
+
+/**
+ * Session-registry step (6): queues `run` for a session, merged into what is already pending, so
+ * nothing queued meanwhile is lost: `all` is OR-ed, names are united, the newer wave is kept, and
+ * a resync still unanswered keeps its request id (an earlier one superseded gets an empty answer,
+ * so the agent waiting on it is not left to time out). Every path that queues work goes through
+ * here; replacing `pending` outright dropped resync answers queued while a push wave awaited.
+ */
+export function queueRun(handle: SessionHandle, run: Run): void {
+  const pending = handle.pending;
+  if (!pending) {
+    handle.pending = run;
+    return;
+  }
+  pending.all ||= run.all;
+  if (run.wave.serial > pending.wave.serial) pending.wave = run.wave;
+  for (const name of run.names) pending.names.add(name);
+  if (run.replyTo !== undefined) {
+    if (pending.replyTo !== undefined) handle.sink.write({ id: pending.replyTo, push: { nonce: '', secrets: [], removed: [], more: false } });
+    pending.replyTo = run.replyTo;
+  }
+}

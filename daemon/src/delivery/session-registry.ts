@@ -41,7 +41,7 @@ import type { DeploymentRecord, SecretHead, Store } from '../store/store.js';
 import type { ChangeFeed, FeedChange } from './change-feed.js';
 import { digestOf, PushWave } from './push-wave.js';
 import { RolloutTracker } from './rollout-tracker.js';
-import { holds, pushSignature, SessionHandle, type AckMessage, type Known, type ResyncMessage, type Run, type SessionSink } from './session-handle.js';
+import { holds, pushSignature, queueRun, SessionHandle, type AckMessage, type Known, type ResyncMessage, type Run, type SessionSink } from './session-handle.js';
 
 export { digestOf } from './push-wave.js';
 export { SessionHandle, type AckMessage, type ResyncMessage, type SessionSink } from './session-handle.js';
@@ -202,7 +202,7 @@ export class SessionRegistry {
           const head = await wave.head({ tenant: deployment.tenant, resourceGroup: deployment.resourceGroup }, name, (scope, n) => this.options.secrets.resolveHead(scope, n));
           const known = handle.known.get(name);
           if (!head) {
-            if (known) handle.pending = { all: false, names: new Set([name]), wave };
+            if (known) queueRun(handle, { all: false, names: new Set([name]), wave }); // (6) merged with what arrived during the awaits
             continue;
           }
           const digest = digestOf(head);
@@ -244,16 +244,7 @@ export class SessionRegistry {
 
   /** Step (6): merges `run` into what is pending and drains; resolves when this run's work is written. */
   private schedule(handle: SessionHandle, run: Run): Promise<void> {
-    const pending = handle.pending;
-    if (pending) {
-      pending.all ||= run.all;
-      pending.wave = run.wave; // (6) the newer one
-      for (const name of run.names) pending.names.add(name);
-      if (run.replyTo !== undefined) {
-        if (pending.replyTo !== undefined) handle.sink.write({ id: pending.replyTo, push: { nonce: '', secrets: [], removed: [], more: false } });
-        pending.replyTo = run.replyTo;
-      }
-    } else handle.pending = run;
+    queueRun(handle, run); // (6)
     if (handle.running) return Promise.resolve();
     handle.running = true;
     return this.drain(handle);
