@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { checkAuditExport } from '../../shared/src/audit-export.js';
 import { AUDIT_CUT_META } from '../../daemon/src/store/store.js';
 import { runLockbox } from '../helpers/cli.js';
@@ -141,10 +142,15 @@ for (const store of ['sqlite', 'postgres'] as const)
     // Again with nothing older: nothing removed, the same cut.
     const again = JSON.parse((await lockbox(d, ['audit', 'prune', '--before', before, '-o', 'json'])).stdout);
     t.same([Number(again.removed ?? 0), Number(again.checkpoint.seq)], [0, cutSeq]);
+    // A `before` in the future is refused: it would delete entries written after the call.
+    const future = (await rest('POST', '/v1/admin/audit:prune', { body: { before: '2999-01-01T00:00:00Z' } }));
+    t.equal(future.status, 400);
+    t.match(JSON.stringify(future.json), /before.*2999-01-01T00:00:00.000Z is in the future/);
+    t.equal((await d.rpc('AuditService', 'ListAudit', { limit: 100 })).entries[0].seq, entries[0].seq, 'nothing removed');
     // The newest entry always stays, whatever the time (here over REST).
     const head = (await d.rpc('AuditService', 'AuditHead', {})).seq;
     t.equal((await rest('POST', '/v1/admin/audit:prune', { body: { before: 'soon' } })).status, 400);
-    const all = (await rest('POST', '/v1/admin/audit:prune', { body: { before: '2999-01-01T00:00:00Z' } })).json as any;
+    const all = (await rest('POST', '/v1/admin/audit:prune', { body: { before: new Date().toISOString() } })).json as any;
     t.equal(Number(all.checkpoint.seq), Number(head) - 1);
     t.ok(all.removed > 0);
     t.equal((await lockbox(d, ['audit', 'verify'])).code, 0);
@@ -156,7 +162,7 @@ t.test('a cut edited in the database, or a head planted as one, fails verify; a 
   const d = await startTestDaemon(t);
   t.teardown(() => d.stop());
   await createSecrets(d, 's', 4);
-  t.equal((await lockbox(d, ['audit', 'prune', '--before', '2999-01-01'])).code, 0);
+  t.equal((await lockbox(d, ['audit', 'prune', '--before', new Date().toISOString()])).code, 0);
   const db = new Database(join(d.dataDir, 'lockbox.db'));
   t.teardown(() => db.close());
   const cut = JSON.parse((db.prepare('SELECT value FROM meta WHERE name = ?').get(AUDIT_CUT_META) as { value: string }).value);
@@ -171,7 +177,7 @@ t.test('a cut edited in the database, or a head planted as one, fails verify; a 
   const seq = (db.prepare('SELECT MAX(seq) AS seq FROM audit').get() as { seq: number }).seq;
   const forgedFrom = db.prepare('SELECT seq, target FROM audit WHERE seq = ?').get(seq - 1) as { seq: number; target: string };
   db.prepare("UPDATE audit SET target = 'forged' WHERE seq = ?").run(seq - 1);
-  await t.rejects(d.rpc('AuditService', 'PruneAudit', { before: '2999-01-01T00:00:00Z' }), { code: status.FAILED_PRECONDITION, details: /broken at entry \d+.*it is not pruned/ });
+  await t.rejects(d.rpc('AuditService', 'PruneAudit', { before: new Date().toISOString() }), { code: status.FAILED_PRECONDITION, details: /broken at entry \d+.*it is not pruned/ });
   const exported = await lockbox(d, ['audit', 'export']);
   t.equal(exported.code, 1);
   t.match(exported.stderr, /broken at entry \d+/);
@@ -189,4 +195,31 @@ t.test('a cut edited in the database, or a head planted as one, fails verify; a 
   const plantedVerify = await lockbox(d, ['audit', 'verify']);
   t.equal(plantedVerify.code, 1, 'a head does not pass for a cut');
   t.match(plantedVerify.stdout, new RegExp(`signed cut of the last prune \\(entry ${planted.seq}\\) does not verify`));
+});
+
+t.test('prune (postgres): an older entry chained after a newer one does not take the newer one with it', async (t) => {
+  const url = await freshSchema(t);
+  const d = await startTestDaemon(t, { databaseUrl: url });
+  t.teardown(() => d.stop());
+  await createSecrets(d, 'old', 3);
+  const oldest = (await d.rpc('AuditService', 'ListAudit', { limit: 100 })).entries.at(-1);
+  await until('the clock moved past the old entries', () => Date.now() > Date.parse(oldest.time));
+  const before = new Date().toISOString();
+  await until('the clock moved past before', () => Date.now() > Date.parse(before));
+  await createSecrets(d, 'new', 1);
+  // A draft from a replica whose commit came late: written before `before`, chained after 'new-0'.
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  t.teardown(() => sql.end());
+  const late = { time: oldest.time, tokenId: '', role: 'admin', tenant: 'default', resourceGroup: '', action: 'secret.read', target: 'old-0', version: 1, outcome: 'ok', requestId: 'late', count: 1 };
+  await sql.query('INSERT INTO audit_pending (entry) VALUES ($1)', [JSON.stringify(late)]);
+
+  const pruned = await d.rpc('AuditService', 'PruneAudit', { before });
+  const entries = (await d.rpc('AuditService', 'ListAudit', { limit: 100 })).entries;
+  const newer = entries.find((e: any) => e.target === 'new-0' && e.action !== 'audit.prune');
+  t.ok(newer, 'the entry newer than before is kept');
+  t.equal(Number(pruned.checkpoint.seq), Number(newer.seq) - 1, 'the cut is just before the first entry that is not older');
+  t.ok(entries.some((e: any) => e.request_id === 'late'), 'the late older entry after it stays too');
+  t.ok(entries.every((e: any) => Number(e.seq) > Number(pruned.checkpoint.seq)));
+  t.equal((await lockbox(d, ['audit', 'verify'])).code, 0);
 });

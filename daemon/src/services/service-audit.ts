@@ -4,7 +4,9 @@
  * signed cut:
  * 1. prune verifies the whole chain first: a broken chain is never pruned (that would erase the
  *    evidence) — AUDIT_CHAIN_BROKEN;
- * 2. the store takes the cut (the last entry before `before`, never the chain's last entry),
+ * 2. the store takes the cut (the entry just before the first one whose time is
+ *    `before` or later, so every entry up to the cut is older even where seq order and time
+ *    disagree; never the chain's last entry); a `before` later than now is refused,
  * 3. signs it (as a `cut`: a head checkpoint does not pass for one), keeps it in meta (AUDIT_CUT_META) and deletes the entries up to it, in one
  *    transaction (on PostgreSQL under the chain's lock);
  * 4. the prune is audited; verify then starts from the signed cut.
@@ -141,7 +143,11 @@ export class AuditService {
 
   /** Steps (1)-(4): removes entries older than `before`, keeping a signed cut. */
   async prune(request: { before?: string }, ctx: CallContext) {
-    const before = new Date(timeField(request.before, 'before', undefined)).toISOString();
+    const beforeMs = timeField(request.before, 'before', undefined);
+    const before = new Date(beforeMs).toISOString();
+    const now = Date.now();
+    if (beforeMs > now) // (2): a future `before` would delete entries written after the call
+      throw new InvalidArgumentError('before', `${before} is in the future (now ${new Date(now).toISOString()}); name a time that has passed`);
     const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
     return auditFailures(this.store, ctx, 'audit.prune', scope, `before ${before}`, async () => {
       authorizeOperator(ctx.principal, 'prune the audit log'); // a refused prune is audited too

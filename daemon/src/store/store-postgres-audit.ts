@@ -138,9 +138,11 @@ export class PostgresAuditChain {
     return this.db.transaction(async (db) => {
       await db.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
       const head = Number((await db.query('SELECT MAX(seq) AS seq FROM audit')).rows[0].seq ?? 0);
-      const older = Number((await db.query('SELECT MAX(seq) AS seq FROM audit WHERE time < $1', [before])).rows[0].seq ?? 0);
+      // Replicas chain drafts in commit order, so seq order and time can disagree here: the cut is
+      // just before the first entry that is not older (service-audit.ts step (2)), never MAX(seq) of the older.
+      const newer = (await db.query('SELECT MIN(seq) AS seq FROM audit WHERE time >= $1', [before])).rows[0].seq;
       const kept = (await db.query('SELECT value FROM meta WHERE name = $1', [AUDIT_CUT_META])).rows[0] as { value: string } | undefined;
-      const cutSeq = Math.min(older, head - 1); // the last entry stays: the chain goes on from it
+      const cutSeq = Math.min(newer == null ? head : Number(newer) - 1, head - 1); // the last entry stays: the chain goes on from it
       if (cutSeq <= (kept ? (JSON.parse(kept.value) as { seq: number }).seq : 0)) return { removed: 0 };
       const { hash } = (await db.query('SELECT hash FROM audit WHERE seq = $1', [cutSeq])).rows[0] as { hash: string };
       const cut = sign({ seq: cutSeq, hash });

@@ -333,9 +333,10 @@ export class SqliteStore implements Store {
   pruneAudit(before: string, sign: (cut: { seq: number; hash: string }) => string): Promise<{ removed: number; cut?: string }> {
     return this.group.write(() => {
       const head = this.stmt.lastAudit.get();
-      const older = this.db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM audit WHERE time < ?').get(before)?.seq ?? 0;
+      const newer = this.db.prepare<[string], { seq: number | null }>('SELECT MIN(seq) AS seq FROM audit WHERE time >= ?').get(before)?.seq ?? null;
       const kept = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE name = ?').get(AUDIT_CUT_META);
-      const cutSeq = Math.min(older, (head?.seq ?? 0) - 1); // the last entry stays: the chain goes on from it
+      const last = head?.seq ?? 0;
+      const cutSeq = Math.min(newer === null ? last : newer - 1, last - 1); // service-audit.ts step (2); the last entry stays: the chain goes on from it
       if (cutSeq <= (kept ? (JSON.parse(kept.value) as { seq: number }).seq : 0)) return { removed: 0 };
       const at = this.db.prepare<[number], { hash: string }>('SELECT hash FROM audit WHERE seq = ?').get(cutSeq)!;
       const cut = sign({ seq: cutSeq, hash: at.hash });
