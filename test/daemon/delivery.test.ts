@@ -8,6 +8,7 @@ import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { session as rawSession } from '../helpers/session.js';
+import { until } from '../helpers/wait.js';
 
 const scope = { tenant: 'default', resource_group: 'team-a' };
 const wide = { tenant: 'default', resource_group: '*' };
@@ -226,4 +227,26 @@ t.test('a resync that arrives while a change is pushed to idle sessions is still
   const second = s.responses.find((r) => Number(r.id) === 2);
   t.ok(second && s.responses.indexOf(second) < s.responses.indexOf(third), 'resync 2 answered (before resync 3), not dropped by the wave');
   t.same(second?.push?.removed, ['openai'], 'its answer removes the secret deleted meanwhile');
+});
+
+t.test('one_shot on a resync does not get past the agent cap: an open session counts whatever it says, and gives its place back when it closes', async (t) => {
+  const { d, token } = await setup(t, { maxAgentsPerDeployment: 2 });
+  const resync = async (agent: string) => {
+    const s = session(d, token);
+    s.call.write({ id: 1, resync: { agent_id: agent, held: [], resync_interval_seconds: 60, one_shot: true } });
+    return { s, answer: await s.answer(1) };
+  };
+  const first = await resync('run-1');
+  t.ok(first.answer.push, 'a one-shot session is served');
+  t.ok((await resync('run-2')).answer.push);
+  t.match((await resync('run-3')).answer.error, { code: grpc.status.RESOURCE_EXHAUSTED, error_code: 'AGENT_LIMIT' }, 'the third one-shot session is refused as an ordinary one would be');
+
+  first.s.call.end();
+  await first.s.status;
+  await until('the closed one-shot session leaves the roster', async () => {
+    const { answer, s } = await resync('run-4');
+    s.call.end();
+    return !!answer.push;
+  });
+  t.pass('its place is free once it closed');
 });

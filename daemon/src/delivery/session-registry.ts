@@ -94,6 +94,7 @@ export class SessionRegistry {
   close(handle: SessionHandle): void {
     if (handle.closed) return;
     handle.closed = true;
+    if (handle.oneShot && handle.principal && handle.agentId !== undefined) this.options.agents.release(handle.principal, handle.agentId);
     this.unindex(handle);
     this.rollouts.closed(handle.awaited);
   }
@@ -139,8 +140,9 @@ export class SessionRegistry {
       if ((h.uid ?? '').length > 64 || (h.digest ?? '').length > 64) throw new InvalidArgumentError(`held[${i}]`, 'uid and digest are at most 64 characters');
       known.set(h.name!, { uid: h.uid ?? '', version, digest: h.digest ?? '' });
     });
-    // Cap and roster (issue 11.6): throws past --max-agents-per-deployment.
-    this.options.agents.admit(principal, agentId, interval, request.one_shot === true);
+    // Cap and roster (issue 11.6): throws past --max-agents-per-deployment. An open session counts
+    // whatever it says; a one-shot one gives its place back when it closes (service-agent.ts step 6).
+    this.options.agents.admit(principal, agentId, interval);
     handle.agentId = agentId;
     handle.intervalSeconds = interval;
     handle.oneShot = request.one_shot === true;

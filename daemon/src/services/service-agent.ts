@@ -13,8 +13,10 @@
  *    token cannot overwrite what another deployment's agent of the same id reported;
  * 6. retention (issue 13.6): a one-shot run (`lockbox-agent once`, `one_shot` on its resync or
  *    report) is stored with resync interval 0: it is listed as a run with the version it applied
- *    and when, never stale, never counted among the live agents, and not kept in the roster of
- *    step (3). Any agent silent longer than --agent-retention leaves status at once and is
+ *    and when, never stale, never counted among the live agents. A one-shot unary report is not
+ *    kept in the roster of step (3) (it holds nothing open); a session is, whatever it says, for
+ *    as long as it is open (released when a one-shot session closes), so `one_shot` on a resync
+ *    cannot hold sessions past the cap. Any agent silent longer than --agent-retention leaves status at once and is
  *    deleted by the daemon's sweep (pruneSilent), on every replica against the shared store.
  */
 import type { Principal } from '../security/auth.js';
@@ -86,9 +88,10 @@ export class AgentService {
 
   /**
    * Step (3): checks the agent id and interval and counts the agent for its token's deployment;
-   * throws AGENT_LIMIT when the deployment already has its share of live agents.
+   * throws AGENT_LIMIT when the deployment already has its share of live agents. `rostered`
+   * false (step 6: a one-shot unary report) checks the cap without taking a place.
    */
-  admit(principal: Principal, agentId: string, intervalSeconds: number, oneShot = false): void {
+  admit(principal: Principal, agentId: string, intervalSeconds: number, rostered = true): void {
     if (principal.role !== 'agent') throw new PermissionDeniedError('this call is for agent tokens (lockbox token create --role agent)');
     if (!AGENT_ID.test(agentId)) throw new InvalidArgumentError('agent_id', 'must be 1-200 letters, digits or . _ - : / @');
     if (!Number.isInteger(intervalSeconds) || intervalSeconds < 1 || intervalSeconds > 86_400) throw new InvalidArgumentError('resync_interval_seconds', 'must be 1 to 86400');
@@ -104,7 +107,15 @@ export class AgentService {
           'AGENT_LIMIT',
         );
     }
-    if (!oneShot) agents.set(agentId, { seen: now, intervalMs: intervalSeconds * 1000 }); // (6) a run exits at once
+    if (rostered) agents.set(agentId, { seen: now, intervalMs: intervalSeconds * 1000 }); // (6)
+  }
+
+  /** Step (6): a one-shot session closed; its place under the cap is free at once. */
+  release(principal: Principal, agentId: string): void {
+    const key = JSON.stringify([principal.tenant, principal.deploymentResourceGroup, principal.deployment]);
+    const agents = this.roster.get(key);
+    agents?.delete(agentId);
+    if (agents?.size === 0) this.roster.delete(key);
   }
 
   /** Steps (1)-(2): what the agent says it has on disk, each name resolved by the token's deployment. */
@@ -138,7 +149,7 @@ export class AgentService {
     oneShot = false,
   ): Promise<void> {
     const deployment = await this.deploymentOf(ctx);
-    this.admit(ctx.principal, agentId, intervalSeconds, oneShot);
+    this.admit(ctx.principal, agentId, intervalSeconds); // (6) an open session holds its place, one-shot or not
     const applied = await this.appliedOf(deployment, agentId, ack.applied);
     const problems = (ack.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
     if (ack.nack_reason) problems.unshift(NACK_PREFIX + ack.nack_reason.slice(0, 500));
@@ -219,7 +230,7 @@ export class AgentService {
     const agentId = request.agent_id ?? '';
     const interval = request.resync_interval_seconds ?? 60;
     const oneShot = request.one_shot === true;
-    this.admit(ctx.principal, agentId, interval, oneShot);
+    this.admit(ctx.principal, agentId, interval, !oneShot); // (6) a unary one-shot report holds nothing open
     const applied = await this.appliedOf(deployment, agentId, request.applied);
     const problems = (request.problems ?? []).slice(0, MAX_PROBLEMS).map((p) => p.slice(0, 500));
     this.keep(this.reportOf(ctx, deployment, agentId, oneShot ? 0 : interval, problems), applied);
