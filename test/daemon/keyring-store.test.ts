@@ -244,6 +244,24 @@ t.test('PostgreSQL: rotate-root re-seals in one transaction; two keys added at o
   t.equal(await value(d, 'x'), canary);
 });
 
+t.test('PostgreSQL: a key added under the old root key after a rotate-root committed is refused; the keyring stays under one root key', async (t) => {
+  const url = await freshSchema(t);
+  const d = await startTestDaemon(t, { databaseUrl: url });
+  const store = d.daemon.store;
+  // (1) Replica A read the keyring (all under the old root key) and sealed its new key under it...
+  const oldRootKeyId = d.daemon.keyring.rootKeyId;
+  t.ok((await store.keyring.list()).every((row) => row.rootKeyId === oldRootKeyId));
+  const late = { id: 'mk-late-0000000000', sealedKey: randomBytes(60), rootKeyId: oldRootKeyId, createTime: new Date().toISOString(), state: 'active' as const };
+  // (2) ...then B's re-seal under a new root key committed...
+  const r = await d.keysCall('RotateRootKey', { new_root_key: randomBytes(32).toString('hex') });
+  // (3) ...and A's insert comes last: refused, not a keyring under two root keys.
+  await t.rejects(store.keyring.add(late), { code: 'ROOT_KEY_MISMATCH', message: new RegExp(`sealed under root key ${r.root_key_id}`) });
+  const rows = await store.keyring.list();
+  t.notOk(rows.some((row) => row.id === late.id), 'the late key is not in the keyring');
+  t.ok(rows.every((row) => row.rootKeyId === r.root_key_id), 'every row under the new root key');
+  t.equal(rows.filter((row) => row.state === 'active').length, 1, 'the active key is still the one it was');
+});
+
 t.test('PostgreSQL: an old keyring file shared by the replicas migrates at start', async (t) => {
   const url = await freshSchema(t);
   const dir = tempDir(t);

@@ -12,7 +12,7 @@
 import { randomKey } from '../../../shared/src/crypto.js';
 import { FailedPreconditionError } from '../../../shared/src/errors.js';
 import { keyedHash } from '../../../shared/src/crypto.js';
-import type { KeyringRow, KeyringStore } from '../store/store.js';
+import { rootKeyMismatch, type KeyringRow, type KeyringStore } from '../store/store.js';
 import { KeyringError, rawKeyId, type MasterKeyEntry } from './key-file.js';
 import { openUnderRoot, sealUnderRoot, type RootKey } from './root-key.js';
 
@@ -148,11 +148,7 @@ export class Keyring {
   private async requireCurrentRoot(rows?: KeyringRow[]): Promise<KeyringRow[]> {
     const current = rows ?? (await this.store.list());
     const other = current.find((r) => r.rootKeyId !== this.root.id);
-    if (other)
-      throw new FailedPreconditionError(
-        `the keyring is now sealed under root key ${other.rootKeyId}, and this replica holds ${this.root.id}: restart it with the new root key, then run this again`,
-        'ROOT_KEY_MISMATCH',
-      );
+    if (other) throw rootKeyMismatch(other.rootKeyId, this.root.id);
     return current;
   }
 

@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { ConflictError } from '../../../shared/src/errors.js';
 import { isUniqueViolation, type PostgresPool } from './store-postgres-pool.js';
-import type { KeyringRow, KeyringStore } from './store.js';
+import { rootKeyMismatch, type KeyringRow, type KeyringStore } from './store.js';
 
 const changed = () =>
   new ConflictError(`the keyring changed while it was being re-sealed (a key was added, or another replica changed the root key); run it again`, 'KEYRING_CHANGED');
@@ -25,10 +25,18 @@ export class PostgresKeyring implements KeyringStore {
     });
   }
 
-  /** Two rotations at once: the unique index on the active state lets one commit. */
+  /**
+   * The table lock (the one reseal takes) orders this against a rotate-root on another replica:
+   * once it is held, a row under another root key means the re-seal committed after the caller
+   * read the keyring, and adding ours would leave the keyring under two root keys. Two rotations
+   * at once take turns on it; the unique index on the active state still guards the insert.
+   */
   async add(row: KeyringRow): Promise<void> {
     try {
       await this.db.transaction(async (db) => {
+        await db.query('LOCK TABLE keyring IN EXCLUSIVE MODE');
+        const other = await db.query('SELECT root_key_id FROM keyring WHERE root_key_id <> $1 LIMIT 1', [row.rootKeyId]);
+        if (other.rowCount) throw rootKeyMismatch(other.rows[0].root_key_id, row.rootKeyId);
         await db.query("UPDATE keyring SET state = 'retired' WHERE state = 'active'");
         await insert(db, row);
       });

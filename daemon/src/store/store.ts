@@ -3,7 +3,7 @@
  * stand beside the SQLite one without touching it. Every method is async; a store decides how it
  * groups writes into transactions, but each `commit` call is atomic and durable when it resolves.
  */
-import type { LockboxError } from '../../../shared/src/errors.js';
+import { FailedPreconditionError, type LockboxError } from '../../../shared/src/errors.js';
 import type { Envelope } from '../../../shared/src/crypto.js';
 import type { MountSpec, SecretType } from '../../../shared/src/validate.js';
 
@@ -323,13 +323,26 @@ export interface KeyringStore {
   list(): Promise<KeyringRow[]>;
   /** Inserts `rows` only when the keyring is empty (two replicas starting at once: one wins); returns whether it did. */
   seed(rows: KeyringRow[]): Promise<boolean>;
-  /** Retires the active key and adds `row` as the active one; a ConflictError when another rotation won. */
+  /**
+   * Retires the active key and adds `row` as the active one; a ConflictError when another rotation
+   * won, a FailedPreconditionError (ROOT_KEY_MISMATCH, rootKeyMismatch) when any row is sealed under
+   * another root key than `row` (a rotate-root committed since the caller read the keyring): a
+   * keyring under two root keys can be opened by no replica.
+   */
   add(row: KeyringRow): Promise<void>;
   /**
    * Replaces every row's sealed key with `sealed` (by id) and its root key id with `toRootKeyId`,
    * all or nothing: a ConflictError unless every row was sealed under `fromRootKeyId` and is in `sealed`.
    */
   reseal(fromRootKeyId: string, toRootKeyId: string, sealed: Map<string, Uint8Array>): Promise<number>;
+}
+
+/** Writing under `heldRootKeyId` while the keyring is under `keyringRootKeyId` (KeyringStore.add, Keyring). */
+export function rootKeyMismatch(keyringRootKeyId: string, heldRootKeyId: string): FailedPreconditionError {
+  return new FailedPreconditionError(
+    `the keyring is now sealed under root key ${keyringRootKeyId}, and this replica holds ${heldRootKeyId}: restart it with the new root key, then run this again`,
+    'ROOT_KEY_MISMATCH',
+  );
 }
 
 /** Told what a store's writes cost (daemon/src/metrics.ts); never a value, a name or a key. */
