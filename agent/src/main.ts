@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { constants as osConstants } from 'node:os';
 import { durationHelp, parseDuration, parseHostPort, parseNatsUrls, SettingError } from '../../shared/src/settings.js';
 import { parseDaemonAddresses } from './daemon-addresses.js';
-import { checkNatsOptions } from '../../shared/src/nats-options.js';
+import { checkNatsOptions, natsSecretFlagHelp, refuseNatsSecretFlags } from '../../shared/src/nats-options.js';
 import { jsonLogOptions } from '../../shared/src/log-format.js';
 import { withTimeout } from '../../shared/src/timeout.js';
 import { versionLine } from '../../shared/src/version.js';
@@ -45,9 +45,9 @@ function common(command: Command): Command {
     .addOption(new Option('--token-file <path>', 'file holding the agent token').env(env('TOKEN_FILE')))
     .addOption(new Option('--bentoml-home <dir>', 'where secrets are written (default: $BENTOML_HOME, else ~/bentoml)').env('BENTOML_HOME'))
     .addOption(new Option('--nats-url <url,...>', 'optional: NATS notices as an extra resync trigger (changes are pushed on the session anyway); a comma list, or "advertised" for what lockboxd advertises; default none').env(env('NATS_URL')))
-    .addOption(new Option('--nats-token <token>', 'NATS token').env(env('NATS_TOKEN')))
+    .addOption(new Option('--nats-token <token>', natsSecretFlagHelp('NATS token', 'LOCKBOX_NATS_TOKEN')).env(env('NATS_TOKEN')))
     .addOption(new Option('--nats-user <user>', 'NATS user (with --nats-password)').env(env('NATS_USER')))
-    .addOption(new Option('--nats-password <password>', 'NATS password').env(env('NATS_PASSWORD')))
+    .addOption(new Option('--nats-password <password>', natsSecretFlagHelp('NATS password', 'LOCKBOX_NATS_PASSWORD')).env(env('NATS_PASSWORD')))
     .addOption(new Option('--nats-creds <path>', 'NATS creds file (JWT and NKey seed)').env(env('NATS_CREDS')))
     .addOption(new Option('--nats-ca <path>', 'CA bundle for the NATS server\'s certificate: enables TLS').env(env('NATS_CA')))
     .addOption(new Option('--nats-ping-interval <duration>', 'NATS ping interval (two unanswered drop the connection); a bare number is seconds').env(env('NATS_PING_INTERVAL')).default('5s'))
@@ -61,7 +61,8 @@ function common(command: Command): Command {
     .addOption(new Option('--tls-ca <path>', 'CA bundle to verify lockboxd: enables TLS').env(env('TLS_CA')))
     .addOption(new Option('--tls-cert <path>', 'client certificate for mTLS').env(env('TLS_CERT')))
     .addOption(new Option('--tls-key <path>', 'client key for mTLS').env(env('TLS_KEY')))
-    .addOption(new Option('--log-level <level>', 'info, warn, error').env(env('LOG_LEVEL')).default('info'));
+    .addOption(new Option('--log-level <level>', 'info, warn, error').env(env('LOG_LEVEL')).default('info'))
+    .hook('preAction', (self) => refuseNatsSecretFlags(self));
 }
 
 /** `follow: false` (for `once`): no NATS, whatever --nats-url says (it is still checked); a one-shot run. */

@@ -3,7 +3,7 @@
  * validated once into a typed object; a bad setting stops the program with one line naming it.
  */
 import { Command, Option } from 'commander';
-import { checkNatsOptions, type NatsOptions } from '../../shared/src/nats-options.js';
+import { checkNatsOptions, natsSecretFlagHelp, refuseNatsSecretFlags, type NatsOptions } from '../../shared/src/nats-options.js';
 import { SettingError, durationHelp, parseDuration, parseHostPort, parseNatsUrl, parseNatsUrls } from '../../shared/src/settings.js';
 import { versionLine } from '../../shared/src/version.js';
 
@@ -100,9 +100,9 @@ export function daemonCommand(): Command {
     .addOption(new Option('--metrics-addr <host:port>', 'serve Prometheus /metrics here (no token); default: on the REST gateway; "none" turns it off').env(env('METRICS_ADDR')))
     .addOption(new Option('--http-body-limit <size>', 'largest REST request body (e.g. 8MiB)').env(env('HTTP_BODY_LIMIT')).default(defaults.httpBodyLimit))
     .addOption(new Option('--nats-url <url,...>', 'NATS server(s) for change notices, a comma list; "" or "none" runs without NATS').env(env('NATS_URL')).default(defaults.natsUrl))
-    .addOption(new Option('--nats-token <token>', 'NATS token').env(env('NATS_TOKEN')))
+    .addOption(new Option('--nats-token <token>', natsSecretFlagHelp('NATS token', 'LOCKBOX_NATS_TOKEN')).env(env('NATS_TOKEN')))
     .addOption(new Option('--nats-user <user>', 'NATS user (with --nats-password)').env(env('NATS_USER')))
-    .addOption(new Option('--nats-password <password>', 'NATS password').env(env('NATS_PASSWORD')))
+    .addOption(new Option('--nats-password <password>', natsSecretFlagHelp('NATS password', 'LOCKBOX_NATS_PASSWORD')).env(env('NATS_PASSWORD')))
     .addOption(new Option('--nats-creds <path>', 'NATS creds file (JWT and NKey seed)').env(env('NATS_CREDS')))
     .addOption(new Option('--nats-ca <path>', 'CA bundle for the NATS server\'s certificate: enables TLS').env(env('NATS_CA')))
     .addOption(new Option('--nats-advertise-url <url>', 'NATS URL handed to agents (default: --nats-url)').env(env('NATS_ADVERTISE_URL')))
@@ -256,5 +256,6 @@ export function configFromOptions(raw: RawOptions): DaemonConfig {
 export function parseDaemonConfig(argv: string[]): DaemonConfig {
   const command = daemonCommand();
   command.parse(argv, { from: 'user' });
+  refuseNatsSecretFlags(command);
   return configFromOptions({ ...command.opts<RawOptions>(), rootKey: process.env.LOCKBOX_ROOT_KEY });
 }

@@ -5,6 +5,7 @@
  * default two minutes.
  */
 import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import type { ConnectionOptions } from 'nats';
 import { SettingError } from './settings.js';
 
@@ -18,6 +19,28 @@ export interface NatsOptions {
   caFile?: string;
   /** Ping interval; two unanswered pings drop the connection. */
   pingIntervalMs?: number;
+}
+
+/** The NATS credentials taken from the environment only, as LOCKBOX_ROOT_KEY: [option key, flag, variable]. */
+const ENV_ONLY = [
+  ['natsToken', '--nats-token', 'LOCKBOX_NATS_TOKEN'],
+  ['natsPassword', '--nats-password', 'LOCKBOX_NATS_PASSWORD'],
+] as const;
+
+/**
+ * Refuses a NATS token or password given as a flag: a command line is readable by every user of
+ * the host (`ps`, /proc/PID/cmdline). The flags stay so that their help names the variable, and
+ * this error says what to do instead of commander's "unknown option".
+ */
+export function refuseNatsSecretFlags(command: Command): void {
+  for (const [key, flag, variable] of ENV_ONLY)
+    if (command.getOptionValueSource(key) === 'cli')
+      throw new SettingError(`${flag}: a credential on the command line is visible in ps; set ${variable} in the environment (or use --nats-creds FILE) instead`);
+}
+
+/** Help text for an env-only credential flag. */
+export function natsSecretFlagHelp(what: string, variable: string): string {
+  return `${what}: from ${variable} only (a value given on the command line is refused: it would show in ps)`;
 }
 
 /** Checks the combination once at start-up. */

@@ -73,11 +73,17 @@ t.test('once writes and exits 0; an unreachable daemon is one line and exit 1', 
     [['--resync-interval', 'often'], /--resync-interval: "often" is not a duration/],
     [['--timeout', 'soon'], /--timeout: "soon" is not a duration/],
     [['--nats-url', 'http://127.0.0.1:4222'], /--nats-url: "http:\/\/127.0.0.1:4222" must be a nats:\/\/ URL, or "none"/],
+    // Credentials on the command line would show in ps: env only (shared/src/nats-options.ts).
+    [['--nats-token', 'tok-CANARY-7d1'], /^lockbox-agent: --nats-token: a credential on the command line is visible in ps; set LOCKBOX_NATS_TOKEN .*--nats-creds/],
+    [['--nats-user', 'u', '--nats-password', 'pw-CANARY-7d1'], /^lockbox-agent: --nats-password: .*set LOCKBOX_NATS_PASSWORD/],
   ] as const) {
     const bad = run(['once', ...args], env);
     t.equal(await bad.done, 2, `${args.join(' ')}: a usage error`);
     t.match(bad.err(), message);
+    t.notMatch(bad.err(), 'CANARY', 'the value is not repeated');
   }
+  const fromEnv = run(['once'], { ...env, LOCKBOX_NATS_USER: 'u', LOCKBOX_NATS_PASSWORD: 'pw' });
+  t.equal(await fromEnv.done, 0, `the password from the environment is taken: ${fromEnv.err()}`);
   const help = run(['--help']);
   t.equal(await help.done, 0);
   t.match(help.out(), /run .*\n.*once/s);

@@ -9,7 +9,7 @@ import t from 'tap';
 import { connect } from 'nats';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configFromOptions, defaults } from '../../daemon/src/config.js';
+import { configFromOptions, defaults, parseDaemonConfig } from '../../daemon/src/config.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { until } from '../helpers/wait.js';
@@ -72,4 +72,14 @@ t.test('settings: the flags exist, and a bad combination is one line naming it',
   t.throws(() => configFromOptions({ ...base, natsToken: 't', natsCreds: creds }), /give one of --nats-token, --nats-user\/--nats-password or --nats-creds/);
   t.throws(() => configFromOptions({ ...base, natsCreds: join(dir, 'missing.creds') }), /--nats-creds: cannot read .*missing\.creds: ENOENT/);
   t.throws(() => configFromOptions({ ...base, natsCa: join(dir, 'missing.pem') }), /--nats-ca: cannot read .*missing\.pem: ENOENT/);
+});
+
+t.test('settings: a NATS token or password on the command line is refused (it shows in ps); the environment is taken', async (t) => {
+  const dataDir = tempDir(t);
+  t.throws(() => parseDaemonConfig(['--data-dir', dataDir, '--nats-token', 'tok-CANARY']), /^--nats-token: a credential on the command line is visible in ps; set LOCKBOX_NATS_TOKEN in the environment \(or use --nats-creds FILE\) instead$/);
+  t.throws(() => parseDaemonConfig(['--data-dir', dataDir, '--nats-user', 'u', '--nats-password', PASSWORD]), /^--nats-password: .*set LOCKBOX_NATS_PASSWORD/);
+  const saved = process.env.LOCKBOX_NATS_PASSWORD;
+  process.env.LOCKBOX_NATS_PASSWORD = PASSWORD;
+  t.teardown(() => (saved === undefined ? delete process.env.LOCKBOX_NATS_PASSWORD : (process.env.LOCKBOX_NATS_PASSWORD = saved)));
+  t.match(parseDaemonConfig(['--data-dir', dataDir, '--nats-user', 'u']).nats, { user: 'u', password: PASSWORD });
 });
