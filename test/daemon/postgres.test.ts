@@ -232,3 +232,19 @@ t.test('an unreachable database stops the daemon with a clear error', async (t) 
   t.match(String(error), /--database-url \(LOCKBOX_DATABASE_URL\): cannot use the database: .*ECONNREFUSED/);
   t.notMatch(String(error), /hunter2/, 'the password in the URL is not repeated');
 });
+
+t.test('a window of agent reports on PostgreSQL: one the database refuses is rolled back alone, the others are written', async (t) => {
+  const d = await startTestDaemon(t, { databaseUrl: await freshSchema(t) });
+  const prefix = JSON.stringify(['default', 'team-a', 'app']) + '|';
+  const entry = (agent: string) => {
+    const agentId = prefix + agent;
+    return {
+      report: { agentId, tenant: 'default', deployment: 'app', deploymentResourceGroup: 'team-a', tokenId: 'x', lastSeenTime: new Date().toISOString(), resyncIntervalSeconds: 60, problems: [] },
+      applied: [{ agentId, tenant: 'default', resourceGroup: 'team-a', name: 'openai', uid: 'u', version: 1, appliedTime: new Date().toISOString() }],
+    };
+  };
+  // A NUL byte is refused by PostgreSQL in text: the middle report fails on the server.
+  await t.rejects(d.daemon.store.reportAgents([entry('pod-a'), entry('pod-b\0'), entry('pod-c')]), /1 of 3 agent reports were not written .*the others were/);
+  const holding = await d.daemon.store.agentsHolding('default', 'team-a', 'openai');
+  t.same(holding.map((h) => h.agentId), [prefix + 'pod-a', prefix + 'pod-c'], 'the good reports of the window were kept');
+});

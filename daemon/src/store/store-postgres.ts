@@ -38,7 +38,7 @@ import { bulkable, bulkCreate, takePrepared } from './store-postgres-bulk-create
 import { PostgresKeyring } from './store-postgres-keyring.js';
 import { applyChange } from './store-postgres-changes.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
-import { isUniqueViolation, PostgresPool, poolOptions } from './store-postgres-pool.js';
+import { isUniqueViolation, PostgresPool, poolOptions, SavepointLost } from './store-postgres-pool.js';
 import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,
@@ -425,9 +425,18 @@ export class PostgresStore implements Store {
     if (reports.length === 0) return;
     // In agent id order, so two replicas writing overlapping batches cannot deadlock.
     const sorted = [...reports].sort((a, b) => (a.report.agentId < b.report.agentId ? -1 : a.report.agentId > b.report.agentId ? 1 : 0));
+    // One report that fails (a value the database refuses) is rolled back alone, to its savepoint:
+    // the others of the window are still written, and the failure is thrown once they are.
+    const failed: Array<{ agentId: string; error: unknown }> = [];
     await this.db.transaction(async (db) => {
-      for (const { report, applied } of sorted) await this.writeAgentReport(db, report, applied);
+      for (const { report, applied } of sorted)
+        await this.db.savepoint(db, () => this.writeAgentReport(db, report, applied), 'report').catch((error: unknown) => {
+          if (error instanceof SavepointLost) throw error; // the transaction is broken: nothing is kept
+          failed.push({ agentId: report.agentId, error });
+        });
     });
+    if (failed.length)
+      throw new Error(`${failed.length} of ${sorted.length} agent reports were not written (agent ids ${failed.map((f) => f.agentId).join(', ')}); the others were`, { cause: failed[0].error });
   }
 
   private async writeAgentReport(db: pg.PoolClient, report: AgentReport, applied: AppliedRecord[]): Promise<void> {
