@@ -144,6 +144,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       error
         ? log.error({ active_key_id: keyId, err: error.message }, 're-wrapping after taking up another replica\'s keyring key failed; the next start finishes it')
         : log.info({ active_key_id: keyId, rewrapped }, 'took up a keyring key another replica added'),
+    onAuditFailed: (action, target, error) =>
+      log.error({ action, target, err: error.message }, 'the rotation committed, but writing its audit entry failed; it is in effect'),
   });
   // Another replica's new keyring key, taken up at once on its notice, or at the periodic check.
   const takeUpKeyring = () => void keys.takeUp().catch((error: Error) => log.error({ err: error.message }, 'reloading the keyring failed'));

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { chmodSync, chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { Keyring } from '../../daemon/src/security/keyring.js';
@@ -8,6 +9,8 @@ import { readKeyFile } from '../../daemon/src/security/key-file.js';
 import { generateRootKeyFile, loadRootKey } from '../../daemon/src/security/root-key.js';
 import { freshKeyringRows } from '../../daemon/src/security/keyring-migration.js';
 import { SqliteStore } from '../../daemon/src/store/store-sqlite.js';
+import { KeysService } from '../../daemon/src/services/service-keys.js';
+import type { Store } from '../../daemon/src/store/store.js';
 import { initCrypto } from '../../shared/src/crypto.js';
 import { until } from '../helpers/wait.js';
 
@@ -213,4 +216,23 @@ t.test('a rotation cut short (the keyring has the new key, the data keys do not)
   t.match(keys.keys.find((k: { active: boolean }) => k.active), { id: fresh.id, data_keys: 20 }, 'every data key is under the new key');
   t.equal(keys.keys.filter((k: { id: string; data_keys?: number }) => k.id !== fresh.id).reduce((n: number, k: { data_keys?: number }) => n + Number(k.data_keys ?? 0), 0), 0, 'none left under the old one');
   t.equal(Buffer.from((await d.call('GetSecret', { name: 'cut7', include_values: true })).data.V).toString(), 'v7', 'values read back');
+});
+
+t.test('a rotation whose audit entry cannot be written after it committed still succeeds, and the lost entry is reported', async (t) => {
+  const d = await startTestDaemon(t);
+  await d.call('CreateSecret', createRequest('x', { V: 'v' }));
+  const admin = await d.daemon.auth.authenticate(d.adminToken);
+  // The one failure a real store will not give on demand: appendAudit fails after the commit.
+  const store = d.daemon.store;
+  const failing = new Proxy(store, {
+    get: (target, prop) => (prop === 'appendAudit' ? () => Promise.reject(new Error('audit table unavailable')) : Reflect.get(target, prop, target)),
+  }) as Store;
+  const failed: string[] = [];
+  const keys = new KeysService(failing, d.daemon.keyring, { onAuditFailed: (action, target) => failed.push(`${action} ${target}`) });
+  const nextRoot = randomBytes(32).toString('hex');
+  const r = await keys.rotateRoot({ principal: admin, requestId: 'root' }, nextRoot);
+  t.ok((await store.keyring.list()).every((row) => row.rootKeyId === r.root_key_id), 'the re-seal committed, and the caller is told it did');
+  const rotated = await keys.rotate({ principal: admin, requestId: 'key' });
+  t.equal(d.daemon.keyring.active.id, rotated.active_key_id);
+  t.same(failed, [`key.rotate-root ${r.root_key_id}`, `key.rotate ${rotated.active_key_id}`], 'each lost entry is reported');
 });

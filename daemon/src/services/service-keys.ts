@@ -36,6 +36,8 @@ export interface KeysServiceOptions {
   announce?: (keyId: string) => void;
   /** A key another replica added was taken up; `rewrapped` data keys this replica then re-wrapped. */
   onTakenUp?: (keyId: string, rewrapped: number, error?: Error) => void;
+  /** The `ok` audit entry of a rotation that committed could not be written (logged; the call still succeeds). */
+  onAuditFailed?: (action: string, target: string, error: Error) => void;
 }
 
 export class KeysService {
@@ -95,11 +97,21 @@ export class KeysService {
     });
   }
 
-  /** An entry for a rotation that ran (its new key id as the target) or one that was refused. */
+  /**
+   * An entry for a rotation that ran (its new key id as the target) or one that was refused. The
+   * `ok` entry is written after the rotation committed, so its failure is reported through
+   * onAuditFailed and the call still succeeds: an error here would tell the operator the rotation
+   * failed while the keyring is already under the new key, and one who then drops the new root
+   * key is locked out.
+   */
   private async audited<T>(ctx: CallContext, action: string, target: (result: T) => string, run: () => Promise<T>): Promise<T> {
     const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
     const result = await auditFailures(this.store, ctx, action, scope, '', run);
-    await this.store.appendAudit([auditDraft(ctx, action, scope, target(result), 0, 'ok')]);
+    try {
+      await this.store.appendAudit([auditDraft(ctx, action, scope, target(result), 0, 'ok')]);
+    } catch (error) {
+      this.options.onAuditFailed?.(action, target(result), error as Error);
+    }
     return result;
   }
 
