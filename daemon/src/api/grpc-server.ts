@@ -91,6 +91,28 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
     };
   }
 
+  /**
+   * Resolves true when a backed-up stream takes writes again, false when it never will (the
+   * client cancelled or the call closed): waiting for 'drain' alone left a backup or export
+   * generator suspended forever once a slow client went away.
+   */
+  function writable(call: grpc.ServerWritableStream<unknown, unknown>): Promise<boolean> {
+    if (call.cancelled || call.destroyed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const settle = (drained: boolean) => () => {
+        call.off('drain', onDrain);
+        call.off('cancelled', onGone);
+        call.off('close', onGone);
+        resolve(drained && !call.cancelled);
+      };
+      const onDrain = settle(true);
+      const onGone = settle(false);
+      call.once('drain', onDrain);
+      call.once('cancelled', onGone);
+      call.once('close', onGone);
+    });
+  }
+
   /** A server-streaming call: authenticated and logged as a unary one; each item written in order. */
   function serverStream<Req, Item>(method: string, handler: (request: Req, ctx: CallContext) => AsyncIterable<Item>): grpc.handleServerStreamingCall<Req, Item> {
     return (call) => {
@@ -101,7 +123,8 @@ export function buildGrpcServer(parts: GrpcServerParts): { server: grpc.Server; 
         principal = await auth.authenticate(tokenFromHeaders((name) => firstValue(call.metadata, name)));
         for await (const item of handler(call.request, { principal, requestId })) {
           if (call.cancelled) return;
-          if (!call.write(item)) await new Promise((resolve) => call.once('drain', resolve));
+          // Returning ends the generator (for-await calls its return(), so its finally runs).
+          if (!call.write(item) && !(await writable(call))) return;
         }
       })().then(
         () => {
