@@ -223,3 +223,26 @@ t.test('two replicas append audit entries at once: one chain, verified; a tamper
   t.equal(broken.ok, false, 'a tampered row breaks the chain');
   t.equal(Number(broken.first_broken_seq), 7, 'and is named');
 });
+
+// store-postgres-group-commit.ts (5), store-sqlite-group-commit.ts (4): the caller's deadline is
+// checked again when the job begins inside the group transaction (the wait for a connection is
+// in the queue, after the services' check); a job past it writes nothing, its neighbours apply.
+t.test('group commit: a job whose caller\'s deadline has passed when it begins fails DEADLINE_EXCEEDED unwritten', async (t) => {
+  const url = await freshSchema(t);
+  const { store: pgStore } = await openStore(t, url);
+  const sqlite = new SqliteStore({ dataDir: tempDir(t), maxVersions: 10, auditHasher: () => '' });
+  t.teardown(() => sqlite.close());
+  for (const [label, store] of [['PostgreSQL', pgStore], ['SQLite', sqlite]] as const) {
+    const past = Date.now() - 1;
+    const results = await Promise.allSettled([
+      store.commit([create('before')]),
+      store.commit([create('late')], undefined, undefined, past),
+      store.commit([create('after')], undefined, undefined, Date.now() + 600_000),
+    ]);
+    t.same(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], `${label}: only the late job fails`);
+    t.match((results[1] as PromiseRejectedResult).reason, { code: 'DEADLINE_EXCEEDED', message: /deadline passed before the write began/ }, `${label}: DEADLINE_EXCEEDED`);
+    t.equal(await store.getHead(scope, 'late'), undefined, `${label}: the late create was not applied`);
+    t.ok(await store.getHead(scope, 'before'), `${label}: its neighbour applied`);
+    t.ok(await store.getHead(scope, 'after'), `${label}: a job within its deadline applied`);
+  }
+});

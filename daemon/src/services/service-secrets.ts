@@ -152,7 +152,7 @@ export class SecretsService {
       auditDraft(ctx, `secret.${change.operation}`, change.scope, change.name, change.record?.version ?? change.expectVersion ?? 0, outcomeOf(outcomes[0].ok ? undefined : outcomes[0].error)),
     ];
     beforeDeadline(ctx, `the ${change.operation} of "${change.name}"`);
-    const [outcome] = await this.store.commit([change], idempotency, audit); // (5)
+    const [outcome] = await this.store.commit([change], idempotency, audit, ctx.deadline); // (5), checked again as the job begins
     this.onCommitted(); // (6)
     if (!outcome.ok) throw outcome.error;
     return outcome.seq;
@@ -434,7 +434,7 @@ export class SecretsService {
         });
       };
       beforeDeadline(ctx, 'the batch');
-      const outcomes = await this.store.commit(toCommit.map((p) => p.change!), idempotency, audit);
+      const outcomes = await this.store.commit(toCommit.map((p) => p.change!), idempotency, audit, ctx.deadline); // checked again as the job begins
       if (toCommit.length) this.onCommitted();
       return build(outcomes);
     }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);

@@ -20,8 +20,13 @@
  *    which PostgreSQL breaks by failing one with a deadlock; a job failed that way (or by a
  *    serialization failure) runs again in a transaction of its own, so one conflict never fails
  *    an unrelated write. Any other failure of the transaction (the database lost) fails its jobs.
+ * 5. A job may carry its caller's deadline: the wait for a free transaction and its connection is
+ *    here, after the services' beforeDeadline check, so the job checks it again when it starts
+ *    inside the transaction. Past it, that job alone fails DEADLINE_EXCEEDED and writes nothing
+ *    (its caller was already told so); the group's other jobs are unaffected.
  */
 import type pg from 'pg';
+import { LockboxError } from '../../../shared/src/errors.js';
 import type { StoreObserver } from './store.js';
 import { SavepointLost, type PostgresPool } from './store-postgres-pool.js';
 
@@ -31,6 +36,8 @@ interface Job {
   savepoint: boolean;
   /** What the hooks may write for the job before it runs (the creates of store-postgres-bulk-create.ts). */
   payload: unknown;
+  /** (5) The caller's deadline, ms since the epoch. */
+  deadline?: number;
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
 }
@@ -38,6 +45,13 @@ interface Job {
 type Settled = { job: Job; ok: true; value: unknown } | { job: Job; ok: false; error: unknown };
 
 /** Deadlock detected, serialization failure: the transaction lost a race, not the argument. (4) */
+/** (5) The job's caller gave up before the job began: it must not write. */
+export function pastDeadline(deadline: number | undefined, now = Date.now()): LockboxError | undefined {
+  if (deadline !== undefined && now >= deadline)
+    return new LockboxError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', "the caller's deadline passed before the write began in the store; nothing was changed");
+  return undefined;
+}
+
 const retryable = (error: unknown) => ['40P01', '40001'].includes((error as { code?: string })?.code ?? '');
 
 /** (2) A job without a savepoint of its own failed: the transaction cannot keep the others only. */
@@ -70,10 +84,10 @@ export class PostgresGroupCommit {
    * (1) Queues `run` to execute inside the next group transaction, on its connection; `savepoint`
    * false only when every write it makes is in a savepoint of its own (2).
    */
-  write<T>(run: (db: pg.PoolClient) => Promise<T>, savepoint = true, payload?: unknown): Promise<T> {
+  write<T>(run: (db: pg.PoolClient) => Promise<T>, savepoint = true, payload?: unknown, deadline?: number): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, savepoint, payload, resolve, reject });
+      this.queue.push({ run, savepoint, payload, deadline, resolve, reject });
       this.schedule();
     });
   }
@@ -121,11 +135,17 @@ export class PostgresGroupCommit {
 
   /** (2) Each job in its own savepoint; a job's failure is its own, unless the rollback fails too. */
   private async runJobs(db: pg.PoolClient, jobs: Job[]): Promise<Settled[]> {
-    await this.hooks.begin(db, jobs.map((job) => job.payload)).catch((error: unknown) => {
+    const late = new Map(jobs.map((job) => [job, pastDeadline(job.deadline)] as const)); // (5) checked once, before anything is written
+    await this.hooks.begin(db, jobs.map((job) => (late.get(job) ? undefined : job.payload))).catch((error: unknown) => {
       throw jobs.length > 1 ? new RunAlone('writing the group\'s creates failed', { cause: error }) : error;
     });
     const settled: Settled[] = [];
     for (const job of jobs) {
+      const refused = late.get(job); // (5) its creates were not given to the hooks either
+      if (refused) {
+        settled.push({ job, ok: false, error: refused });
+        continue;
+      }
       try {
         settled.push({ job, ok: true, value: job.savepoint ? await this.db.savepoint(db, () => job.run(db), 'job') : await job.run(db) });
       } catch (error) {

@@ -171,7 +171,7 @@ export class PostgresStore implements Store {
     return rows.map(toVersionRecord);
   }
 
-  async commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]> {
+  async commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[], deadline?: number): Promise<CommitOutcome[]> {
     try {
       return await this.group.write(async (db) => {
         if (idempotency) {
@@ -204,7 +204,7 @@ export class PostgresStore implements Store {
           ]);
         if (audit) await this.audit.insert(db, audit(outcomes));
         return outcomes;
-      }, idempotency !== undefined, idempotency ? undefined : changes.filter(bulkable)); // (8) without a key every write is in a change's savepoint
+      }, idempotency !== undefined, idempotency ? undefined : changes.filter(bulkable), deadline); // (8) without a key every write is in a change's savepoint
     } catch (error) {
       if (idempotency && isUniqueViolation(error)) {
         // (5) another replica stored the key first: its answer is the answer

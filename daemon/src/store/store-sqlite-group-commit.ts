@@ -9,12 +9,17 @@
  *    failed job rolls back alone), and each change of a `commit()` inside a nested SAVEPOINT.
  * 3. One COMMIT (one fsync) makes all of them durable; only then are the callers' promises
  *    resolved, so nothing is acknowledged before it is on disk.
+ * 4. As store-postgres-group-commit.ts (5): a job carrying its caller's deadline checks it when it
+ *    starts inside the transaction; past it, that job alone fails DEADLINE_EXCEEDED unwritten.
  */
 import type Database from 'better-sqlite3';
+import { pastDeadline } from './store-postgres-group-commit.js';
 import type { StoreObserver } from './store.js';
 
 interface Job {
   run: () => unknown;
+  /** (4) The caller's deadline, ms since the epoch. */
+  deadline?: number;
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
 }
@@ -32,10 +37,10 @@ export class GroupCommit {
   ) {}
 
   /** Step (1): queues `run` to execute inside the next group transaction. */
-  write<T>(run: () => T): Promise<T> {
+  write<T>(run: () => T, deadline?: number): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve, reject });
+      this.queue.push({ run, deadline, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -61,6 +66,11 @@ export class GroupCommit {
       return;
     }
     for (const job of jobs) {
+      const late = pastDeadline(job.deadline); // (4) before the job writes anything
+      if (late) {
+        settled.push({ job, ok: false, error: late });
+        continue;
+      }
       this.db.exec('SAVEPOINT job');
       try {
         const value = job.run();

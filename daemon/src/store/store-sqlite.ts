@@ -131,8 +131,8 @@ export class SqliteStore implements Store {
     return this.stmt.versions.all(uid).map(toVersionRecord);
   }
 
-  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]> {
-    return this.group.write(() => this.applyCommit(changes, idempotency, audit));
+  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[], deadline?: number): Promise<CommitOutcome[]> {
+    return this.group.write(() => this.applyCommit(changes, idempotency, audit), deadline);
   }
 
   private applyCommit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): CommitOutcome[] {

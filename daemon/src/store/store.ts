@@ -224,7 +224,8 @@ export interface Store {
    * the idempotency entry, and commits once. Throws IdempotencyReplayError when `idempotency`'s
    * key is already stored.
    */
-  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[]): Promise<CommitOutcome[]>;
+  /** `deadline`: the caller's (ms since the epoch); past it when the write begins, it fails DEADLINE_EXCEEDED unwritten. */
+  commit(changes: Change[], idempotency?: IdempotencyRecord, audit?: (outcomes: CommitOutcome[]) => AuditDraft[], deadline?: number): Promise<CommitOutcome[]>;
   getIdempotency(tenant: string, key: string): Promise<StoredIdempotency | undefined>;
   pruneIdempotency(before: string): Promise<number>;
 
