@@ -7,8 +7,11 @@
  * each entry against the chain while it exports it and signs what it verified, with the same
  * Ed25519 key as its checkpoints (derived from the keyring; the public half is in every
  * checkpoint and in `lockbox audit head`). The file is JSON lines:
- * 1. a header `{format, public_key, since, from}`: `from` is a checkpoint (seq, hash) of the entry
- *    before the first exported one — the link of the first entry line (after a prune, the cut);
+ * 1. a header `{format, public_key, since, from, signature}`: `from` is a checkpoint (seq, hash)
+ *    of the entry before the first exported one — the link of the first entry line (after a
+ *    prune, the cut), which lockboxd verified links back to the cut or the chain's start before
+ *    signing; `signature` covers format, since and `from` together (headerText), so none of them
+ *    can be edited or swapped in from another export;
  * 2. one line per entry, oldest first: every field of the entry, its `prev_hash` and `hash`, and
  *    `signature` over entryText (the fields in a fixed order);
  * 3. a trailer `{end}`: a checkpoint of the last exported entry, so a file cut short fails.
@@ -66,6 +69,11 @@ export function entryText(e: AuditEntryMessage): string {
   return `lockbox/v1/audit-entry\0${JSON.stringify(fields)}`;
 }
 
+/** What the header's signature covers (step (1)). */
+export function headerText(format: string, since: string, from: AuditCheckpoint): string {
+  return `lockbox/v1/audit-export-header\0${JSON.stringify([format, since, Number(from.seq), from.hash, from.time, from.signature])}`;
+}
+
 const verifies = (signatureHex: unknown, text: string, publicKeyHex: string) =>
   typeof signatureHex === 'string' && verifyDetached(Buffer.from(signatureHex, 'hex'), text, Buffer.from(publicKeyHex, 'hex'));
 
@@ -108,6 +116,8 @@ export function checkAuditExport(text: string, options: { publicKey?: string; he
   result.publicKey = key;
   if (options.publicKey && header.public_key !== options.publicKey) return fail(1, `signed by key ${String(header.public_key).slice(0, 16)}…, not the pinned ${options.publicKey.slice(0, 16)}…`);
   if (!checkpointVerifies(header.from, key)) return fail(1, 'the signature of its starting checkpoint does not verify: the header was edited or signed by another key');
+  if (!verifies(header.signature, headerText(String(header.format), String(header.since), header.from), key))
+    return fail(1, 'the header\'s signature over format, since and from does not verify: the header was edited');
   let previous = { seq: Number(header.from.seq), hash: String(header.from.hash) };
   result.from = previous.seq;
   let headSeen = false;

@@ -67,6 +67,11 @@ t.test('export → verify --file; an edited, removed or cut line is named; a pin
   rehashed[3] = JSON.stringify({ ...third, hash: 'f'.repeat(64) });
   t.match((await verifyLines(d, dir, 'rehashed.jsonl', rehashed)).stdout, /BROKEN at line 4/);
 
+  const sinceEdited = [JSON.stringify({ ...header, since: '2020-01-01T00:00:00.000Z' }), ...lines.slice(1)];
+  t.match((await verifyLines(d, dir, 'since.jsonl', sinceEdited)).stdout, /BROKEN at line 1: the header's signature over format, since and from does not verify/);
+  const unsigned = [JSON.stringify({ ...header, signature: undefined }), ...lines.slice(1)];
+  t.match((await verifyLines(d, dir, 'unsigned.jsonl', unsigned)).stdout, /BROKEN at line 1: the header's signature/);
+
   const removed = lines.filter((_, i) => i !== 2);
   t.match((await verifyLines(d, dir, 'removed.jsonl', removed)).stdout, /BROKEN at line 3: entry 3 does not follow entry 1/);
 
@@ -222,4 +227,20 @@ t.test('prune (postgres): an older entry chained after a newer one does not take
   t.ok(entries.some((e: any) => e.request_id === 'late'), 'the late older entry after it stays too');
   t.ok(entries.every((e: any) => Number(e.seq) > Number(pruned.checkpoint.seq)));
   t.equal((await lockbox(d, ['audit', 'verify'])).code, 0);
+});
+
+t.test('export: entries deleted from the start of the chain (no prune, no cut) are found, not signed over', async (t) => {
+  const d = await startTestDaemon(t);
+  t.teardown(() => d.stop());
+  await createSecrets(d, 'a', 4);
+  t.equal((await lockbox(d, ['audit', 'export'])).code, 0, 'whole: exported');
+  const db = new Database(join(d.dataDir, 'lockbox.db'));
+  t.teardown(() => db.close());
+  db.prepare('DELETE FROM audit WHERE seq <= 2').run();
+  const exported = await lockbox(d, ['audit', 'export']);
+  t.equal(exported.code, 1, exported.stdout);
+  t.match(exported.stderr, /broken at entry 3 .*an entry was removed or changed/);
+  t.notMatch(exported.stdout, /"from"/, 'no header signed');
+  const later = await lockbox(d, ['audit', 'export', '--since', '1h']);
+  t.equal(later.code, 1, 'with --since too');
 });

@@ -13,7 +13,7 @@
  * 3. Publish it (best effort; the log line is the record that always exists) and log it.
  * Periodic checkpoints (--audit-checkpoint-interval) are written only when the head moved.
  */
-import { checkpointText, entryText, type AuditCheckpoint, type AuditEntryMessage, type CheckpointKind } from '../../../shared/src/audit-export.js';
+import { checkpointText, entryText, headerText, type AuditCheckpoint, type AuditEntryMessage, type CheckpointKind } from '../../../shared/src/audit-export.js';
 import { deriveKey, signDetached, signingKeyPair } from '../../../shared/src/crypto.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -56,6 +56,11 @@ export class AuditCheckpoints {
     const time = new Date().toISOString();
     const signature = signDetached(checkpointText(seq, hash, time, kind), this.keys.privateKey);
     return { seq, hash, time, public_key: this.publicKey, signature: Buffer.from(signature).toString('hex') };
+  }
+
+  /** An export header's signature (hex), over shared/src/audit-export.ts's headerText. */
+  signHeader(format: string, since: string, from: AuditCheckpoint): string {
+    return Buffer.from(signDetached(headerText(format, since, from), this.keys.privateKey)).toString('hex');
   }
 
   /** An exported entry's signature (hex), over shared/src/audit-export.ts's entryText. */

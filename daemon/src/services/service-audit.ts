@@ -20,7 +20,7 @@ import { parseHead, type AuditCheckpoints } from '../security/audit-checkpoint.j
 import { authorizeOperator, isOperator } from '../security/auth.js';
 import type { CallContext } from './context.js';
 import { auditMessage } from './messages.js';
-import { AUDIT_CUT_META, type AuditHasher, type Store } from '../store/store.js';
+import { AUDIT_CUT_META, type AuditHasher, type AuditRecord, type Store } from '../store/store.js';
 
 const PAGE = 1000;
 
@@ -39,7 +39,7 @@ export class AuditService {
   constructor(
     private readonly store: Store,
     private readonly hasher: AuditHasher,
-    private readonly checkpoints: Pick<AuditCheckpoints, 'write' | 'sign' | 'signEntry' | 'publicKey'>,
+    private readonly checkpoints: Pick<AuditCheckpoints, 'write' | 'sign' | 'signEntry' | 'signHeader' | 'publicKey'>,
   ) {}
 
   /** Signs, publishes and logs the head now. */
@@ -107,28 +107,51 @@ export class AuditService {
   /**
    * The export file's lines (shared/src/audit-export.ts steps (1)-(3)): every entry from the
    * first whose time is `since` or later, each checked against the keyed chain before it is
-   * signed; a broken entry ends the export with AUDIT_CHAIN_BROKEN.
+   * signed; a broken entry ends the export with AUDIT_CHAIN_BROKEN. The chain is walked from the
+   * signed cut of the last prune (or its start) — the entries before `since` too — so the header's
+   * `from` is signed only once it links back there: rows deleted before the first exported entry
+   * are found, not signed over.
    */
   async *export(request: { since?: string }, ctx: CallContext): AsyncGenerator<{ line: string }> {
     authorizeOperator(ctx.principal, 'export the audit log');
     const since = timeField(request.since, 'since', 0);
+    const broken = (seq: number, problem: string) =>
+      new FailedPreconditionError(`the audit log is broken at entry ${seq} (${problem}); the export stops there: run lockbox audit verify`, 'AUDIT_CHAIN_BROKEN');
+    const cut = await this.prunedCut();
+    if (cut && !checkpointVerifies(cut, this.checkpoints.publicKey, 'cut')) throw broken(cut.seq + 1, `the signed cut of the last prune (entry ${cut.seq}) does not verify: it was edited`);
+    const verifier = new ChainVerifier(this.hasher, cut ? { seq: Number(cut.seq), hash: cut.hash } : undefined);
+    /** The entries of `page` before the first exported one must link from the cut or the start. */
+    const checkBefore = (entries: AuditRecord[]) => {
+      for (const entry of entries) {
+        const problem = verifier.check(entry);
+        if (problem) throw broken(entry.seq, problem);
+      }
+    };
     let page = await this.store.listAudit({ afterSeq: 0, limit: PAGE });
     let index = page.findIndex((e) => Date.parse(e.time) >= since);
     while (index < 0 && page.length === PAGE) {
+      checkBefore(page);
       page = await this.store.listAudit({ afterSeq: page[page.length - 1].seq, limit: PAGE });
       index = page.findIndex((e) => Date.parse(e.time) >= since);
     }
+    checkBefore(index < 0 ? page : page.slice(0, index));
     const first = index < 0 ? undefined : page[index];
     const start = first ? { seq: first.seq - 1, hash: first.prevHash } : await this.store.auditHead(); // nothing since: from the head to the head
-    const header = { format: AUDIT_EXPORT_FORMAT, public_key: this.checkpoints.publicKey, since: new Date(since).toISOString(), from: this.checkpoints.sign(start.seq, start.hash) };
+    if (first) {
+      const problem = verifier.check(first); // it links to what was verified: `from` is in the chain
+      if (problem) throw broken(first.seq, problem);
+    }
+    const format = AUDIT_EXPORT_FORMAT;
+    const sinceText = new Date(since).toISOString();
+    const from = this.checkpoints.sign(start.seq, start.hash);
+    const header = { format, public_key: this.checkpoints.publicKey, since: sinceText, from, signature: this.checkpoints.signHeader(format, sinceText, from) };
     yield { line: JSON.stringify(header) };
-    const verifier = new ChainVerifier(this.hasher, start);
     let last = start;
     let entries = index < 0 ? [] : page.slice(index);
     for (let more = page.length === PAGE; ; ) {
       for (const entry of entries) {
-        const problem = verifier.check(entry);
-        if (problem) throw new FailedPreconditionError(`the audit log is broken at entry ${entry.seq} (${problem}); the export stops there: run lockbox audit verify`, 'AUDIT_CHAIN_BROKEN');
+        const problem = entry === first ? undefined : verifier.check(entry); // the first was checked above
+        if (problem) throw broken(entry.seq, problem);
         const message = auditMessage(entry);
         yield { line: JSON.stringify({ ...message, signature: this.checkpoints.signEntry(message) }) };
         last = { seq: entry.seq, hash: entry.hash };
