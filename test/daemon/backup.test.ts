@@ -5,13 +5,18 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { ServerWritableStreamImpl } from '@grpc/grpc-js/build/src/server-call.js';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { runCli } from '../../cli/src/cli.js';
 import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
 import { freshSchema } from '../helpers/postgres.js';
 import { daemonBin } from '../helpers/spawn.js';
+import { until } from '../helpers/wait.js';
+import { loadServices } from '../../shared/src/proto.js';
 
 async function cli(args: string[]) {
   let stdout = '';
@@ -78,4 +83,33 @@ t.test('only an operator may take a backup; on PostgreSQL it points to pg_dump',
   const refused = await cli(['--addr', pg.daemon.address, '--token', pg.adminToken, 'backup', '--file', out]);
   t.equal(refused.code, 1);
   t.match(refused.stderr, /FAILED_PRECONDITION \(BACKUP_NOT_SUPPORTED\): .*pg_dump/);
+});
+
+t.test('a slow client that cancels a backed-up backup stream ends the generator (its finally removes the temp file)', async (t) => {
+  const d = await startTestDaemon(t);
+  for (let i = 0; i < 12; i++) await d.call('CreateSecret', createRequest(`big-${i}`, { V: randomBytes(450_000).toString('base64') }));
+  // Observe (not fake) the server's writes: the first refused one means the stream is backed up.
+  const proto = ServerWritableStreamImpl.prototype as { write: (...args: unknown[]) => boolean };
+  const write = proto.write;
+  let backedUp!: () => void;
+  const full = new Promise<void>((r) => (backedUp = r));
+  proto.write = function (this: unknown, ...args: unknown[]) {
+    const ok = write.apply(this, args);
+    if (!ok) backedUp();
+    return ok;
+  };
+  t.teardown(() => void (proto.write = write));
+  const client = new (loadServices().BackupService)(d.daemon.address, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${d.adminToken}`);
+  const call = (client as any).Backup({}, metadata) as grpc.ClientReadableStream<unknown>;
+  call.on('error', () => {});
+  call.once('data', () => call.pause()); // a client that stops reading
+  await full;
+  const temp = () => readdirSync(d.dataDir).filter((f) => f.startsWith('.backup-'));
+  t.equal(temp().length, 1, 'the backup is in progress');
+  call.cancel();
+  await until('the generator ends and removes its temp file', () => temp().length === 0);
+  t.pass('ended');
 });
