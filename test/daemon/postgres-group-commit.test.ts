@@ -246,3 +246,29 @@ t.test('group commit: a job whose caller\'s deadline has passed when it begins f
     t.ok(await store.getHead(scope, 'after'), `${label}: a job within its deadline applied`);
   }
 });
+
+t.test("deployments and tokens: a write whose caller's deadline has passed when its job begins is not applied", async (t) => {
+  const url = await freshSchema(t);
+  const { store: pgStore } = await openStore(t, url);
+  const sqlite = new SqliteStore({ dataDir: tempDir(t), maxVersions: 10, auditHasher: () => '' });
+  t.teardown(() => sqlite.close());
+  const now = new Date().toISOString();
+  const deployment = (name: string) => ({ tenant: 'default', resourceGroup: '', name, uid: `uid-${name}`, version: 1, secrets: [], description: '', labels: {}, createTime: now, updateTime: now });
+  const token = (id: string) => ({ id, hash: `hash-${id}`, role: 'viewer', tenant: 'default', resourceGroups: [], deployment: '', deploymentResourceGroup: '', description: '', createTime: now, expireTime: '', revokeTime: '', createdBy: '' });
+  for (const [label, store] of [['PostgreSQL', pgStore], ['SQLite', sqlite]] as const) {
+    const past = Date.now() - 1;
+    const late = { code: 'DEADLINE_EXCEEDED' };
+    await t.rejects(store.writeDeployment({ operation: 'create', record: deployment('late') }, [], past), late, `${label}: a late deployment create`);
+    t.equal(await store.getDeployment({ tenant: 'default', resourceGroup: '' }, 'late'), undefined, `${label}: not applied`);
+    await store.writeDeployment({ operation: 'create', record: deployment('kept') }, [], Date.now() + 600_000);
+    await t.rejects(store.writeDeployment({ operation: 'delete', record: deployment('kept') }, [], past), late, `${label}: a late deployment delete`);
+    t.ok(await store.getDeployment({ tenant: 'default', resourceGroup: '' }, 'kept'), `${label}: still there`);
+
+    await t.rejects(store.insertToken(token('0000000000000001'), [], past), late, `${label}: a late token create`);
+    t.equal(await store.getToken('0000000000000001'), undefined, `${label}: no token`);
+    await store.insertToken(token('0000000000000002'), [], Date.now() + 600_000);
+    await t.rejects(store.revokeToken('0000000000000002', now, [], past), late, `${label}: a late revoke`);
+    t.equal((await store.getToken('0000000000000002'))?.revokeTime, '', `${label}: the token is not revoked`);
+  }
+});
+

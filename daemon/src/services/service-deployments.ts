@@ -113,6 +113,7 @@ export class DeploymentsService {
       await this.store.writeDeployment(
         { operation, record, expectVersion: request.expected_version || existing?.version, quotas: this.quotas },
         [auditDraft(ctx, action, scope, input.name, record.version, 'ok')],
+        ctx.deadline,
       );
       this.onCommitted();
       return deploymentMessage(record, resolved);
@@ -161,7 +162,7 @@ export class DeploymentsService {
       const record = await this.store.getDeployment(scope, name);
       if (!record) throw new NotFoundError(`deployment "${name}" not found in ${describeScope(scope)}`, 'DEPLOYMENT_NOT_FOUND');
       beforeDeadline(ctx, `the delete of deployment "${name}"`);
-      await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')]);
+      await this.store.writeDeployment({ operation: 'delete', record }, [auditDraft(ctx, 'deployment.delete', scope, name, record.version, 'ok')], ctx.deadline);
       this.onCommitted();
       return { name };
     });

@@ -71,7 +71,7 @@ export class TokensService {
         createdBy: principal.tokenId,
       });
       beforeDeadline(ctx, 'the token create');
-      await this.store.insertToken(record, [auditDraft(ctx, 'token.create', { tenant, resourceGroup: deploymentGroup }, record.id, 0, 'ok')]);
+      await this.store.insertToken(record, [auditDraft(ctx, 'token.create', { tenant, resourceGroup: deploymentGroup }, record.id, 0, 'ok')], ctx.deadline);
       return { token, info: tokenInfo(record) };
     });
   }
@@ -125,7 +125,7 @@ export class TokensService {
       const existing = await this.store.getToken(id);
       if (!existing || !this.mayManage(ctx.principal, existing)) throw new NotFoundError(`token ${id} not found`, 'TOKEN_NOT_FOUND');
       beforeDeadline(ctx, `the revoke of token ${id}`);
-      const revoked = await this.store.revokeToken(id, new Date().toISOString(), [auditDraft(ctx, 'token.revoke', { tenant: existing.tenant, resourceGroup: '' }, id, 0, 'ok')]);
+      const revoked = await this.store.revokeToken(id, new Date().toISOString(), [auditDraft(ctx, 'token.revoke', { tenant: existing.tenant, resourceGroup: '' }, id, 0, 'ok')], ctx.deadline);
       this.authority.forget(id);
       return tokenInfo(revoked!);
     });

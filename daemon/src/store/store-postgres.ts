@@ -292,7 +292,7 @@ export class PostgresStore implements Store {
 
   // ---- tokens --------------------------------------------------------------------------------
 
-  async insertToken(token: TokenRecord, audit: AuditDraft[] = []): Promise<void> {
+  async insertToken(token: TokenRecord, audit: AuditDraft[] = [], deadline?: number): Promise<void> {
     await this.group.write(async (db) => {
       await db.query(
         `INSERT INTO tokens (id, hash, role, tenant, resource_groups, deployment, deployment_resource_group, description, create_time, expire_time, revoke_time, created_by)
@@ -300,7 +300,7 @@ export class PostgresStore implements Store {
         [token.id, token.hash, token.role, token.tenant, JSON.stringify(token.resourceGroups), token.deployment, token.deploymentResourceGroup, token.description, token.createTime, token.expireTime, token.revokeTime, token.createdBy],
       );
       await this.audit.insert(db, audit);
-    });
+    }, true, undefined, deadline);
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
@@ -344,13 +344,13 @@ export class PostgresStore implements Store {
     return rows.map(toToken);
   }
 
-  async revokeToken(id: string, time: string, audit: AuditDraft[] = []): Promise<TokenRecord | undefined> {
+  async revokeToken(id: string, time: string, audit: AuditDraft[] = [], deadline?: number): Promise<TokenRecord | undefined> {
     return this.group.write(async (db) => {
       await db.query("UPDATE tokens SET revoke_time = $1 WHERE id = $2 AND revoke_time = ''", [time, id]);
       const row = (await db.query('SELECT * FROM tokens WHERE id = $1', [id])).rows[0];
       if (row) await this.audit.insert(db, audit);
       return row && toToken(row);
-    });
+    }, true, undefined, deadline);
   }
 
   // ---- deployments ---------------------------------------------------------------------------
@@ -374,14 +374,14 @@ export class PostgresStore implements Store {
     return rows.map(toDeployment);
   }
 
-  async writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void> {
+  async writeDeployment(change: DeploymentChange, audit: AuditDraft[], deadline?: number): Promise<void> {
     const { record } = change;
     const where = describeScope(record);
     try {
       await this.group.write(async (db) => {
         await applyDeploymentChange(db, change);
         await this.audit.insert(db, audit);
-      });
+      }, true, undefined, deadline);
     } catch (error) {
       if (isUniqueViolation(error)) throw new AlreadyExistsError(`deployment "${record.name}" already exists in ${where}`, 'DEPLOYMENT_EXISTS');
       throw error;

@@ -220,11 +220,11 @@ export class SqliteStore implements Store {
     })();
   }
 
-  insertToken(token: TokenRecord, audit: AuditDraft[] = []): Promise<void> {
+  insertToken(token: TokenRecord, audit: AuditDraft[] = [], deadline?: number): Promise<void> {
     return this.group.write(() => {
       this.stmt.insertToken.run({ ...token, resourceGroups: JSON.stringify(token.resourceGroups) });
       this.insertAudit(audit);
-    });
+    }, deadline);
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
@@ -236,13 +236,13 @@ export class SqliteStore implements Store {
     return this.stmt.listTokens.all(tenant ?? '', tenant ?? '').map(toToken);
   }
 
-  revokeToken(id: string, time: string, audit: AuditDraft[] = []): Promise<TokenRecord | undefined> {
+  revokeToken(id: string, time: string, audit: AuditDraft[] = [], deadline?: number): Promise<TokenRecord | undefined> {
     return this.group.write(() => {
       this.stmt.revokeToken.run(time, id);
       const row = this.stmt.getToken.get(id);
       if (row) this.insertAudit(audit);
       return row && toToken(row);
-    });
+    }, deadline);
   }
 
   async getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined> {
@@ -265,7 +265,7 @@ export class SqliteStore implements Store {
     return this.stmt.deploymentsListing.all(tenant, secretName).map(toDeployment);
   }
 
-  writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void> {
+  writeDeployment(change: DeploymentChange, audit: AuditDraft[], deadline?: number): Promise<void> {
     return this.group.write(() => {
       const { record } = change;
       this.deployments.delete(headKey(record, record.name));
@@ -297,7 +297,7 @@ export class SqliteStore implements Store {
         time: change.operation === 'delete' ? new Date().toISOString() : record.updateTime,
       });
       this.insertAudit(audit);
-    });
+    }, deadline);
   }
 
   reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {

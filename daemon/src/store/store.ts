@@ -246,19 +246,19 @@ export interface Store {
   /** The keyring, sealed under the root key (security/keyring.ts). */
   readonly keyring: KeyringStore;
 
-  insertToken(token: TokenRecord, audit?: AuditDraft[]): Promise<void>;
+  insertToken(token: TokenRecord, audit?: AuditDraft[], deadline?: number): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
   countTokens(): Promise<number>;
   /** Tokens of a tenant (every tenant when undefined), oldest first. */
   listTokens(tenant: string | undefined): Promise<TokenRecord[]>;
   /** Marks a token revoked; returns it, or undefined when there is no such token. */
-  revokeToken(id: string, time: string, audit?: AuditDraft[]): Promise<TokenRecord | undefined>;
+  revokeToken(id: string, time: string, audit?: AuditDraft[], deadline?: number): Promise<TokenRecord | undefined>;
 
   getDeployment(scope: ScopeKey, name: string): Promise<DeploymentRecord | undefined>;
   listDeployments(scope: ScopeKey): Promise<DeploymentRecord[]>;
   /** Deployments of a tenant that list `secretName` (in any resource group). */
   deploymentsListing(tenant: string, secretName: string): Promise<DeploymentRecord[]>;
-  writeDeployment(change: DeploymentChange, audit: AuditDraft[]): Promise<void>;
+  writeDeployment(change: DeploymentChange, audit: AuditDraft[], deadline?: number): Promise<void>;
 
   appendAudit(entries: AuditDraft[]): Promise<void>;
   /**
