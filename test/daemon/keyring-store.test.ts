@@ -262,6 +262,31 @@ t.test('PostgreSQL: a key added under the old root key after a rotate-root commi
   t.equal(rows.filter((row) => row.state === 'active').length, 1, 'the active key is still the one it was');
 });
 
+t.test('PostgreSQL: after rotate-root, a replica whose root key file was updated in place reads data keys under a key added since', async (t) => {
+  const url = await freshSchema(t);
+  const dir = tempDir(t);
+  const first = randomBytes(32).toString('base64') + '\n';
+  const fileA = join(dir, 'a.key');
+  const fileB = join(dir, 'b.key');
+  writeFileSync(fileA, first, { mode: 0o600 });
+  writeFileSync(fileB, first, { mode: 0o600 });
+  const a = await startTestDaemon(t, { databaseUrl: url, masterKeyFile: fileA, natsUrl: '', keyringRefreshMs: 0 });
+  const b = await startTestDaemon(t, { databaseUrl: url, masterKeyFile: fileB, natsUrl: '', keyringRefreshMs: 0 });
+  const onB = { token: a.adminToken };
+  // (1) rotate-root on A; the new key is installed in B's file (a mounted Secret updated in place), B is not restarted.
+  const next = randomBytes(32).toString('hex');
+  const root = await a.keysCall('RotateRootKey', { new_root_key: next });
+  writeFileSync(fileB, next + '\n');
+  // (2) A rotates before B restarts; a secret written on A is wrapped by the new keyring key.
+  const rotated = await a.keysCall('RotateMasterKey', {});
+  await a.call('CreateSecret', createRequest('after', { V: canary }));
+  // (3) B meets that key id, reloads, re-reads its root key file and opens the key.
+  t.equal(Buffer.from((await b.call('GetSecret', { name: 'after', include_values: true }, onB)).data.V).toString(), canary, 'B reads it');
+  t.equal(b.daemon.keyring.rootKeyId, root.root_key_id, 'B took the new root key from its file');
+  t.equal(b.daemon.keyring.active.id, rotated.active_key_id);
+  t.notOk(b.logs.some((l) => l.includes(next) || l.includes(canary)), 'neither the root key nor a value is logged');
+});
+
 t.test('PostgreSQL: an old keyring file shared by the replicas migrates at start', async (t) => {
   const url = await freshSchema(t);
   const dir = tempDir(t);

@@ -97,5 +97,6 @@ export async function openKeyringFor(store: Store, options: KeyringCheckOptions)
   const claimed = await store.claimMeta(KEYRING_META, keyring.id); // (5)
   if (claimed !== keyring.id) refuse(`${root.source} opens keyring ${keyring.id}, but another lockboxd just sealed the database with keyring ${claimed}: give every replica the same root key`);
   if (generated) options.onGenerated?.(path);
+  if (!options.envValue) keyring.rereadRoot = () => loadRootKey({ path }); // a new root key installed in place is taken at a reload
   return keyring;
 }

@@ -35,6 +35,11 @@ export class Keyring {
    * and (3) then, for what this replica sealed under the old key meanwhile).
    */
   onNewActive: (id: string) => void = () => {};
+  /**
+   * Re-reads the root key source when it can change under a running process (a root key file: a
+   * mounted Secret is updated in place); unset for LOCKBOX_ROOT_KEY. See adoptRereadRoot.
+   */
+  rereadRoot: (() => RootKey) | undefined;
   /** Keys this replica could not open (sealed under another root key): why a data key is missing. */
   private unopened = new Map<string, string>();
 
@@ -98,6 +103,7 @@ export class Keyring {
     this.reloading ??= this.store
       .list()
       .then((rows) => {
+        this.adoptRereadRoot(rows);
         const before = this.activeId;
         const changed = this.take(rows);
         if (this.activeId !== before) this.onNewActive(this.activeId);
@@ -105,6 +111,26 @@ export class Keyring {
       })
       .finally(() => (this.reloading = undefined));
     return this.reloading;
+  }
+
+  /**
+   * After a rotate-root on another replica, the keyring rows are sealed under a root key this one
+   * does not hold, and a key added since (a `key rotate` there) cannot be opened here. Rather than
+   * failing every read of a data key under it until a restart, the root key source is re-read
+   * (the operator installs the new root key there, README: Rotating the root key) and taken when
+   * its id is the one the rows name; anything else (not updated yet, unreadable, half written)
+   * keeps the root key held, and missingReason says what is needed.
+   */
+  private adoptRereadRoot(rows: KeyringRow[]): void {
+    const wanted = rows.find((r) => r.rootKeyId !== this.root.id)?.rootKeyId;
+    if (!wanted || !this.rereadRoot) return;
+    let reread: RootKey;
+    try {
+      reread = this.rereadRoot();
+    } catch {
+      return;
+    }
+    if (reread.id === wanted) this.root = reread;
   }
 
   /** Reloads when any of `ids` is not held: a data key wrapped by a key another replica added. */
@@ -116,7 +142,7 @@ export class Keyring {
   missingReason(id: string): string {
     const under = this.unopened.get(id);
     return under
-      ? `keyring key ${id} is sealed under root key ${under}, and this replica holds ${this.root.id}: restart it with the root key \`lockbox key rotate-root\` installed`
+      ? `keyring key ${id} is sealed under root key ${under}, and this replica holds ${this.root.id}: install that root key in its root key file (taken at the next reload) or restart it with it`
       : `keyring key ${id} is not in the keyring`;
   }
 
