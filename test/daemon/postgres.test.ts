@@ -3,13 +3,13 @@
  * database (create on one, read on another; races settled by row locks, advisory locks and keys;
  * one audit chain; notices from any replica).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { connect, StringCodec } from 'nats';
-import { createRequest, startTestDaemon, tempDir } from '../helpers/daemon.js';
+import { createRequest, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { startNats } from '../helpers/nats.js';
 import { freshSchema } from '../helpers/postgres.js';
 import { until } from '../helpers/wait.js';
@@ -235,6 +235,18 @@ t.test('an unreachable database stops the daemon with a clear error', async (t) 
 
 t.test('a window of agent reports on PostgreSQL: one the database refuses is rolled back alone, the others are written', async (t) => {
   const d = await startTestDaemon(t, { databaseUrl: await freshSchema(t) });
+  await reportWindow(t, d, (entry) => [entry('pod-a'), entry('pod-b\0'), entry('pod-c')]); // a NUL byte: PostgreSQL refuses it in text
+});
+
+t.test('the same on SQLite: one report that fails is rolled back alone, to its savepoint', async (t) => {
+  const d = await startTestDaemon(t);
+  // A report whose problems cannot be written (JSON.stringify throws on a BigInt) fails in the job.
+  await reportWindow(t, d, (entry) => [entry('pod-a'), { ...entry('pod-b'), report: { ...entry('pod-b').report, problems: [1n] as never } }, entry('pod-c')]);
+});
+
+type ReportEntry = { report: { agentId: string; problems: unknown[] } & Record<string, unknown>; applied: Array<Record<string, unknown>> };
+
+async function reportWindow(t: Test, d: TestDaemon, window: (entry: (agent: string) => ReportEntry) => ReportEntry[]) {
   const prefix = JSON.stringify(['default', 'team-a', 'app']) + '|';
   const entry = (agent: string) => {
     const agentId = prefix + agent;
@@ -243,8 +255,7 @@ t.test('a window of agent reports on PostgreSQL: one the database refuses is rol
       applied: [{ agentId, tenant: 'default', resourceGroup: 'team-a', name: 'openai', uid: 'u', version: 1, appliedTime: new Date().toISOString() }],
     };
   };
-  // A NUL byte is refused by PostgreSQL in text: the middle report fails on the server.
-  await t.rejects(d.daemon.store.reportAgents([entry('pod-a'), entry('pod-b\0'), entry('pod-c')]), /1 of 3 agent reports were not written .*the others were/);
+  await t.rejects(d.daemon.store.reportAgents(window(entry) as never), /1 of 3 agent reports were not written .*the others were/);
   const holding = await d.daemon.store.agentsHolding('default', 'team-a', 'openai');
   t.same(holding.map((h) => h.agentId), [prefix + 'pod-a', prefix + 'pod-c'], 'the good reports of the window were kept');
-});
+}

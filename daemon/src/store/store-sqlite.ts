@@ -300,22 +300,36 @@ export class SqliteStore implements Store {
     }, deadline);
   }
 
-  reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
+  async reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
+    // One report that fails is rolled back alone, to its own savepoint (better-sqlite3 nests a
+    // transaction as one): the others of the window are still written, and the failure is thrown
+    // once they are, as the PostgreSQL store does.
+    const failed: Array<{ agentId: string; error: unknown }> = [];
     const written = this.group.write(() => {
-      for (const { report, applied } of reports) {
-        this.stmt.upsertAgent.run({ ...report, problems: JSON.stringify(report.problems) });
-        for (const record of applied) this.stmt.upsertApplied.run(record);
-        const names = JSON.stringify(applied.map((a) => [a.resourceGroup, a.name]));
-        if (this.appliedNames.get(report.agentId) === names) continue;
-        this.stmt.deleteAppliedExcept.run(report.agentId, names);
-        if (this.appliedNames.size >= 100_000) this.appliedNames.clear();
-        this.appliedNames.set(report.agentId, names);
-      }
+      for (const { report, applied } of reports)
+        try {
+          this.db.transaction(() => this.writeAgentReport(report, applied))();
+        } catch (error) {
+          this.appliedNames.delete(report.agentId);
+          failed.push({ agentId: report.agentId, error });
+        }
     });
     // Rolled back: what was remembered may not be on disk. Cleared before the next group runs
     // (a failed group rejects its jobs before the next flush is scheduled).
     written.catch(() => this.appliedNames.clear());
-    return written;
+    await written;
+    if (failed.length)
+      throw new Error(`${failed.length} of ${reports.length} agent reports were not written (agent ids ${failed.map((f) => f.agentId).join(', ')}); the others were`, { cause: failed[0].error });
+  }
+
+  private writeAgentReport(report: AgentReport, applied: AppliedRecord[]): void {
+    this.stmt.upsertAgent.run({ ...report, problems: JSON.stringify(report.problems) });
+    for (const record of applied) this.stmt.upsertApplied.run(record);
+    const names = JSON.stringify(applied.map((a) => [a.resourceGroup, a.name]));
+    if (this.appliedNames.get(report.agentId) === names) return;
+    this.stmt.deleteAppliedExcept.run(report.agentId, names);
+    if (this.appliedNames.size >= 100_000) this.appliedNames.clear();
+    this.appliedNames.set(report.agentId, names);
   }
 
   async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
