@@ -34,7 +34,7 @@ function validRequest(operationId: string): { body?: unknown; query?: string } {
     case 'v1CreateToken':
       return { body: { role: 'reader', resource_groups: ['team-a'] } };
     case 'v1PruneAudit':
-      return { body: { before: '2999-01-01T00:00:00Z' } };
+      return { body: { before: '2000-01-01T00:00:00Z' } };
     default:
       return {};
   }

@@ -168,12 +168,12 @@ export class AuditService {
   async prune(request: { before?: string }, ctx: CallContext) {
     const beforeMs = timeField(request.before, 'before', undefined);
     const before = new Date(beforeMs).toISOString();
-    const now = Date.now();
-    if (beforeMs > now) // (2): a future `before` would delete entries written after the call
-      throw new InvalidArgumentError('before', `${before} is in the future (now ${new Date(now).toISOString()}); name a time that has passed`);
     const scope = { tenant: ctx.principal.tenant, resourceGroup: '' };
     return auditFailures(this.store, ctx, 'audit.prune', scope, `before ${before}`, async () => {
-      authorizeOperator(ctx.principal, 'prune the audit log'); // a refused prune is audited too
+      authorizeOperator(ctx.principal, 'prune the audit log'); // a refused prune is audited too; first, so a caller who may not prune learns nothing of its request
+      const now = Date.now();
+      if (beforeMs > now) // (2): a future `before` would delete entries written after the call
+        throw new InvalidArgumentError('before', `${before} is in the future (now ${new Date(now).toISOString()}); name a time that has passed`);
       const check = await this.verify({}, ctx); // (1)
       if (!check.ok) throw new FailedPreconditionError(`the audit log is broken at entry ${check.first_broken_seq} (${check.problem}); it is not pruned`, 'AUDIT_CHAIN_BROKEN');
       const { removed, cut } = await this.store.pruneAudit(before, (at) => JSON.stringify(this.checkpoints.sign(at.seq, at.hash, 'cut'))); // (2), (3)
