@@ -52,6 +52,17 @@ export class LockboxError extends Error {
   }
 }
 
+/**
+ * DEADLINE_EXCEEDED when the caller's `deadline` (ms since the epoch) has passed, naming the step
+ * that was not begun; undefined while there is time left or when the caller set none. The one
+ * check behind the services' beforeDeadline and the group commits' job check.
+ */
+export function pastDeadline(deadline: number | undefined, step: string, now = Date.now()): LockboxError | undefined {
+  if (deadline !== undefined && now >= deadline)
+    return new LockboxError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `the caller's deadline passed before ${step}; nothing was changed`);
+  return undefined;
+}
+
 export class InvalidArgumentError extends LockboxError {
   override name = 'InvalidArgumentError';
   /** The request field at fault, e.g. `secret.data["A B"]`. */

@@ -1,4 +1,4 @@
-import { LockboxError } from '../../../shared/src/errors.js';
+import { pastDeadline } from '../../../shared/src/errors.js';
 import type { Principal } from '../security/auth.js';
 
 /** Who is calling and how, as the transport saw it. */
@@ -24,6 +24,6 @@ export interface CallContext {
  * gave up changes nothing; a write already committing runs to its end (it is atomic either way).
  */
 export function beforeDeadline(ctx: CallContext, step: string, now = Date.now()): void {
-  if (ctx.deadline !== undefined && now >= ctx.deadline)
-    throw new LockboxError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', `the caller's deadline passed before ${step}; nothing was changed`);
+  const late = pastDeadline(ctx.deadline, step, now);
+  if (late) throw late;
 }

@@ -26,7 +26,7 @@
  *    (its caller was already told so); the group's other jobs are unaffected.
  */
 import type pg from 'pg';
-import { LockboxError } from '../../../shared/src/errors.js';
+import { pastDeadline } from '../../../shared/src/errors.js';
 import type { StoreObserver } from './store.js';
 import { SavepointLost, type PostgresPool } from './store-postgres-pool.js';
 
@@ -44,14 +44,10 @@ interface Job {
 
 type Settled = { job: Job; ok: true; value: unknown } | { job: Job; ok: false; error: unknown };
 
-/** Deadlock detected, serialization failure: the transaction lost a race, not the argument. (4) */
 /** (5) The job's caller gave up before the job began: it must not write. */
-export function pastDeadline(deadline: number | undefined, now = Date.now()): LockboxError | undefined {
-  if (deadline !== undefined && now >= deadline)
-    return new LockboxError('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', "the caller's deadline passed before the write began in the store; nothing was changed");
-  return undefined;
-}
+export const lateJob = (deadline: number | undefined) => pastDeadline(deadline, 'the write began in the store');
 
+/** Deadlock detected, serialization failure: the transaction lost a race, not the argument. (4) */
 const retryable = (error: unknown) => ['40P01', '40001'].includes((error as { code?: string })?.code ?? '');
 
 /** (2) A job without a savepoint of its own failed: the transaction cannot keep the others only. */
@@ -135,7 +131,7 @@ export class PostgresGroupCommit {
 
   /** (2) Each job in its own savepoint; a job's failure is its own, unless the rollback fails too. */
   private async runJobs(db: pg.PoolClient, jobs: Job[]): Promise<Settled[]> {
-    const late = new Map(jobs.map((job) => [job, pastDeadline(job.deadline)] as const)); // (5) checked once, before anything is written
+    const late = new Map(jobs.map((job) => [job, lateJob(job.deadline)] as const)); // (5) checked once, before anything is written
     await this.hooks.begin(db, jobs.map((job) => (late.get(job) ? undefined : job.payload))).catch((error: unknown) => {
       throw jobs.length > 1 ? new RunAlone('writing the group\'s creates failed', { cause: error }) : error;
     });

@@ -13,7 +13,7 @@
  *    starts inside the transaction; past it, that job alone fails DEADLINE_EXCEEDED unwritten.
  */
 import type Database from 'better-sqlite3';
-import { pastDeadline } from './store-postgres-group-commit.js';
+import { lateJob } from './store-postgres-group-commit.js';
 import type { StoreObserver } from './store.js';
 
 interface Job {
@@ -66,7 +66,7 @@ export class GroupCommit {
       return;
     }
     for (const job of jobs) {
-      const late = pastDeadline(job.deadline); // (4) before the job writes anything
+      const late = lateJob(job.deadline); // (4) before the job writes anything
       if (late) {
         settled.push({ job, ok: false, error: late });
         continue;
