@@ -24,8 +24,37 @@ export const echoService: grpc.ServiceDefinition = {
 };
 
 
-/** Where bench:footprint puts the agent's home: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir (bench:propagation takes --tmpfs). */
+/** Where bench:footprint puts the agent's home: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir (bench:propagation takes --tmpfs or --dir). */
 export const benchHome = process.env.BENCH_HOME ?? tmpdir();
+
+/**
+ * What file system holds `dir`, from /proc/self/mountinfo (the mount with the longest matching
+ * mount point): its type and device, and for ext4 whether it has a journal (/proc/fs/jbd2 lists
+ * the devices with one). It matters: on ext4 without a journal the kernel scans the inodes freed
+ * in the last minutes at every inode it allocates (fs/ext4/ialloc.c, recently_deleted), so a
+ * swap's system CPU there grows with how much the disk has churned lately.
+ */
+export function describeFileSystem(dir: string): string {
+  let best: { point: string; type: string; source: string; options: string } | undefined;
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [left, right] = line.split(' - ');
+      if (!right) continue;
+      const point = left.split(' ')[4].replace(/\\040/g, ' ');
+      const [type, source, options] = right.split(' ');
+      const inside = point === '/' || dir === point || dir.startsWith(`${point}/`);
+      if (inside && (!best || point.length >= best.point.length)) best = { point, type, source, options };
+    }
+  } catch {
+    return 'unknown file system (no /proc/self/mountinfo)';
+  }
+  if (!best) return 'unknown file system';
+  const where = `${best.source} at ${best.point}`;
+  if (best.type !== 'ext4') return `${best.type} (${where})`;
+  const device = best.source.split('/').pop() ?? '';
+  const journal = existsSync('/proc/fs/jbd2') && readdirSync('/proc/fs/jbd2', { withFileTypes: true }).some((e) => e.name.startsWith(`${device}-`));
+  return `ext4 ${journal ? 'with' : 'without'} a journal (${where}, ${best.options})`;
+}
 
 /** A nats-server of its own on a free port (-p -1, read back from the ports file). */
 export async function startNats(): Promise<{ url: string; stop: () => void }> {

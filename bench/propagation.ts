@@ -14,23 +14,25 @@
  * - the floor of one round trip: GetSecret over gRPC, and one rename(2).
  * Each N is measured --runs times with fresh agents; the summary gives medians and the range.
  * Homes are on disk (the OS temp dir) unless --tmpfs puts them (and the raw floor) on /dev/shm,
- * as Kubernetes puts secret volumes. Targets on disk: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100,
+ * as Kubernetes puts secret volumes, or --dir in a dir of your choice (another file system: see
+ * the README's Benchmarks for a journaled ext4 on this machine's disk). The header names the file
+ * system (type, device, and for ext4 whether it has a journal). Targets on disk: p99 ≤ 20 ms at N=1, ≤ 100 ms at N=100,
  * ≤ 1 s at N=1000; agent CPU per rotation ≤ 0.8 ms.
- *   npm run bench:propagation [-- --agents 1,100,1000 --runs 3 --updates 20 --processes 4 --tmpfs]
+ *   npm run bench:propagation [-- --agents 1,100,1000 --runs 3 --updates 20 --processes 4 --tmpfs | --dir DIR]
  *   (AGENT_NODE_FLAGS overrides the node flags of the agents' processes, default: lockbox-agent's
  *   own; AGENT_CPU_PROFILE=DIR writes a CPU profile of each agents' process over the updates;
  *   AGENT_REPAIR=0 turns the agents' tamper watches off, to see what they cost; VERBOSE=1 prints
  *   each version's first, median and last delivery)
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LockboxClient } from '../shared/src/client.js';
-import { cpuMs, median, percentile, startServer } from './harness.js';
+import { cpuMs, describeFileSystem, median, percentile, startServer } from './harness.js';
 import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const { values: args } = parseArgs({
@@ -40,12 +42,15 @@ const { values: args } = parseArgs({
     updates: { type: 'string', default: process.env.UPDATES ?? '20' },
     processes: { type: 'string', default: process.env.PROCESSES ?? '4' },
     tmpfs: { type: 'boolean', default: false },
+    dir: { type: 'string' },
   },
 });
 const COUNTS = args.agents.split(',').map(Number);
 const RUNS = Number(args.runs);
 const UPDATES = Number(args.updates);
-const homesBase = args.tmpfs ? '/dev/shm' : tmpdir();
+if (args.dir && args.tmpfs) throw new Error('give --tmpfs or --dir, not both');
+const homesBase = args.dir ? realpathSync(args.dir) : args.tmpfs ? '/dev/shm' : tmpdir();
+const fileSystem = describeFileSystem(homesBase);
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 const fixed = (n: number, digits = 1) => n.toFixed(digits);
@@ -235,7 +240,7 @@ function spread(runs: Run[], pick: (r: Run) => number, digits = 1): string {
   return runs.length > 1 ? `${text} (${fixed(Math.min(...values), digits)}–${fixed(Math.max(...values), digits)})` : text;
 }
 
-console.log(`push path, no NATS; homes under ${homesBase}${args.tmpfs ? ' (tmpfs)' : ' (disk)'}; agents' processes start with node flags: ${hostFlags.join(' ') || '(none)'}; ${RUNS} run(s) × ${UPDATES} updates per N; load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(`push path, no NATS; homes under ${homesBase}, on ${fileSystem}; agents' processes start with node flags: ${hostFlags.join(' ') || '(none)'}; ${RUNS} run(s) × ${UPDATES} updates per N; load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 const summary: string[] = [];
 for (const n of COUNTS) {
   const runs: Run[] = [];
@@ -250,8 +255,10 @@ for (const n of COUNTS) {
       `raw disk floor (${n} parallel fsync'd swaps) ${spread(runs, (r) => r.raw)} ms`,
   );
 }
-console.log(`\npropagation on the push path, UpdateSecret called → new content readable at each agent; medians (and range) over ${RUNS} run(s) of ${UPDATES} updates, homes on ${args.tmpfs ? 'tmpfs' : 'disk'}:`);
+console.log(`\npropagation on the push path, UpdateSecret called → new content readable at each agent; medians (and range) over ${RUNS} run(s) of ${UPDATES} updates, homes on ${fileSystem}:`);
 for (const line of summary) console.log('  ' + line);
+if (fileSystem.includes('without a journal'))
+  console.log('  note: on ext4 without a journal the kernel looks up every inode freed in the last minutes at each inode it allocates (fs/ext4/ialloc.c, recently_deleted); a swap allocates four, so system CPU per rotation here grows with how much the disk churned lately (README, Benchmarks)');
 console.log(`  floor of one delivery: GetSecret round trip ${fixed(floor.get, 3)} ms + rename ${fixed(floor.rename, 3)} ms; targets on disk: p99 ≤ 20 ms (N=1), ≤ 100 ms (N=100), ≤ 1 s (N=1000); agent CPU per rotation ≤ 0.8 ms`);
 admin.close();
 await daemon.stop();

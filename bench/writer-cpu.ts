@@ -3,18 +3,20 @@
  * writes a new version, all side by side as the agents of one process would; prints the CPU per
  * write (process.cpuUsage: user, system) and the wall time per round. What a rotation costs the
  * file system, apart from the session (bench/propagation.ts measures the whole agent).
- *   node dist/bench/writer-cpu.js [--writers 100] [--rounds 30] [--tmpfs]
+ *   node dist/bench/writer-cpu.js [--writers 100] [--rounds 30] [--tmpfs | --dir DIR]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AtomicWriter } from '../agent/src/atomic-writer.js';
+import { describeFileSystem } from './harness.js';
 
-const { values: args } = parseArgs({ options: { writers: { type: 'string', default: '100' }, rounds: { type: 'string', default: '30' }, tmpfs: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { writers: { type: 'string', default: '100' }, rounds: { type: 'string', default: '30' }, tmpfs: { type: 'boolean', default: false }, dir: { type: 'string' } } });
+const base = args.dir ?? (args.tmpfs ? '/dev/shm' : tmpdir());
 const n = Number(args.writers);
 const rounds = Number(args.rounds);
-const homes = Array.from({ length: n }, () => mkdtempSync(join(args.tmpfs ? '/dev/shm' : tmpdir(), 'lockbox-bench-writer-')));
+const homes = Array.from({ length: n }, () => mkdtempSync(join(base, 'lockbox-bench-writer-')));
 const writers = homes.map((home) => new AtomicWriter(home, 'demo', { fileMode: 0o400, dirMode: 0o500 }));
 let version = 0;
 const round = async () => {
@@ -29,5 +31,5 @@ for (let i = 0; i < rounds; i++) await round();
 await Promise.all(writers.map((w) => w.settle()));
 const cpu = process.cpuUsage(before);
 const per = (us: number) => (us / 1000 / (n * rounds)).toFixed(3);
-console.log(`${n} writers × ${rounds} rounds on ${args.tmpfs ? 'tmpfs' : 'disk'}: CPU per write ${per(cpu.user + cpu.system)} ms (user ${per(cpu.user)}, system ${per(cpu.system)}); ${((performance.now() - t0) / rounds).toFixed(1)} ms a round`);
+console.log(`${n} writers × ${rounds} rounds on ${describeFileSystem(realpathSync(base))}: CPU per write ${per(cpu.user + cpu.system)} ms (user ${per(cpu.user)}, system ${per(cpu.system)}); ${((performance.now() - t0) / rounds).toFixed(1)} ms a round`);
 for (const home of homes) rmSync(home, { recursive: true, force: true });

@@ -46,7 +46,7 @@
 import { closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
-import { DATA_LINK, PathSafetyError, dataTarget, listFiles, openRealDir, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, unlinkForLink } from './mount-entries.js';
+import { DATA_LINK, PathSafetyError, dataLinkStands, dataTarget, listFiles, openRealDir, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, unlinkForLink } from './mount-entries.js';
 
 export { DATA_LINK, PathSafetyError } from './mount-entries.js';
 export const VERSION_FILE = '..version';
@@ -233,8 +233,15 @@ export class AtomicWriter {
       this.written = { version, dir: current, subdirs: subdirs(current, payload.keys()).sort(byDepth), top: this.topLevel(payload.keys()) };
       return false;
     }
-    const onDisk = this.currentVersionDir(true); // (1) a ..data that is not a symlink is refused here, before anything is written
-    const old = fresher ? last.dir : onDisk;
+    // (1) A ..data that is not a symlink is refused here, before anything is written. A new
+    // version after one this writer wrote needs no more (the old dir is the one it wrote; where
+    // ..data points now does not matter, the rename replaces the link); otherwise the version in
+    // place is looked up, and a ..data leading elsewhere is reported.
+    let old: string | undefined;
+    if (fresher) {
+      dataLinkStands(this.dir);
+      old = last.dir;
+    } else old = this.currentVersionDir(true);
     const newTop = this.topLevel(payload.keys());
     // When only the version changed, the links this writer made still stand (a removed one is
     // tampering, which the agent's repair pass finds through matches()); else every link is

@@ -54,6 +54,14 @@ export function setDirMode(path: string, mode: number, owner?: { uid: number; gi
   }
 }
 
+/** Whether `<dir>/..data` exists; throws when it is anything but a symlink (never followed, never replaced). */
+export function dataLinkStands(dir: string): boolean {
+  const link = `${dir}/${DATA_LINK}`;
+  const stat = lstatSync(link, { throwIfNoEntry: false });
+  if (stat && !stat.isSymbolicLink()) throw new PathSafetyError(`${link} is not a symlink the agent made; left alone`);
+  return stat !== undefined;
+}
+
 /**
  * The version dir `<dir>/..data` names, when it is one the writer could have made: `..data` a
  * symlink whose target is one `..<timestamp>` segment that is a real dir of `dir`. `problem`
@@ -61,9 +69,7 @@ export function setDirMode(path: string, mode: number, owner?: { uid: number; gi
  */
 export function dataTarget(dir: string): { path?: string; problem?: string } {
   const link = `${dir}/${DATA_LINK}`;
-  const stat = lstatSync(link, { throwIfNoEntry: false });
-  if (!stat) return {};
-  if (!stat.isSymbolicLink()) throw new PathSafetyError(`${link} is not a symlink the agent made; left alone`);
+  if (!dataLinkStands(dir)) return {};
   const target = readlinkSync(link);
   if (!VERSION_DIR_NAME.test(target) || target.includes('/')) return { problem: `points at ${JSON.stringify(target)}, which the agent did not make` };
   const path = `${dir}/${target}`;

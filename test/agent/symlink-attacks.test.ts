@@ -220,6 +220,18 @@ t.test('the real agent: tamper repair and a detached secret, with planted symlin
   t.notOk(logs.join('\n').includes('sk-canary-1'), 'never a value in the log');
 });
 
+t.test('..data led outside before a new version: the new version link replaces it; nothing outside is touched', async (t) => {
+  const { victim, w, dir } = await setUp(t, { A: 'one', B: 'one' });
+  const written = dataDir(dir);
+  repoint(dir, victim.dir);
+  t.equal(await w.write(payload({ A: 'two', B: 'two' }), 'a=2\n'), true, 'the next version is written');
+  await w.settle();
+  victim.intact('a new version over a ..data that led outside');
+  t.ok(lstatSync(dataDir(dir)).isDirectory(), '..data is the writer\'s link again');
+  t.equal(readFileSync(join(dir, 'A'), 'utf8'), 'two', 'readers see the new version');
+  t.notOk(existsSync(written), 'the version this writer wrote before is removed (never what ..data led to)');
+});
+
 t.test('..data itself: a link to outside is replaced (never followed), a real dir is refused and left alone', async (t) => {
   const { victim, w, dir, lines } = await setUp(t, { A: 'one' });
   repoint(dir, victim.dir);
