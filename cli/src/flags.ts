@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { parseDuration } from '../../shared/src/settings.js';
+import { parseTime } from '../../shared/src/validate.js';
 import { readMap, UsageError } from './inputs.js';
 
 export interface ScopeOptions {
@@ -60,8 +61,8 @@ export function durationSeconds(text: string | undefined, flag: string): number 
 export function timeOrAgo(text: string | undefined, flag: string): string | undefined {
   if (text === undefined) return undefined;
   if (/^\d+(\.\d+)?(ms|s|m|h)?$/.test(text.trim())) return new Date(Date.now() - parseDuration(text, flag)).toISOString();
-  const ms = /^\d{4}-\d{2}-\d{2}/.test(text.trim()) ? Date.parse(text) : NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`${flag}: "${text}" is neither a date (2026-01-31, 2026-01-31T12:00:00Z) nor a duration before now (720h, 90m; a bare number is seconds)`);
+  const ms = parseTime(text.trim());
+  if (ms === undefined) throw new UsageError(`${flag}: "${text}" is neither a date (2026-01-31; with a time, its zone too: 2026-01-31T12:00:00Z) nor a duration before now (720h, 90m; a bare number is seconds)`);
   return new Date(ms).toISOString();
 }
 

@@ -200,6 +200,23 @@ export function checkRequiredKeys(type: SecretType, template: string, data: Reco
     throw new InvalidArgumentError(`${field}[${quoteForMessage(empty)}]`, `is empty; template ${template} needs a value for it`, 'TEMPLATE_KEYS_MISSING');
 }
 
+/**
+ * An RFC 3339 time as lockbox takes it (audit filters, exports and prunes, over gRPC, REST and
+ * the CLI): a date (`2026-01-31`, midnight UTC), or a date and time with its zone
+ * (`2026-01-31T12:00:00Z`, `2026-01-31T12:00:00.5+02:00`; seconds optional). As ms since the
+ * epoch; undefined when `text` is not one (a time without a zone is not: whose midnight?).
+ */
+export function parseTime(text: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(text)) return undefined;
+  const ms = Date.parse(text.toUpperCase());
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** The refusal of a time field that is not one (parseTime). */
+export function timeProblem(text: string): string {
+  return `"${text}" is not an RFC 3339 time: give a date (2026-01-31) or a date and time with its zone (2026-01-31T12:00:00Z)`;
+}
+
 /** "k=v" → [k, v], for label filters and CLI input. */
 export function splitAssignment(text: string, field: string): [string, string] {
   const eq = text.indexOf('=');

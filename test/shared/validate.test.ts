@@ -1,7 +1,7 @@
 import t from 'tap';
 import { InvalidArgumentError } from '../../shared/src/errors.js';
 import { fileNameProblem, relativePathProblem } from '../../shared/src/mount-path.js';
-import { checkKeyName, checkLabels, checkMount, checkResourceGroup, checkSecretName, checkTenant } from '../../shared/src/validate.js';
+import { checkKeyName, checkLabels, checkMount, checkResourceGroup, checkSecretName, checkTenant, parseTime, timeProblem } from '../../shared/src/validate.js';
 
 t.test('mount paths: hostile ones are refused with a reason', async (t) => {
   const bad: Array<[string, RegExp]> = [
@@ -47,4 +47,15 @@ t.test('mounts', async (t) => {
   t.throws(() => checkMount({ ...base, format: 'sh' }, ['A']), /applies to env mounts only/);
   t.throws(() => checkMount({ ...base, kind: 'env', format: 'dotenv', subPaths: { A: 'x' } }, ['A']), /file mounts only/);
   t.throws(() => checkMount({ ...base, subPaths: { A: 'x'.repeat(1020) } }, ['A']), /total at most 1024/);
+});
+
+t.test('parseTime: RFC 3339 dates, and dates and times with their zone; nothing else', async (t) => {
+  t.equal(parseTime('2026-01-31'), Date.UTC(2026, 0, 31), 'a date is midnight UTC');
+  t.equal(parseTime('2026-01-31T12:00:00Z'), Date.UTC(2026, 0, 31, 12));
+  t.equal(parseTime('2026-01-31t12:00:00z'), Date.UTC(2026, 0, 31, 12), 'RFC 3339 allows lower-case T and Z');
+  t.equal(parseTime('2026-01-31T12:00Z'), Date.UTC(2026, 0, 31, 12), 'seconds optional');
+  t.equal(parseTime('2026-01-31T12:00:00.250+02:00'), Date.UTC(2026, 0, 31, 10, 0, 0, 250), 'fractions and an offset');
+  for (const bad of ['', 'yesterday', '2026-01-31T12:00:00', '2026-1-31', '2026-13-01', '2026-01-31 12:00:00Z', 'Jan 31 2026', '1769860800', '2026-01-31T12:00:00Zjunk'])
+    t.equal(parseTime(bad), undefined, `${JSON.stringify(bad)} refused`);
+  t.match(timeProblem('yesterday'), /"yesterday" is not an RFC 3339 time: give a date \(2026-01-31\) or a date and time with its zone/);
 });

@@ -3,7 +3,7 @@
  * audit log (list, verify, prune). Each calls the service the gRPC API calls, with the same token checks.
  */
 import { InvalidArgumentError } from '../../../shared/src/errors.js';
-import { registryKeys, secretTypes, templateKeys, envFormats, mountKinds } from '../../../shared/src/validate.js';
+import { envFormats, mountKinds, parseTime, registryKeys, secretTypes, templateKeys, timeProblem } from '../../../shared/src/validate.js';
 import { tokenAbilities, visibleScopes } from '../security/token-scopes.js';
 import type { AuditService } from '../services/service-audit.js';
 import type { TokensService } from '../services/service-tokens.js';
@@ -28,9 +28,8 @@ interface AuditQuery {
 /** An RFC 3339 time from a query parameter, as milliseconds; refused by name when it is not one. */
 function timeParam(value: string | undefined, field: string): number | undefined {
   if (value === undefined || value === '') return undefined;
-  const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/.test(value) || Number.isNaN(ms))
-    throw new InvalidArgumentError(field, 'must be a time such as 2026-01-31T12:00:00Z');
+  const ms = parseTime(value);
+  if (ms === undefined) throw new InvalidArgumentError(field, timeProblem(value));
   return ms;
 }
 
@@ -150,9 +149,8 @@ export function accessRoutes({ tokens, audit }: AccessRouteServices): RestRoute[
       body: schemas.auditPruneBody,
       responses: { 200: { description: 'what was removed, and the cut', schema: schemas.auditPrune }, ...errorResponses('POST') },
       async handle(request, ctx) {
-        const before = (request.body as { before: string }).before;
-        timeParam(before, 'before');
-        return { status: 200, body: await audit.prune({ before }, ctx) };
+        // The service checks `before` (one parser, one message for gRPC and REST).
+        return { status: 200, body: await audit.prune({ before: (request.body as { before: string }).before }, ctx) };
       },
     },
   ];
