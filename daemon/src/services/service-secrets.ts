@@ -4,32 +4,22 @@
  * changes, (4) seals the new version, (5) commits the change with its outbox notice (and the
  * idempotency record) in one transaction, (6) wakes the notice publisher. Steps (2)–(4) are
  * prepared in secret-changes.ts (input checks in secret-input.ts, precedence, shadowing and
- * deployments-still-fit in secret-scope-rules.ts); idempotent replays in idempotency.ts.
+ * deployments-still-fit in secret-scope-rules.ts); idempotent replays in idempotency.ts. Listing
+ * is in secret-list.ts, batches in secret-batch.ts, both behind this service's authorization.
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { keyedHash } from '../../../shared/src/crypto.js';
 import {
   ConflictError,
   InvalidArgumentError,
-  LockboxError,
   NotFoundError,
   PermissionDeniedError,
-  errorKinds,
 } from '../../../shared/src/errors.js';
-import { limits } from '../../../shared/src/limits.js';
-import {
-  checkResourceGroup,
-  checkSecretName,
-  checkTemplate,
-  checkTenant,
-  checkType,
-  splitAssignment,
-} from '../../../shared/src/validate.js';
+import { checkResourceGroup, checkSecretName, checkTenant } from '../../../shared/src/validate.js';
 import { auditDraft, auditFailures, outcomeOf } from '../security/audit.js';
 import { authorizeSecret, type SecretAction } from '../security/auth.js';
 import { beforeDeadline, type CallContext } from './context.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { ListCursors } from './list-cursor.js';
+import { SecretBatches } from './secret-batch.js';
+import { SecretList } from './secret-list.js';
 import { Idempotency, replayError, storeSuccess, storedError, type StoredError } from './idempotency.js';
 import { SecretChanges, type Prepared } from './secret-changes.js';
 import { SecretScopeRules } from './secret-scope-rules.js';
@@ -37,10 +27,8 @@ import { ReadAuditLog } from '../security/read-audit.js';
 import { SealedRecords, type DamagedRecordReport } from '../security/record-integrity.js';
 import type { Keyring } from '../security/keyring.js';
 import {
-  headMessage,
   secretMessage,
   type BatchRequest,
-  type BatchResultMessage,
   type CreateSecretRequest,
   type DeleteSecretRequest,
   type GetSecretRequest,
@@ -51,14 +39,12 @@ import {
   type UpdateSecretRequest,
 } from './messages.js';
 import { describeScope, scopeOf } from './scope.js';
-import { ownValue } from '../../../shared/src/user-keys.js';
 import {
   type AuditDraft,
   type Change,
   type CommitOutcome,
   type DeploymentRecord,
   type IdempotencyRecord,
-  type Operation,
   type Quotas,
   type ScopeKey,
   type SecretHead,
@@ -88,8 +74,6 @@ export interface SecretsServiceOptions {
   onDamagedRecord?: DamagedRecordReport;
 }
 
-const statusNames = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
-
 export class SecretsService {
   private readonly store: Store;
   private readonly keyring: Keyring;
@@ -98,7 +82,8 @@ export class SecretsService {
   private readonly reads: ReadAuditLog;
   private readonly sealed: SealedRecords;
   private readonly writers = new KeyedMutex();
-  private readonly cursors: ListCursors;
+  private readonly lister: SecretList;
+  private readonly batches: SecretBatches;
   private readonly rules: SecretScopeRules;
   private readonly idempotency: Idempotency;
   private readonly changes: SecretChanges;
@@ -106,13 +91,14 @@ export class SecretsService {
   constructor(options: SecretsServiceOptions) {
     this.store = options.store;
     this.keyring = options.keyring;
-    this.cursors = new ListCursors(options.keyring.tokenKey);
     this.rules = new SecretScopeRules(options.store);
     this.idempotency = new Idempotency(options.store, () => this.keyring.tokenKey);
     this.sealed = new SealedRecords(options.keyring, options.onDamagedRecord);
+    this.lister = new SecretList(options.store, this.sealed, options.keyring);
     this.changes = new SecretChanges(options.store, options.keyring, options.quotas, this.rules, this.sealed);
     this.reads = new ReadAuditLog(options.store, options.durableReadAudit ?? true, options.onBackgroundError ?? (() => {}));
     this.onCommitted = options.onCommitted ?? (() => {});
+    this.batches = new SecretBatches(options.store, this.changes, this.idempotency, () => this.onCommitted());
     this.maxConflictRetries = options.maxConflictRetries ?? 16;
   }
 
@@ -329,43 +315,9 @@ export class SecretsService {
     };
   }
 
+  /** ListSecrets (secret-list.ts), once the scope is authorized. */
   async list(request: ListSecretsRequest, ctx: CallContext): Promise<{ secrets: SecretMessage[]; next_cursor: string }> {
-    const scope = this.resolveScope(request.scope, ctx, 'read-metadata');
-    const limit = request.limit || limits.defaultListLimit;
-    if (limit < 1 || limit > limits.maxListLimit) throw new InvalidArgumentError('limit', `must be between 1 and ${limits.maxListLimit}`);
-    const type = request.type ? checkType(request.type) : '';
-    const template = request.template ? checkTemplate(request.template) : '';
-    const labelFilter = (request.labels ?? []).map((text, i) => splitAssignment(text, `labels[${i}]`));
-    const ownOnly = Boolean(request.own_only) || scope.resourceGroup === '*';
-    const filterKey = keyedHash(JSON.stringify([scope, type, template, labelFilter, ownOnly]), this.keyring.tokenKey).slice(0, 16);
-    const after = request.cursor ? this.cursors.decode(request.cursor, filterKey) : '';
-    const matches = (head: SecretHead) =>
-      (!type || head.type === type) && (!template || head.template === template) && labelFilter.every(([k, v]) => ownValue(head.labels, k) === v);
-    const chunk = Math.min(limits.maxListLimit, limit + 1);
-    const own = this.headsAfter(scope, after, chunk);
-    const visible = ownOnly ? own : mergeByName(own, this.headsAfter({ ...scope, resourceGroup: '*' }, after, chunk));
-    const found: SecretHead[] = [];
-    for await (const head of visible) {
-      if (matches(head)) found.push(head);
-      if (found.length > limit) break;
-    }
-    const page = found.slice(0, limit);
-    const more = found.length > limit;
-    return { secrets: page.map((h) => headMessage(h)), next_cursor: more ? this.cursors.encode(page[page.length - 1].name, filterKey) : '' };
-  }
-
-  /**
-   * A scope's intact heads after the name `after`, by name. Keyset pagination: stable under
-   * concurrent writes (no item is skipped or repeated), read `chunk` rows at a time.
-   */
-  private async *headsAfter(scope: ScopeKey, after: string, chunk: number): AsyncGenerator<SecretHead> {
-    for (let cursorName = after; ; ) {
-      const heads = await this.store.listHeads(scope, cursorName, chunk);
-      await this.sealed.learn(heads);
-      yield* this.sealed.intact(heads);
-      if (heads.length < chunk) return;
-      cursorName = heads[heads.length - 1].name;
-    }
+    return this.lister.list(this.resolveScope(request.scope, ctx, 'read-metadata'), request);
   }
 
   /**
@@ -381,83 +333,6 @@ export class SecretsService {
   }
 
   private async batchAudited(request: BatchRequest, ctx: CallContext) {
-    const scope = this.resolveScope(request.scope, ctx, 'write');
-    const items = request.items ?? [];
-    if (items.length === 0) throw new InvalidArgumentError('items', 'a batch needs at least one item');
-    if (items.length > limits.maxBatchItems) throw new InvalidArgumentError('items', `at most ${limits.maxBatchItems} items per batch (got ${items.length})`);
-    const now = new Date().toISOString();
-    const seen = new Set<string>();
-    const prepared: Prepared[] = [];
-    for (const [index, item] of items.entries()) {
-      const operation: Operation = item.op ?? (item.create ? 'create' : item.update ? 'update' : 'delete');
-      const name = item.create?.name ?? item.update?.name ?? item.delete?.name ?? '';
-      try {
-        if (!item.create && !item.update && !item.delete) throw new InvalidArgumentError(`items[${index}]`, 'needs one of create, update, delete');
-        const own = item.update?.scope ?? item.delete?.scope;
-        if (own && ((own.tenant || 'default') !== scope.tenant || (own.resource_group ?? '') !== scope.resourceGroup))
-          throw new InvalidArgumentError(`items[${index}].scope`, 'must be empty or equal to the batch scope');
-        if (seen.has(name)) throw new InvalidArgumentError(`items[${index}].name`, `"${name}" appears more than once in this batch`);
-        if (name) seen.add(name);
-        const one = item.create
-          ? await this.changes.prepareCreate(ctx, scope, item.create, `items[${index}].create.`, now)
-          : item.update
-            ? await this.changes.prepareUpdate(ctx, scope, item.update, now)
-            : await this.changes.prepareDelete(scope, item.delete!, now);
-        prepared.push({ ...one, index });
-      } catch (error) {
-        if (!(error instanceof LockboxError)) throw error;
-        prepared.push({ index, name, operation, error });
-      }
-    }
-    const toCommit = prepared.filter((p) => p.change);
-    const build = (outcomes: CommitOutcome[]) => {
-      let next = 0;
-      const results: BatchResultMessage[] = prepared.map((p) => {
-        const outcome: CommitOutcome = p.change ? outcomes[next++] : { ok: false, error: p.error! };
-        if (!outcome.ok) {
-          const code = errorKinds[outcome.error.kind].grpc;
-          return { index: p.index, name: p.name, operation: p.operation, code, status: statusNames[code], message: outcome.error.message, error_code: outcome.error.code };
-        }
-        const secret = p.describe?.(outcome.seq);
-        return { index: p.index, name: p.name, operation: p.operation, code: 0, status: 'OK', message: '', error_code: '', ...(secret ? { secret } : {}) };
-      });
-      const failed = results.filter((r) => r.code !== 0).length;
-      return { results, succeeded: results.length - failed, failed };
-    };
-    return this.idempotency.run(ctx, scope.tenant, 'BatchSecrets', request, async (idempotency) => {
-      const audit = (outcomes: CommitOutcome[]): AuditDraft[] => {
-        let next = 0;
-        return prepared.map((p) => {
-          const outcome = p.change ? outcomes[next++] : undefined;
-          const error = p.change ? (outcome!.ok ? undefined : outcome!.error) : p.error;
-          return auditDraft(ctx, `secret.${p.operation}`, scope, p.name, p.change?.record?.version ?? p.change?.expectVersion ?? 0, outcomeOf(error));
-        });
-      };
-      beforeDeadline(ctx, 'the batch');
-      const outcomes = await this.store.commit(toCommit.map((p) => p.change!), idempotency, audit, ctx.deadline); // checked again as the job begins
-      if (toCommit.length) this.onCommitted();
-      return build(outcomes);
-    }, (outcomes) => JSON.stringify(build(outcomes)), (text) => JSON.parse(text) as ReturnType<typeof build>);
-  }
-}
-
-/**
- * A group's list (DESIGN: "a resource group's list includes the tenant-wide secrets visible
- * there, marked"): two name-ordered streams, the group's own and the tenant-wide, merged by name;
- * where both hold a name, the group's own is listed (it is what a read there finds) and the
- * tenant-wide one skipped. Names are ASCII (validate.ts), so `<` orders them as the store does.
- */
-export async function* mergeByName(own: AsyncIterator<SecretHead>, wide: AsyncIterator<SecretHead>): AsyncGenerator<SecretHead> {
-  let a = await own.next();
-  let b = await wide.next();
-  while (!a.done || !b.done) {
-    if (!a.done && (b.done || a.value.name <= b.value.name)) {
-      if (!b.done && b.value.name === a.value.name) b = await wide.next();
-      yield a.value;
-      a = await own.next();
-    } else if (!b.done) {
-      yield b.value;
-      b = await wide.next();
-    }
+    return this.batches.run(this.resolveScope(request.scope, ctx, 'write'), request, ctx);
   }
 }
