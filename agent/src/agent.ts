@@ -10,7 +10,7 @@
  * 3. Resync every interval (and on each new session): the daemon answers only what differs from
  *    what the agent says it holds (name, uid, version, digest), so a lost push costs at most one
  *    interval and an unchanged resync costs the daemon no decryption. With --nats-url, a NATS
- *    notice for the deployment's scope triggers a resync too.
+ *    notice for the deployment's scope triggers a resync too (notice-follower.ts).
  * 4. Never go back: a pushed version not newer than the one held (same uid) is ignored.
  * 5. A deleted secret's files go (mount-files.ts).
  * 6. Tamper repair (mount-files.ts): a change under the agent queues a repair pass here, which
@@ -29,10 +29,10 @@
 import { realpathSync } from 'node:fs';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { hostname } from 'node:os';
-import type { NatsConnection, Subscription } from 'nats';
 import { Backoff } from '../../shared/src/backoff.js';
+import { NoticeFollower } from './notice-follower.js';
 import type { ClientOptions } from '../../shared/src/client.js';
-import { DEPLOYMENTS_PREFIX, type ChangeNotice } from '../../shared/src/subject.js';
+import type { ChangeNotice } from '../../shared/src/subject.js';
 import { mountFromMessage, type MountMessage } from '../../shared/src/layout.js';
 import { userRecord } from '../../shared/src/user-keys.js';
 import type { AgentMetrics } from './agent-metrics.js';
@@ -107,8 +107,8 @@ export class Agent {
   private digests = new Map<string, string>();
   /** Steps (5), (6), (8): the files. */
   private readonly files: MountFiles;
-  private nc: NatsConnection | undefined;
-  private subscriptions: Subscription[] = [];
+  /** Step (3), NATS mode (--nats-url). */
+  private notices: NoticeFollower | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
   private pending: Batch = { resync: false, write: false, nonces: [] };
@@ -170,7 +170,10 @@ export class Agent {
     if (natsUrl && natsUrl !== 'none') {
       const config = await this.session.config();
       const url = natsUrl === 'advertised' ? config.nats_url : natsUrl;
-      if (url) void this.follow(url, config.subjects ?? []);
+      if (url) {
+        this.notices = new NoticeFollower({ agentId: this.agentId, nats: this.options.nats, log: this.options.log, stopped: () => this.stopped, isNews: (notice) => this.isNews(notice), resync: () => void this.request({ all: true }) });
+        void this.notices.follow(url, config.subjects ?? []);
+      }
       else this.options.log.warn({}, 'lockboxd advertises no NATS URL: pushes on the session only');
     }
     this.scheduleResync();
@@ -196,51 +199,6 @@ export class Agent {
       this.brokenRounds++;
       void this.request({ all: true });
     }, delay);
-  }
-
-  /** Step (3), NATS mode: a notice triggers a resync (the daemon then answers what differs). */
-  private async follow(url: string, subjects: string[]): Promise<void> {
-    const { log } = this.options;
-    // Loaded here, after the agent is ready: start-up needs only gRPC (and `once` never follows).
-    const { connect } = await import('nats');
-    const { natsConnectOptions } = await import('../../shared/src/nats-options.js');
-    for (const backoff = new Backoff({ initialMs: 250, maxMs: 5000 }); !this.stopped; ) {
-      try {
-        this.nc = await connect({ ...(await natsConnectOptions(url, this.options.nats ?? {})), name: `lockbox-agent ${this.agentId}` });
-        break;
-      } catch (error) {
-        log.warn({ nats: url.replace(/\/\/[^@/]*@/, '//***@'), err: (error as Error).message }, 'NATS not reachable; pushes and resync keep files current meanwhile');
-        await backoff.wait();
-      }
-    }
-    const nc = this.nc;
-    if (!nc || this.stopped) return void nc?.close();
-    for (const subject of subjects) {
-      // A callback, not the async iterator: no queue and promise per message.
-      const sub = nc.subscribe(subject, {
-        callback: (error, message) => {
-          if (error) return log.warn({ subject, err: error.message }, 'subscription error; resync keeps files current');
-          try {
-            const notice = JSON.parse(message.string()) as ChangeNotice;
-            if (message.subject.startsWith(`${DEPLOYMENTS_PREFIX}.`) || this.isNews(notice)) void this.request({ all: true });
-          } catch {
-            log.warn({ subject: message.subject }, 'ignored a malformed notice');
-          }
-        },
-      });
-      this.subscriptions.push(sub);
-    }
-    await nc.flush();
-    log.info({ nats: url.replace(/\/\/[^@/]*@/, '//***@') }, 'following change notices');
-    void this.request({ all: true }); // a notice may have been missed before the subscription
-    void (async () => {
-      for await (const status of nc.status()) {
-        if (status.type === 'reconnect') {
-          log.info({}, 'NATS back: resyncing');
-          void this.request({ all: true }); // (3)
-        }
-      }
-    })();
   }
 
   private isNews(notice: ChangeNotice): boolean {
@@ -403,8 +361,7 @@ export class Agent {
     // (a stop after `once` timed out would otherwise end with the raw gRPC error instead).
     await this.syncing?.catch(() => undefined);
     await this.files.settle();
-    for (const sub of this.subscriptions) sub.unsubscribe();
-    await this.nc?.close().catch(() => {});
+    await this.notices?.close();
     await this.session.close();
   }
 }
