@@ -1,8 +1,8 @@
 /** Shared benchmark plumbing: child servers, a closed-loop load generator, percentiles, medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
@@ -35,15 +35,17 @@ export const benchHome = process.env.BENCH_HOME ?? tmpdir();
  * swap's system CPU there grows with how much the disk has churned lately.
  */
 export function describeFileSystem(dir: string): string {
-  let best: { point: string; type: string; source: string; options: string } | undefined;
+  let best: { point: string; device: string; type: string; source: string; options: string } | undefined;
+  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
   try {
     for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const [left, right] = line.split(' - ');
       if (!right) continue;
-      const point = left.split(' ')[4].replace(/\\040/g, ' ');
+      const fields = left.split(' ');
+      const point = unescape(fields[4]);
       const [type, source, options] = right.split(' ');
       const inside = point === '/' || dir === point || dir.startsWith(`${point}/`);
-      if (inside && (!best || point.length >= best.point.length)) best = { point, type, source, options };
+      if (inside && (!best || point.length >= best.point.length)) best = { point, device: fields[2], type, source: unescape(source), options };
     }
   } catch {
     return 'unknown file system (no /proc/self/mountinfo)';
@@ -51,8 +53,15 @@ export function describeFileSystem(dir: string): string {
   if (!best) return 'unknown file system';
   const where = `${best.source} at ${best.point}`;
   if (best.type !== 'ext4') return `${best.type} (${where})`;
-  const device = best.source.split('/').pop() ?? '';
-  const journal = existsSync('/proc/fs/jbd2') && readdirSync('/proc/fs/jbd2', { withFileTypes: true }).some((e) => e.name.startsWith(`${device}-`));
+  // /proc/fs/jbd2 names a journal by the kernel's name of its device (vda-8, dm-0-8, loop0-8),
+  // which the mount's source (/dev/mapper/…, /dev/root) need not be: found by major:minor.
+  let name: string;
+  try {
+    name = basename(realpathSync(`/sys/dev/block/${best.device}`));
+  } catch {
+    return `ext4, journal unknown (${where}, ${best.options})`;
+  }
+  const journal = existsSync('/proc/fs/jbd2') && readdirSync('/proc/fs/jbd2').some((entry) => entry.startsWith(`${name}-`) && /^\d+$/.test(entry.slice(name.length + 1)));
   return `ext4 ${journal ? 'with' : 'without'} a journal (${where}, ${best.options})`;
 }
 

@@ -49,7 +49,7 @@ const COUNTS = args.agents.split(',').map(Number);
 const RUNS = Number(args.runs);
 const UPDATES = Number(args.updates);
 if (args.dir && args.tmpfs) throw new Error('give --tmpfs or --dir, not both');
-const homesBase = args.dir ? realpathSync(args.dir) : args.tmpfs ? '/dev/shm' : tmpdir();
+const homesBase = realpathSync(args.dir ?? (args.tmpfs ? '/dev/shm' : tmpdir()));
 const fileSystem = describeFileSystem(homesBase);
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;

@@ -172,7 +172,10 @@ export class Agent {
       const url = natsUrl === 'advertised' ? config.nats_url : natsUrl;
       if (url) {
         this.notices = new NoticeFollower({ agentId: this.agentId, nats: this.options.nats, log: this.options.log, stopped: () => this.stopped, isNews: (notice) => this.isNews(notice), resync: () => void this.request({ all: true }) });
-        void this.notices.follow(url, config.subjects ?? []);
+        this.notices.follow(url, config.subjects ?? []).catch((error: Error) => {
+          // Closing the connection as the agent stops may cut a subscription short: not news.
+          if (!this.stopped) this.options.log.warn({ err: error.message }, 'NATS mode stopped; pushes on the session and the resync keep files current');
+        });
       }
       else this.options.log.warn({}, 'lockboxd advertises no NATS URL: pushes on the session only');
     }

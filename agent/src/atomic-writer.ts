@@ -235,8 +235,9 @@ export class AtomicWriter {
     }
     // (1) A ..data that is not a symlink is refused here, before anything is written. A new
     // version after one this writer wrote needs no more (the old dir is the one it wrote; where
-    // ..data points now does not matter, the rename replaces the link); otherwise the version in
-    // place is looked up, and a ..data leading elsewhere is reported.
+    // ..data points now does not matter, the rename replaces the link, and the agent's tamper
+    // watch has seen it moved and logs the repair); otherwise the version in place is looked up,
+    // and a ..data leading elsewhere is reported.
     let old: string | undefined;
     if (fresher) {
       dataLinkStands(this.dir);

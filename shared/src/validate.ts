@@ -203,13 +203,22 @@ export function checkRequiredKeys(type: SecretType, template: string, data: Reco
 /**
  * An RFC 3339 time as lockbox takes it (audit filters, exports and prunes, over gRPC, REST and
  * the CLI): a date (`2026-01-31`, midnight UTC), or a date and time with its zone
- * (`2026-01-31T12:00:00Z`, `2026-01-31T12:00:00.5+02:00`; seconds optional). As ms since the
- * epoch; undefined when `text` is not one (a time without a zone is not: whose midnight?).
+ * (`2026-01-31T12:00:00Z`, `2026-01-31T12:00:00.5+02:00`; T and Z in either case). Also taken,
+ * beyond RFC 3339: a time without seconds (`2026-01-31T12:00Z`). Every field must exist: no
+ * February 30th, hour 24 or minute 60 (Date.parse would roll them into the next day or hour). As
+ * ms since the epoch; undefined when `text` is not one (a time without a zone is not: whose
+ * midnight?).
  */
 export function parseTime(text: string): number | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(text)) return undefined;
-  const ms = Date.parse(text.toUpperCase());
-  return Number.isNaN(ms) ? undefined : ms;
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|([+-])(\d{2}):(\d{2})))?$/i.exec(text);
+  if (!match) return undefined;
+  const [, year, month, day, hour = '0', minute = '0', second = '0', fraction = '', , sign, zoneHour = '0', zoneMinute = '0'] = match;
+  const [y, mo, d, h, mi, s, zh, zm] = [year, month, day, hour, minute, second, zoneHour, zoneMinute].map(Number);
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return undefined;
+  if (h > 23 || mi > 59 || s > 59 || zh > 23 || zm > 59) return undefined;
+  const offset = (sign === '-' ? -1 : 1) * (zh * 60 + zm) * 60_000;
+  return Date.UTC(y, mo - 1, d, h, mi, s) + Math.floor(Number(`0${fraction || '.0'}`) * 1000) - offset;
 }
 
 /** The refusal of a time field that is not one (parseTime). */

@@ -55,7 +55,10 @@ t.test('parseTime: RFC 3339 dates, and dates and times with their zone; nothing 
   t.equal(parseTime('2026-01-31t12:00:00z'), Date.UTC(2026, 0, 31, 12), 'RFC 3339 allows lower-case T and Z');
   t.equal(parseTime('2026-01-31T12:00Z'), Date.UTC(2026, 0, 31, 12), 'seconds optional');
   t.equal(parseTime('2026-01-31T12:00:00.250+02:00'), Date.UTC(2026, 0, 31, 10, 0, 0, 250), 'fractions and an offset');
-  for (const bad of ['', 'yesterday', '2026-01-31T12:00:00', '2026-1-31', '2026-13-01', '2026-01-31 12:00:00Z', 'Jan 31 2026', '1769860800', '2026-01-31T12:00:00Zjunk'])
+  t.equal(parseTime('2024-02-29'), Date.UTC(2024, 1, 29), 'a leap day in a leap year');
+  t.equal(parseTime('2026-01-31T23:59:59.999-00:30'), Date.UTC(2026, 1, 1, 0, 29, 59, 999), 'a negative offset with minutes');
+  for (const bad of ['', 'yesterday', '2026-01-31T12:00:00', '2026-1-31', '2026-13-01', '2026-01-31 12:00:00Z', 'Jan 31 2026', '1769860800', '2026-01-31T12:00:00Zjunk',
+    '2026-02-30', '2026-04-31', '2026-02-29', '2026-00-10', '2026-01-00', '2026-01-31T24:00:00Z', '2026-01-31T12:60:00Z', '2026-01-31T12:00:60Z', '2026-01-31T12:00:00+24:00'])
     t.equal(parseTime(bad), undefined, `${JSON.stringify(bad)} refused`);
   t.match(timeProblem('yesterday'), /"yesterday" is not an RFC 3339 time: give a date \(2026-01-31\) or a date and time with its zone/);
 });
