@@ -25,8 +25,8 @@
  *    SAVEPOINT, so a failing write does not fail the others; (1) then holds per group.
  * No head cache: another replica may change any secret at any time.
  * Parts: store-postgres-pool.ts (1), store-postgres-changes.ts (2, 3), store-postgres-deployments.ts
- * (2, 3 for deployments), store-postgres-audit.ts (4), store-postgres-group-commit.ts (8); the
- * schema in migrations-postgres.ts (7).
+ * (2, 3 for deployments), store-postgres-audit.ts (4), store-postgres-group-commit.ts (8),
+ * store-postgres-agents.ts (agents' reports); the schema in migrations-postgres.ts (7).
  */
 import pg from 'pg';
 import { AlreadyExistsError, LockboxError } from '../../../shared/src/errors.js';
@@ -37,9 +37,10 @@ import { PostgresGroupCommit } from './store-postgres-group-commit.js';
 import { bulkable, bulkCreate, takePrepared } from './store-postgres-bulk-create.js';
 import { PostgresKeyring } from './store-postgres-keyring.js';
 import { applyChange } from './store-postgres-changes.js';
+import { PostgresAgents } from './store-postgres-agents.js';
 import { applyDeploymentChange } from './store-postgres-deployments.js';
-import { isUniqueViolation, PostgresPool, poolOptions, SavepointLost } from './store-postgres-pool.js';
-import { toAgentHolding, toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
+import { isUniqueViolation, PostgresPool, poolOptions } from './store-postgres-pool.js';
+import { toAuditRecord, toDeployment, toHead, toToken, toVersionRecord, versionColumns, type Row } from './store-rows.js';
 import {
   IdempotencyReplayError,
   type AgentReport,
@@ -100,6 +101,7 @@ export class PostgresStore implements Store {
   private readonly audit: PostgresAuditChain;
   private readonly group: PostgresGroupCommit;
   readonly keyring: PostgresKeyring;
+  private readonly agents: PostgresAgents;
 
   private constructor(
     pool: pg.Pool,
@@ -120,6 +122,7 @@ export class PostgresStore implements Store {
     };
     this.group = new PostgresGroupCommit(this.db, group.open, group.size, hooks, observer);
     this.keyring = new PostgresKeyring(this.db);
+    this.agents = new PostgresAgents(this.db);
   }
 
   /** Connects and brings the schema up to date (one replica at a time). */
@@ -316,9 +319,8 @@ export class PostgresStore implements Store {
     return Number((await this.db.query('SELECT COUNT(*) AS n FROM outbox')).rows[0].n);
   }
 
-  async agentHeartbeats(): Promise<Array<{ lastSeenTime: string; resyncIntervalSeconds: number }>> {
-    const { rows } = await this.db.query('SELECT last_seen_time, resync_interval_seconds FROM agents');
-    return rows.map((r) => ({ lastSeenTime: r.last_seen_time, resyncIntervalSeconds: Number(r.resync_interval_seconds) }));
+  agentHeartbeats(): Promise<Array<{ lastSeenTime: string; resyncIntervalSeconds: number }>> {
+    return this.agents.heartbeats();
   }
 
   async hasData(): Promise<boolean> {
@@ -404,12 +406,8 @@ export class PostgresStore implements Store {
     return this.audit.prune(before, sign);
   }
 
-  async pruneAgents(silentSince: string): Promise<number> {
-    // Every replica sweeps; the deletes are idempotent, so replicas racing each other is harmless.
-    return this.db.transaction(async (db) => {
-      await db.query('DELETE FROM agent_applied WHERE agent_id IN (SELECT agent_id FROM agents WHERE last_seen_time < $1)', [silentSince]);
-      return (await db.query('DELETE FROM agents WHERE last_seen_time < $1', [silentSince])).rowCount ?? 0;
-    });
+  pruneAgents(silentSince: string): Promise<number> {
+    return this.agents.prune(silentSince);
   }
 
   async listAudit(filter: AuditFilter): Promise<AuditRecord[]> {
@@ -421,53 +419,12 @@ export class PostgresStore implements Store {
     return rows.map(toAuditRecord);
   }
 
-  async reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
-    if (reports.length === 0) return;
-    // In agent id order, so two replicas writing overlapping batches cannot deadlock.
-    const sorted = [...reports].sort((a, b) => (a.report.agentId < b.report.agentId ? -1 : a.report.agentId > b.report.agentId ? 1 : 0));
-    // One report that fails (a value the database refuses) is rolled back alone, to its savepoint:
-    // the others of the window are still written, and the failure is thrown once they are.
-    const failed: Array<{ agentId: string; error: unknown }> = [];
-    await this.db.transaction(async (db) => {
-      for (const { report, applied } of sorted)
-        await this.db.savepoint(db, () => this.writeAgentReport(db, report, applied), 'report').catch((error: unknown) => {
-          if (error instanceof SavepointLost) throw error; // the transaction is broken: nothing is kept
-          failed.push({ agentId: report.agentId, error });
-        });
-    });
-    if (failed.length)
-      throw new Error(`${failed.length} of ${sorted.length} agent reports were not written (agent ids ${failed.map((f) => f.agentId).join(', ')}); the others were`, { cause: failed[0].error });
+  reportAgents(reports: Array<{ report: AgentReport; applied: AppliedRecord[] }>): Promise<void> {
+    return this.agents.report(reports);
   }
 
-  private async writeAgentReport(db: pg.PoolClient, report: AgentReport, applied: AppliedRecord[]): Promise<void> {
-    await db.query(
-      `INSERT INTO agents (agent_id, tenant, deployment, deployment_resource_group, token_id, last_seen_time, resync_interval_seconds, problems)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (agent_id) DO UPDATE SET tenant = excluded.tenant, deployment = excluded.deployment,
-         deployment_resource_group = excluded.deployment_resource_group, token_id = excluded.token_id,
-         last_seen_time = excluded.last_seen_time, resync_interval_seconds = excluded.resync_interval_seconds, problems = excluded.problems`,
-      [report.agentId, report.tenant, report.deployment, report.deploymentResourceGroup, report.tokenId, report.lastSeenTime, report.resyncIntervalSeconds, JSON.stringify(report.problems)],
-    );
-    for (const a of applied)
-      await db.query(
-        `INSERT INTO agent_applied (agent_id, tenant, resource_group, name, uid, version, applied_time) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (tenant, resource_group, name, agent_id) DO UPDATE SET uid = excluded.uid, version = excluded.version, applied_time = excluded.applied_time`,
-        [a.agentId, a.tenant, a.resourceGroup, a.name, a.uid, a.version, a.appliedTime],
-      );
-    await db.query(
-      'DELETE FROM agent_applied WHERE agent_id = $1 AND (resource_group, name) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))',
-      [report.agentId, applied.map((a) => a.resourceGroup), applied.map((a) => a.name)],
-    );
-  }
-
-  async agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
-    const { rows } = await this.db.query(
-      `SELECT a.*, g.deployment, g.deployment_resource_group, g.token_id, g.last_seen_time, g.resync_interval_seconds, g.problems
-       FROM agent_applied a JOIN agents g ON g.agent_id = a.agent_id
-       WHERE a.tenant = $1 AND a.resource_group = $2 AND a.name = $3 ORDER BY a.agent_id COLLATE "C"`,
-      [tenant, resourceGroup, name],
-    );
-    return rows.map(toAgentHolding);
+  agentsHolding(tenant: string, resourceGroup: string, name: string): Promise<Array<AppliedRecord & { report: AgentReport }>> {
+    return this.agents.holding(tenant, resourceGroup, name);
   }
 
   async ping(): Promise<void> {
