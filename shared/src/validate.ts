@@ -221,9 +221,11 @@ export function parseTime(text: string): number | undefined {
   return Date.UTC(y, mo - 1, d, h, mi, s) + Math.floor(Number(`0${fraction || '.0'}`) * 1000) - offset;
 }
 
-/** The refusal of a time field that is not one (parseTime). */
-export function timeProblem(text: string): string {
-  return `"${text}" is not an RFC 3339 time: give a date (2026-01-31) or a date and time with its zone (2026-01-31T12:00:00Z)`;
+/** A time field (parseTime) as ms since the epoch; refused by name when it is not one. */
+export function checkTime(text: string, field: string): number {
+  const ms = parseTime(text);
+  if (ms === undefined) throw new InvalidArgumentError(field, `"${text}" is not an RFC 3339 time: give a date (2026-01-31) or a date and time with its zone (2026-01-31T12:00:00Z)`);
+  return ms;
 }
 
 /** "k=v" → [k, v], for label filters and CLI input. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { InvalidArgumentError } from '../../shared/src/errors.js';
 import { fileNameProblem, relativePathProblem } from '../../shared/src/mount-path.js';
-import { checkKeyName, checkLabels, checkMount, checkResourceGroup, checkSecretName, checkTenant, parseTime, timeProblem } from '../../shared/src/validate.js';
+import { checkKeyName, checkLabels, checkMount, checkResourceGroup, checkSecretName, checkTenant, checkTime, parseTime } from '../../shared/src/validate.js';
 
 t.test('mount paths: hostile ones are refused with a reason', async (t) => {
   const bad: Array<[string, RegExp]> = [
@@ -60,5 +60,6 @@ t.test('parseTime: RFC 3339 dates, and dates and times with their zone; nothing 
   for (const bad of ['', 'yesterday', '2026-01-31T12:00:00', '2026-1-31', '2026-13-01', '2026-01-31 12:00:00Z', 'Jan 31 2026', '1769860800', '2026-01-31T12:00:00Zjunk',
     '2026-02-30', '2026-04-31', '2026-02-29', '2026-00-10', '2026-01-00', '2026-01-31T24:00:00Z', '2026-01-31T12:60:00Z', '2026-01-31T12:00:60Z', '2026-01-31T12:00:00+24:00'])
     t.equal(parseTime(bad), undefined, `${JSON.stringify(bad)} refused`);
-  t.match(timeProblem('yesterday'), /"yesterday" is not an RFC 3339 time: give a date \(2026-01-31\) or a date and time with its zone/);
+  t.equal(checkTime('2026-01-31', 'since'), Date.UTC(2026, 0, 31));
+  t.throws(() => checkTime('yesterday', 'since'), { name: 'InvalidArgumentError', message: /since: "yesterday" is not an RFC 3339 time: give a date \(2026-01-31\) or a date and time with its zone/ });
 });

@@ -2,8 +2,7 @@
  * REST routes for who the caller is, the secret templates, tokens (create, list, revoke) and the
  * audit log (list, verify, prune). Each calls the service the gRPC API calls, with the same token checks.
  */
-import { InvalidArgumentError } from '../../../shared/src/errors.js';
-import { envFormats, mountKinds, parseTime, registryKeys, secretTypes, templateKeys, timeProblem } from '../../../shared/src/validate.js';
+import { checkTime, envFormats, mountKinds, registryKeys, secretTypes, templateKeys } from '../../../shared/src/validate.js';
 import { tokenAbilities, visibleScopes } from '../security/token-scopes.js';
 import type { AuditService } from '../services/service-audit.js';
 import type { TokensService } from '../services/service-tokens.js';
@@ -25,12 +24,9 @@ interface AuditQuery {
   limit?: number;
 }
 
-/** An RFC 3339 time from a query parameter, as milliseconds; refused by name when it is not one. */
+/** An RFC 3339 time from a query parameter (checkTime), as milliseconds; none when it is absent or empty. */
 function timeParam(value: string | undefined, field: string): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const ms = parseTime(value);
-  if (ms === undefined) throw new InvalidArgumentError(field, timeProblem(value));
-  return ms;
+  return value === undefined || value === '' ? undefined : checkTime(value, field);
 }
 
 export function accessRoutes({ tokens, audit }: AccessRouteServices): RestRoute[] {

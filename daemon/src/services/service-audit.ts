@@ -14,7 +14,7 @@
 import { AUDIT_EXPORT_FORMAT, checkpointVerifies, type AuditCheckpoint as SignedCheckpoint } from '../../../shared/src/audit-export.js';
 import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../../../shared/src/errors.js';
 import { limits } from '../../../shared/src/limits.js';
-import { checkTenant, parseTime, timeProblem } from '../../../shared/src/validate.js';
+import { checkTenant, checkTime } from '../../../shared/src/validate.js';
 import { auditDraft, auditFailures, ChainVerifier } from '../security/audit.js';
 import { parseHead, type AuditCheckpoints } from '../security/audit-checkpoint.js';
 import { authorizeOperator, isOperator } from '../security/auth.js';
@@ -30,9 +30,7 @@ function timeField(text: string | undefined, field: string, empty: number | unde
     if (empty === undefined) throw new InvalidArgumentError(field, 'is required: an RFC 3339 time, e.g. 2026-01-31T00:00:00Z');
     return empty;
   }
-  const ms = parseTime(text);
-  if (ms === undefined) throw new InvalidArgumentError(field, timeProblem(text));
-  return ms;
+  return checkTime(text, field);
 }
 
 export class AuditService {
