@@ -60,7 +60,11 @@ export function durationSeconds(text: string | undefined, flag: string): number 
  */
 export function timeOrAgo(text: string | undefined, flag: string): string | undefined {
   if (text === undefined) return undefined;
-  if (/^\d+(\.\d+)?(ms|s|m|h)?$/.test(text.trim())) return new Date(Date.now() - parseDuration(text, flag)).toISOString();
+  if (/^\d+(\.\d+)?(ms|s|m|h)?$/.test(text.trim())) {
+    const ago = new Date(Date.now() - parseDuration(text, flag));
+    if (Number.isNaN(ago.getTime())) throw new UsageError(`${flag}: "${text}" reaches back before any date there is; give a date (2026-01-31) or a shorter duration`);
+    return ago.toISOString();
+  }
   const ms = parseTime(text.trim());
   if (ms === undefined) throw new UsageError(`${flag}: "${text}" is neither a date (2026-01-31; with a time, its zone too: 2026-01-31T12:00:00Z) nor a duration before now (720h, 90m; a bare number is seconds)`);
   return new Date(ms).toISOString();

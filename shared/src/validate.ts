@@ -214,17 +214,19 @@ export function parseTime(text: string): number | undefined {
   if (!match) return undefined;
   const [, year, month, day, hour = '0', minute = '0', second = '0', fraction = '', , sign, zoneHour = '0', zoneMinute = '0'] = match;
   const [y, mo, d, h, mi, s, zh, zm] = [year, month, day, hour, minute, second, zoneHour, zoneMinute].map(Number);
-  const date = new Date(Date.UTC(y, mo - 1, d));
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999 (Go's zero time is 0001-01-01).
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
   if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return undefined;
-  if (h > 23 || mi > 59 || s > 59 || zh > 23 || zm > 59) return undefined;
+  if (h > 23 || mi > 59 || s > 59 || zh > 23 || zm > 59) return undefined; // a leap second (:60) has no ms of its own
   const offset = (sign === '-' ? -1 : 1) * (zh * 60 + zm) * 60_000;
-  return Date.UTC(y, mo - 1, d, h, mi, s) + Math.floor(Number(`0${fraction || '.0'}`) * 1000) - offset;
+  return date.getTime() + ((h * 60 + mi) * 60 + s) * 1000 + Math.floor(Number(`0${fraction || '.0'}`) * 1000) - offset;
 }
 
 /** A time field (parseTime) as ms since the epoch; refused by name when it is not one. */
 export function checkTime(text: string, field: string): number {
   const ms = parseTime(text);
-  if (ms === undefined) throw new InvalidArgumentError(field, `"${text}" is not an RFC 3339 time: give a date (2026-01-31) or a date and time with its zone (2026-01-31T12:00:00Z)`);
+  if (ms === undefined) throw new InvalidArgumentError(field, `${quoteForMessage(text)} is not an RFC 3339 time: give a date (2026-01-31) or a date and time with its zone (2026-01-31T12:00:00Z)`);
   return ms;
 }
 

@@ -96,6 +96,11 @@ t.test('export → verify --file; an edited, removed or cut line is named; a pin
   const usage = await lockbox(d, ['audit', 'export', '--since', 'yesterday']);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /--since: "yesterday" is neither a date/);
+  for (const huge of ['99999999999999h', '9999999999999999999999']) {
+    const tooFar = await lockbox(d, ['audit', 'export', '--since', huge]);
+    t.equal(tooFar.code, 2, `${huge}: a usage error, not a crash`);
+    t.match(tooFar.stderr, new RegExp(`--since: "${huge}" reaches back before any date there is`));
+  }
 });
 
 for (const store of ['sqlite', 'postgres'] as const)

@@ -56,10 +56,14 @@ t.test('parseTime: RFC 3339 dates, and dates and times with their zone; nothing 
   t.equal(parseTime('2026-01-31T12:00Z'), Date.UTC(2026, 0, 31, 12), 'seconds optional');
   t.equal(parseTime('2026-01-31T12:00:00.250+02:00'), Date.UTC(2026, 0, 31, 10, 0, 0, 250), 'fractions and an offset');
   t.equal(parseTime('2024-02-29'), Date.UTC(2024, 1, 29), 'a leap day in a leap year');
+  t.equal(parseTime('0001-01-01T00:00:00Z'), -62135596800000, "Go's zero time: years 0-99 are not read as 1900-1999");
+  t.equal(parseTime('0099-12-31'), new Date('0099-12-31T00:00:00Z').getTime());
   t.equal(parseTime('2026-01-31T23:59:59.999-00:30'), Date.UTC(2026, 1, 1, 0, 29, 59, 999), 'a negative offset with minutes');
   for (const bad of ['', 'yesterday', '2026-01-31T12:00:00', '2026-1-31', '2026-13-01', '2026-01-31 12:00:00Z', 'Jan 31 2026', '1769860800', '2026-01-31T12:00:00Zjunk',
     '2026-02-30', '2026-04-31', '2026-02-29', '2026-00-10', '2026-01-00', '2026-01-31T24:00:00Z', '2026-01-31T12:60:00Z', '2026-01-31T12:00:60Z', '2026-01-31T12:00:00+24:00'])
     t.equal(parseTime(bad), undefined, `${JSON.stringify(bad)} refused`);
   t.equal(checkTime('2026-01-31', 'since'), Date.UTC(2026, 0, 31));
+  t.throws(() => checkTime(`2026-${'1'.repeat(3_000_000)}`, 'before'), { message: /^before: "2026-1{59}…" is not an RFC 3339 time/ }, 'a huge value is cut short in the message (and the log)');
+  t.ok((() => { try { checkTime('x'.repeat(100_000), 'before'); } catch (error) { return (error as Error).message.length < 300; } })(), 'the message stays short');
   t.throws(() => checkTime('yesterday', 'since'), { name: 'InvalidArgumentError', message: /since: "yesterday" is not an RFC 3339 time: give a date \(2026-01-31\) or a date and time with its zone/ });
 });
