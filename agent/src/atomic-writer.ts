@@ -30,7 +30,7 @@
  * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
  *    swap itself is durable, check (1) again, remove visible links the payload no longer has (only
  *    links to ..data/<name>), the old ..<timestamp> dir (only a real dir), and any version dir a
- *    crash left behind.
+ *    crash left behind, or that ..data was moved off by someone else.
  * clear() removes the same things the same way, after checking (1) without creating anything.
  * Whatever else is found (a planted symlink, a foreign dir) is logged by path and left alone: the
  * writer never removes, chmods, chowns or writes through a symlink it did not make.
@@ -242,7 +242,12 @@ export class AtomicWriter {
     if (fresher) {
       dataLinkStands(this.dir);
       old = last.dir;
-    } else old = this.currentVersionDir(true);
+    } else {
+      old = this.currentVersionDir(true);
+      // ..data was moved off the version this writer put in place (tampering): that version
+      // still holds its values and is no longer `old`, so (6) sweeps every version dir but the new.
+      if (last && old !== last.dir) this.swept = false;
+    }
     const newTop = this.topLevel(payload.keys());
     // When only the version changed, the links this writer made still stand (a removed one is
     // tampering, which the agent's repair pass finds through matches()); else every link is

@@ -232,6 +232,17 @@ t.test('..data led outside before a new version: the new version link replaces i
   t.notOk(existsSync(written), 'the version this writer wrote before is removed (never what ..data led to)');
 });
 
+t.test('..data led outside, then repaired: the version the writer had in place goes too (its values stay nowhere)', async (t) => {
+  const { victim, w, dir } = await setUp(t, { A: 'one' });
+  const written = dataDir(dir);
+  repoint(dir, victim.dir);
+  t.equal(await w.write(payload({ A: 'one' }), 'a=1\n'), true, 'repaired');
+  await w.settle();
+  victim.intact('a repair over a ..data that led outside');
+  t.notOk(existsSync(written), 'the version ..data no longer pointed at is removed');
+  t.same(readdirSync(dir).filter((e) => /^\.\.\d{4}_/.test(e)), [readlinkSync(join(dir, '..data'))], 'one version dir: the one in place');
+});
+
 t.test('..data itself: a link to outside is replaced (never followed), a real dir is refused and left alone', async (t) => {
   const { victim, w, dir, lines } = await setUp(t, { A: 'one' });
   repoint(dir, victim.dir);
