@@ -111,6 +111,7 @@ t.test('tokens and audit', async (t) => {
   t.same((await rest('POST', '/v1/admin/audit:verify')).json.ok, true);
   const reader = (await rest('POST', '/v1/admin/tokens', { body: { role: 'reader' } })).json.token;
   t.equal((await rest('GET', '/v1/admin/audit', { token: reader })).status, 403, 'readers do not read the audit log');
+  t.equal((await rest('GET', '/v1/admin/audit?since=yesterday', { token: reader })).status, 403, 'a reader is refused before its filters are looked at');
 });
 
 t.test('the console at /ui/: the built page with the security headers; off with --ui off', async (t) => {

@@ -117,9 +117,10 @@ export function accessRoutes({ tokens, audit }: AccessRouteServices): RestRoute[
       responses: { 200: { description: 'a page of entries', schema: schemas.auditList }, ...errorResponses('GET') },
       async handle(request, ctx) {
         const q = request.query as AuditQuery;
+        // After the service's permission check: a caller who may not list learns nothing of its filters.
+        const page = await audit.list({ action: q.action, target: q.target, after_seq: q.after_seq, limit: q.limit }, ctx);
         const since = timeParam(q.since, 'since');
         const until = timeParam(q.until, 'until');
-        const page = await audit.list({ action: q.action, target: q.target, after_seq: q.after_seq, limit: q.limit }, ctx);
         // The time filter narrows the page read; next_after_seq still walks every entry.
         const entries = page.entries.filter((e) => (since === undefined || Date.parse(e.time) >= since) && (until === undefined || Date.parse(e.time) <= until));
         return { status: 200, body: { entries, next_after_seq: page.next_after_seq } };
