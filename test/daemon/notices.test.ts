@@ -7,6 +7,9 @@ import { until as waitUntil } from '../helpers/wait.js';
 
 const CANARY = 'NOTICE-CANARY-7f3a';
 
+/** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
+const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
+
 async function subscribe(t: { teardown(fn: () => unknown): void }, url: string) {
   const nc: NatsConnection = await connect({ servers: url, reconnectTimeWait: 10, maxReconnectAttempts: -1 });
   t.teardown(() => nc.close());
@@ -16,11 +19,21 @@ async function subscribe(t: { teardown(fn: () => unknown): void }, url: string) 
     for await (const m of sub) received.push({ subject: m.subject, notice: JSON.parse(m.string()) as ChangeNotice, raw: m.string() });
   })();
   await nc.flush();
-  return { nc, received };
+  // A probe the subscriber sends itself: once it comes back, the connection is up and every
+  // subscription is registered on the server again (after an outage nats.js re-subscribes before
+  // it sends what it buffered). Until then a notice published by someone else is lost to it.
+  let probes = 0;
+  const probe = nc.subscribe('lockbox-test.probe');
+  void (async () => {
+    for await (const _ of probe) probes++;
+  })();
+  const back = async () => {
+    const before = probes;
+    nc.publish('lockbox-test.probe');
+    return probes > before || (await until('the subscriber is back', () => probes > before, 2_000).then(() => true, () => false));
+  };
+  return { nc, received, listening: () => waitUntil('the subscriber is connected and subscribed', back, 15_000) };
 }
-
-/** This file's waits end hung tests after 10 s; the loop is test/helpers/wait.ts's. */
-const until = (what: string, condition: () => boolean, ms = 10_000) => waitUntil(what, condition, ms);
 
 t.test('each change sends one notice with scope, name, version, operation and seq, never a value', async (t) => {
   const nats = await startNats(t);
@@ -42,7 +55,7 @@ t.test('each change sends one notice with scope, name, version, operation and se
 
 t.test('notices wait in the outbox while NATS is down and arrive when it is back', async (t) => {
   const nats = await startNats(t);
-  const { received } = await subscribe(t, nats.url);
+  const { received, listening } = await subscribe(t, nats.url);
   const d = await startTestDaemon(t, { natsUrl: nats.url });
   await until('publisher connected', () => d.daemon.publisher.isConnected);
   await d.call('CreateSecret', createRequest('rotating', { A: '0' }));
@@ -61,7 +74,9 @@ t.test('notices wait in the outbox while NATS is down and arrive when it is back
   t.same(await d.daemon.store.pendingNotices(100), [], 'every waiting notice was sent');
   t.ok(received.every((r) => r.notice.version >= 1 && r.notice.version <= 6), 'whatever reached the subscriber is a real version');
   // Once the subscriber is back too, a change made now reaches it: a marker after the outage.
+  await listening();
   await d.call('UpdateSecret', { name: 'rotating', set: { A: Buffer.from('7') } });
+  await until('the daemon sent the change made after the outage', () => d.daemon.publisher.published >= 7);
   await until('the subscriber receives a change made after the outage', () => received.some((r) => r.notice.version === 7));
   t.pass('delivery resumed for the subscriber (notices are at least once: a repeat after the outage is allowed)');
   t.ok(d.logs.some((l) => l.includes('NATS connection lost')), 'the outage is logged');
