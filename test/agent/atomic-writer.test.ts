@@ -159,3 +159,93 @@ t.test('file modes are exact whatever the umask', async (t) => {
   await w.write(payload({ A: 'x' }), '');
   t.equal(statSync(join(home, 'shared', 'A')).mode & 0o777, 0o440, 'group-readable as asked, not 0400');
 });
+
+/** The version dirs of `dir` other than the one ..data points at. */
+const others = (dir: string) => readdirSync(dir).filter((n) => /^\.\.\d{4}_/.test(n) && n !== readlinkSync(join(dir, '..data')));
+
+t.test('the version before is emptied and becomes the next version: one dir fewer made and removed per rotation', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const w = new AtomicWriter(home, 'spare', modes);
+  const dir = join(home, 'spare');
+  await w.write(payload({ K: 'sk-1', 'sub/S': 's-1' }), 'k=1\n');
+  await w.settle();
+  const first = join(dir, readlinkSync(join(dir, '..data')));
+  const inode = statSync(first).ino;
+  await w.write(payload({ K: 'sk-2', 'sub/S': 's-2' }), 'k=2\n');
+  await w.settle();
+  t.same(others(dir), [first.slice(dir.length + 1)], 'the first version dir stands beside the second');
+  t.same(readdirSync(first), [], 'emptied: no value of the old version is left in it');
+  t.equal(statSync(first).mode & 0o777, 0o700, 'left open, for the next write to fill');
+
+  await w.write(payload({ K: 'sk-3', 'sub/S': 's-3' }), 'k=3\n');
+  const third = join(dir, readlinkSync(join(dir, '..data')));
+  t.not(third, first, 'under a new version name');
+  t.equal(statSync(third).ino, inode, 'the same dir, renamed');
+  t.equal(statSync(third).mode & 0o777, 0o500, 'made read-only again');
+  t.equal(readFileSync(join(dir, 'K'), 'utf8'), 'sk-3');
+  t.equal(readFileSync(join(dir, 'sub/S'), 'utf8'), 's-3');
+  t.equal(readFileSync(join(dir, '..version'), 'utf8'), 'k=3\n');
+  await w.settle();
+  t.equal(others(dir).length, 1, 'never more than one version dir beside the current one');
+
+  await w.clear();
+  t.same(readdirSync(dir), [], 'clear removes the spare too');
+});
+
+t.test('a spare that is no longer the empty dir the writer left is not written into', async (t) => {
+  const setUp = async (name: string) => {
+    const logs: string[] = [];
+    const w = new AtomicWriter(home, name, modes, { warn: (o: object, m: string) => void logs.push(`${JSON.stringify(o)} ${m}`) });
+    const dir = join(home, name);
+    await w.write(payload({ K: 'one' }), 'k=1\n');
+    await w.write(payload({ K: 'two' }), 'k=2\n');
+    await w.settle();
+    return { w, dir, logs, spare: join(dir, others(dir)[0]) };
+  };
+  const home = realpathSync(tempDir(t));
+  const outside = realpathSync(tempDir(t, 'lockbox-victim-'));
+
+  // Swapped for a link that leads outside: the rename moves the link, which is never followed.
+  const linked = await setUp('linked');
+  rmSync(linked.spare, { recursive: true });
+  symlinkSync(outside, linked.spare);
+  t.equal(await linked.w.write(payload({ K: 'three' }), 'k=3\n'), true);
+  await linked.w.settle();
+  t.same(readdirSync(outside), [], 'nothing written through the link');
+  t.equal(readFileSync(join(linked.dir, 'K'), 'utf8'), 'three', 'the version went into a new dir');
+  t.ok(lstatSync(join(linked.dir, readlinkSync(join(linked.dir, '..data')))).isDirectory());
+  t.match(linked.logs.join('\n'), /left alone: named like a version dir but not a directory/, 'the moved link is reported, left alone');
+
+  // Something planted in it: not used, and swept.
+  const planted = await setUp('planted');
+  const { chmodSync } = await import('node:fs');
+  chmodSync(planted.spare, 0o700);
+  writeFileSync(join(planted.spare, 'K'), 'planted');
+  t.equal(await planted.w.write(payload({ K: 'three' }), 'k=3\n'), true);
+  await planted.w.settle();
+  t.equal(readFileSync(join(planted.dir, 'K'), 'utf8'), 'three', 'the planted file is not in the new version');
+  t.same(others(planted.dir).map((n) => readdirSync(join(planted.dir, n))), [[]], 'the planted dir is swept: the one dir beside the current version is the version before, emptied');
+
+  // Removed by someone: a new dir, and the next write has a spare again.
+  const gone = await setUp('gone');
+  rmSync(gone.spare, { recursive: true });
+  t.equal(await gone.w.write(payload({ K: 'three' }), 'k=3\n'), true);
+  await gone.w.settle();
+  t.equal(readFileSync(join(gone.dir, 'K'), 'utf8'), 'three');
+  t.equal(others(gone.dir).length, 1, 'the version before is the spare again');
+});
+
+t.test('a spare left by a crash is swept by the next writer', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const w = new AtomicWriter(home, 'crash', modes);
+  await w.write(payload({ K: 'one' }), 'k=1\n');
+  await w.write(payload({ K: 'two' }), 'k=2\n');
+  await w.settle();
+  const dir = join(home, 'crash');
+  t.equal(others(dir).length, 1, 'a spare stands when the agent dies');
+  const restarted = new AtomicWriter(home, 'crash', modes);
+  t.equal(await restarted.write(payload({ K: 'three' }), 'k=3\n'), true);
+  await restarted.settle();
+  t.same(others(dir), [], 'the restarted writer swept it (and the version it replaced it removed: it did not write that one)');
+  t.equal(readFileSync(join(dir, 'K'), 'utf8'), 'three');
+});
