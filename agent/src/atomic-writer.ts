@@ -15,8 +15,7 @@
  * 2. Read the version ..data points at (only when ..data is a symlink to a `..<timestamp>` real
  *    dir of <dir>: see mount-entries.ts); when its files equal the payload and every visible link
  *    is in place, stop: nothing is rewritten.
- * 3. Write the payload into a new ..<timestamp> dir (the dir of the version before last, emptied
- *    by (6) and renamed, when there is one: see below): every file written with its mode, the dirs
+ * 3. Write the payload into a new ..<timestamp> dir: every file written with its mode, the dirs
  *    made read-only (through no-follow fds), then the files fsynced together (where there is a
  *    disk). A new file's fsync makes its entry durable with it on Linux's file systems (ext4
  *    with or without a journal, xfs, btrfs), so the version dir needs no fsync of its own; the
@@ -30,13 +29,8 @@
  *    their names.
  * 6. In the background (the next write, clear() and settle() wait for it): fsync <dir> so the
  *    swap itself is durable, check (1) again, remove visible links the payload no longer has (only
- *    links to ..data/<name>), the old version's files, and any version dir a crash left behind,
- *    or that ..data was moved off by someone else. The old version's dir is kept, empty and 0700,
- *    as the spare the next write renames and fills (it is one version dir fewer made and removed
- *    per rotation: on ext4 without a journal each inode allocation scans past every inode freed
- *    in the last minutes, so churn is what a rotation's system CPU grows with). The spare is
- *    used only while it is the empty real dir this writer left (else made anew, and the stray
- *    is swept); a crash leaves it named like a version dir, and the sweep removes it.
+ *    links to ..data/<name>), the old ..<timestamp> dir (only a real dir), and any version dir a
+ *    crash left behind, or that ..data was moved off by someone else.
  * clear() removes the same things the same way, after checking (1) without creating anything.
  * Whatever else is found (a planted symlink, a foreign dir) is logged by path and left alone: the
  * writer never removes, chmods, chowns or writes through a symlink it did not make.
@@ -50,7 +44,6 @@
  * need.
  */
 import { closeSync, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { relativePathProblem } from '../../shared/src/mount-path.js';
 import { DATA_LINK, PathSafetyError, dataLinkStands, dataTarget, listFiles, openRealDir, removeKnownVersion, removeOwnLink, removeStrayVersionDirs, removeVersionDir, unlinkForLink } from './mount-entries.js';
@@ -135,8 +128,6 @@ export class AtomicWriter {
   private swept = false;
   /** What this writer last put in place. */
   private written: Written | undefined;
-  /** The version dir before the one in place, emptied by (6), for the next write to fill. */
-  private spare: string | undefined;
   /** Payload paths that passed (1) already: every version brings the same keys. */
   private readonly checked = new Set<string>();
   /** The process umask when the writer was made: files are created with their final mode unless it would strip bits. */
@@ -265,7 +256,7 @@ export class AtomicWriter {
     const links = sameNames ? [] : [...newTop, VERSION_FILE];
     for (const name of links) if (lstatSync(`${this.dir}/${name}`, { throwIfNoEntry: false })?.isDirectory()) throw new PathSafetyError(`${this.dir}/${name} is a directory the agent did not make; left alone`); // (1)
 
-    const fresh = this.takeSpare() ?? mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
+    const fresh = mkdtempSync(`${this.dir}/${timestampName()}`); // (3)
     const sub = subdirs(fresh, payload.keys()).sort(byDepth);
     const files: string[] = [];
     const { fileMode, dirMode, gid } = this.modes;
@@ -355,25 +346,6 @@ export class AtomicWriter {
     return this.tail;
   }
 
-  /**
-   * (3) The spare, renamed to a new version's name, when it is still the empty real dir (6) left
-   * (one lstat and one listing); else undefined, and the next sweep removes whatever the rename moved.
-   */
-  private takeSpare(): string | undefined {
-    const spare = this.spare;
-    if (spare === undefined) return undefined;
-    this.spare = undefined;
-    const fresh = `${this.dir}/${timestampName()}${randomBytes(6).toString('base64url')}`;
-    try {
-      renameSync(spare, fresh);
-      if (lstatSync(fresh).isDirectory() && readdirSync(fresh).length === 0) return fresh;
-    } catch {
-      // gone or replaced: a new dir instead
-    }
-    this.swept = false;
-    return undefined;
-  }
-
   /** Step (6). `last`: what this writer put in place before, when it knows (then `old` is its dir). */
   private async finish(old: string | undefined, fresh: string, newTop: Set<string>, last: Written | undefined): Promise<void> {
     if (this.durable) await fsyncPath(this.dir);
@@ -381,11 +353,10 @@ export class AtomicWriter {
     if (old && old !== fresh) {
       const previous = last?.top ?? this.topLevel(listFiles(old).filter((f) => f !== VERSION_FILE));
       for (const name of previous) if (!newTop.has(name)) removeOwnLink(this.dir, name, this.leftAlone);
-      if (last?.files) {
-        if (removeKnownVersion(last.dir, last.subdirs, last.files, this.leftAlone, this.spare === undefined)) this.spare = last.dir;
-      } else removeVersionDir(old, this.leftAlone);
+      if (last?.files) removeKnownVersion(last.dir, last.subdirs, last.files, this.leftAlone);
+      else removeVersionDir(old, this.leftAlone);
     }
-    if (!this.swept) removeStrayVersionDirs(this.dir, [fresh, this.spare], this.leftAlone);
+    if (!this.swept) removeStrayVersionDirs(this.dir, fresh, this.leftAlone);
     this.swept = true;
   }
 
@@ -405,7 +376,6 @@ export class AtomicWriter {
     await this.settle();
     const known = this.written?.top;
     this.written = undefined;
-    this.spare = undefined; // swept below with every version dir
     if (!this.checkDirsBeforeRemoving()) return; // (1)
     let current: string | undefined;
     try {
@@ -421,6 +391,6 @@ export class AtomicWriter {
       unlinkSync(join(this.dir, DATA_LINK)); // checked by currentVersionDir: the writer's own link
       removeVersionDir(current, this.leftAlone);
     }
-    removeStrayVersionDirs(this.dir, [], this.leftAlone);
+    removeStrayVersionDirs(this.dir, '', this.leftAlone);
   }
 }

@@ -117,27 +117,22 @@ export function removeVersionDir(path: string, leftAlone: LeftAlone): void {
  * Removes a version the writer made, by what it knows is in it: its dirs opened up top-down
  * through no-follow fds (so a dir swapped for a link stops it before anything is unlinked), then
  * its files unlinked; anything unexpected falls back to the lstat walk. `subdirs` deepest first.
- * `keepDir`: the version's own dir is left standing, empty and open (0700), to hold the next
- * version; returns whether it was (false when the fallback removed it).
  */
-export function removeKnownVersion(dir: string, subdirs: string[], files: string[], leftAlone: LeftAlone, keepDir = false): boolean {
+export function removeKnownVersion(dir: string, subdirs: string[], files: string[], leftAlone: LeftAlone): void {
   try {
     for (const d of [dir, ...[...subdirs].reverse()]) setDirMode(d, 0o700);
     for (const f of files) unlinkSync(f);
-    for (const d of subdirs) rmdirSync(d);
-    if (keepDir) return true;
-    rmdirSync(dir);
+    for (const d of [...subdirs, dir]) rmdirSync(d);
   } catch {
     removeVersionDir(dir, leftAlone);
   }
-  return false;
 }
 
-/** Version dirs of `dir` other than those in `keep` that a crash left behind: real dirs are removed, anything else so named is left alone. */
-export function removeStrayVersionDirs(dir: string, keep: readonly (string | undefined)[], leftAlone: LeftAlone): void {
+/** Version dirs of `dir` other than `keep` that a crash left behind: real dirs are removed, anything else so named is left alone. */
+export function removeStrayVersionDirs(dir: string, keep: string, leftAlone: LeftAlone): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (!VERSION_DIR_NAME.test(entry.name) || keep.includes(path)) continue;
+    if (!VERSION_DIR_NAME.test(entry.name) || path === keep) continue;
     if (entry.isDirectory()) removeVersionDir(path, leftAlone);
     else leftAlone(path, 'named like a version dir but not a directory');
   }
