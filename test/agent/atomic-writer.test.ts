@@ -159,3 +159,19 @@ t.test('file modes are exact whatever the umask', async (t) => {
   await w.write(payload({ A: 'x' }), '');
   t.equal(statSync(join(home, 'shared', 'A')).mode & 0o777, 0o440, 'group-readable as asked, not 0400');
 });
+
+t.test('a reader holding a handle on a version dir never sees a later version appear in it', async (t) => {
+  const home = realpathSync(tempDir(t));
+  const w = new AtomicWriter(home, 'held', modes);
+  const dir = join(home, 'held');
+  await w.write(payload({ A: 'a1', B: 'b1' }), 'v=1\n');
+  const { closeSync, constants, openSync } = await import('node:fs');
+  const fd = openSync(join(dir, '..data'), constants.O_RDONLY | constants.O_DIRECTORY);
+  t.teardown(() => closeSync(fd));
+  t.equal(readFileSync(`/proc/self/fd/${fd}/A`, 'utf8'), 'a1', 'the reader has read A of version 1');
+  for (const v of [2, 3, 4]) {
+    await w.write(payload({ A: `a${v}`, B: `b${v}` }), `v=${v}\n`);
+    await w.settle();
+    t.throws(() => readFileSync(`/proc/self/fd/${fd}/B`, 'utf8'), { code: 'ENOENT' }, `after version ${v}: B of another version is never read beside A of version 1`);
+  }
+});
