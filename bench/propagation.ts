@@ -11,6 +11,9 @@
  * - the raw disk floor: N parallel fsync'd swaps done bare (mkdir, write + fsync a file, fsync
  *   the dir, symlink, rename, fsync the parent: what N agents on one disk must do at the least),
  *   median of three;
+ * - the CPU of a bare rotation: the writer's file operations for one rotation as synchronous
+ *   calls in this process, one dir after another (what the layout costs on this file system,
+ *   whoever writes it), and the agents' CPU per rotation as a ratio of it;
  * - the floor of one round trip: GetSecret over gRPC, and one rename(2).
  * Each N is measured --runs times with fresh agents; the summary gives medians and the range.
  * Homes are on disk (the OS temp dir) unless --tmpfs puts them (and the raw floor) on /dev/shm,
@@ -25,7 +28,7 @@
  *   each version's first, median and last delivery)
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -108,6 +111,44 @@ async function rawDiskFloor(n: number): Promise<number> {
   return elapsed;
 }
 
+/**
+ * The CPU of N rotations done bare, in this process, one after the other with synchronous calls
+ * (no event loop, no promises, no thread pool): in a dir that holds a version, the file
+ * operations the agent's writer makes for one rotation of one key (a version dir with the value
+ * and `..version`, each written and fsynced; the dir made read-only; a link renamed over `data`;
+ * the dir fsynced; the old version removed). What the kernel and the bindings charge for the
+ * layout, whoever writes it: ms per rotation.
+ */
+function bareRotationCpu(n: number): number {
+  const dirs = Array.from({ length: n }, () => mkdtempSync(join(homesBase, 'lockbox-bench-bare-')));
+  const rotate = (dir: string, from: string | undefined, to: string) => {
+    mkdirSync(join(dir, to), { mode: 0o700 });
+    for (const name of ['KEY', '..version']) {
+      const fd = openSync(join(dir, to, name), 'wx', 0o400);
+      writeSync(fd, `sk-${to}`);
+      fsyncSync(fd);
+      closeSync(fd);
+    }
+    chmodSync(join(dir, to), 0o500);
+    symlinkSync(to, join(dir, 'tmp'));
+    renameSync(join(dir, 'tmp'), join(dir, 'data'));
+    const fd = openSync(dir, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+    if (from) {
+      chmodSync(join(dir, from), 0o700);
+      for (const name of ['KEY', '..version']) unlinkSync(join(dir, from, name));
+      rmdirSync(join(dir, from));
+    }
+  };
+  for (const dir of dirs) rotate(dir, undefined, 'v1');
+  const before = process.cpuUsage();
+  for (const dir of dirs) rotate(dir, 'v1', 'v2');
+  const used = process.cpuUsage(before);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  return (used.user + used.system) / 1000 / n;
+}
+
 interface Run {
   p50: number;
   p99: number;
@@ -117,6 +158,8 @@ interface Run {
   system: number;
   daemon: number;
   raw: number;
+  /** bareRotationCpu, ms. */
+  bare: number;
   startMs: number;
   late: number;
 }
@@ -220,6 +263,7 @@ async function measure(n: number): Promise<Run> {
   latencies.sort((a, b) => a - b);
   await Promise.all(hosts.map((h) => new Promise((resolve) => { h.child.once('exit', resolve); h.child.send('stop'); })));
   const raw = median([await rawDiskFloor(n), await rawDiskFloor(n), await rawDiskFloor(n)]);
+  const bare = bareRotationCpu(n);
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
@@ -228,6 +272,7 @@ async function measure(n: number): Promise<Run> {
     system: (after.agents.system - before.agents.system) / 1000 / rotations,
     daemon: (after.daemon - before.daemon) / rotations,
     raw,
+    bare,
     startMs: Math.max(...startTimes),
     late,
   };
@@ -247,11 +292,11 @@ for (const n of COUNTS) {
   for (let r = 0; r < RUNS; r++) {
     const run = await measure(n);
     runs.push(run);
-    console.log(`N=${n} run ${r + 1}: p50 ${fixed(run.p50)} ms, p99 ${fixed(run.p99)} ms, max ${fixed(run.max)} ms; agent CPU per rotation ${fixed(run.user + run.system, 2)} ms (user ${fixed(run.user, 2)} + system ${fixed(run.system, 2)}), daemon ${fixed(run.daemon, 2)} ms; raw disk floor ${fixed(run.raw)} ms; agents started in ${run.startMs} ms${run.late ? `; ${run.late} update(s) not everywhere within 10 s` : ''}`);
+    console.log(`N=${n} run ${r + 1}: p50 ${fixed(run.p50)} ms, p99 ${fixed(run.p99)} ms, max ${fixed(run.max)} ms; agent CPU per rotation ${fixed(run.user + run.system, 2)} ms (user ${fixed(run.user, 2)} + system ${fixed(run.system, 2)}), ${fixed((run.user + run.system) / run.bare, 2)}× a bare rotation's ${fixed(run.bare, 2)} ms; daemon ${fixed(run.daemon, 2)} ms; raw disk floor ${fixed(run.raw)} ms; agents started in ${run.startMs} ms${run.late ? `; ${run.late} update(s) not everywhere within 10 s` : ''}`);
   }
   summary.push(
     `N=${n}: p50 ${spread(runs, (r) => r.p50)} ms, p99 ${spread(runs, (r) => r.p99)} ms, max ${spread(runs, (r) => r.max)} ms; ` +
-      `agent CPU per rotation ${spread(runs, (r) => r.user + r.system, 2)} ms (system ${spread(runs, (r) => r.system, 2)}), daemon ${spread(runs, (r) => r.daemon, 2)} ms; ` +
+      `agent CPU per rotation ${spread(runs, (r) => r.user + r.system, 2)} ms (system ${spread(runs, (r) => r.system, 2)}; ${spread(runs, (r) => (r.user + r.system) / r.bare, 2)}× a bare rotation's ${spread(runs, (r) => r.bare, 2)} ms), daemon ${spread(runs, (r) => r.daemon, 2)} ms; ` +
       `raw disk floor (${n} parallel fsync'd swaps) ${spread(runs, (r) => r.raw)} ms`,
   );
 }
