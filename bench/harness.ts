@@ -27,6 +27,12 @@ export const echoService: grpc.ServiceDefinition = {
 /** Where bench:footprint puts the agent's home: BENCH_HOME (e.g. /dev/shm, tmpfs), else the OS temp dir (bench:propagation takes --tmpfs or --dir). */
 export const benchHome = process.env.BENCH_HOME ?? tmpdir();
 
+/** Where a benchmark puts its homes: --dir, else /dev/shm with --tmpfs, else the OS temp dir; resolved, as the agent resolves $BENTOML_HOME. */
+export function homesDir(args: { tmpfs?: boolean; dir?: string }): string {
+  if (args.dir && args.tmpfs) throw new Error('give --tmpfs or --dir, not both');
+  return realpathSync(args.dir ?? (args.tmpfs ? '/dev/shm' : tmpdir()));
+}
+
 /**
  * What file system holds `dir`, from /proc/self/mountinfo (the mount with the longest matching
  * mount point): its type and device, and for ext4 whether it has a journal (/proc/fs/jbd2 lists

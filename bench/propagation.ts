@@ -28,14 +28,13 @@
  *   each version's first, median and last delivery)
  */
 import { fork } from 'node:child_process';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LockboxClient } from '../shared/src/client.js';
-import { cpuMs, describeFileSystem, median, percentile, startServer } from './harness.js';
+import { cpuMs, describeFileSystem, homesDir, median, percentile, startServer } from './harness.js';
 import { agentNodeFlags } from '../agent/src/node-flags.js';
 
 const { values: args } = parseArgs({
@@ -51,8 +50,7 @@ const { values: args } = parseArgs({
 const COUNTS = args.agents.split(',').map(Number);
 const RUNS = Number(args.runs);
 const UPDATES = Number(args.updates);
-if (args.dir && args.tmpfs) throw new Error('give --tmpfs or --dir, not both');
-const homesBase = realpathSync(args.dir ?? (args.tmpfs ? '/dev/shm' : tmpdir()));
+const homesBase = homesDir(args);
 const fileSystem = describeFileSystem(homesBase);
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;

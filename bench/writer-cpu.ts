@@ -5,15 +5,14 @@
  * file system, apart from the session (bench/propagation.ts measures the whole agent).
  *   node dist/bench/writer-cpu.js [--writers 100] [--rounds 30] [--tmpfs | --dir DIR]
  */
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AtomicWriter } from '../agent/src/atomic-writer.js';
-import { describeFileSystem } from './harness.js';
+import { describeFileSystem, homesDir } from './harness.js';
 
 const { values: args } = parseArgs({ options: { writers: { type: 'string', default: '100' }, rounds: { type: 'string', default: '30' }, tmpfs: { type: 'boolean', default: false }, dir: { type: 'string' } } });
-const base = args.dir ?? (args.tmpfs ? '/dev/shm' : tmpdir());
+const base = homesDir(args);
 const n = Number(args.writers);
 const rounds = Number(args.rounds);
 const homes = Array.from({ length: n }, () => mkdtempSync(join(base, 'lockbox-bench-writer-')));
@@ -31,5 +30,5 @@ for (let i = 0; i < rounds; i++) await round();
 await Promise.all(writers.map((w) => w.settle()));
 const cpu = process.cpuUsage(before);
 const per = (us: number) => (us / 1000 / (n * rounds)).toFixed(3);
-console.log(`${n} writers × ${rounds} rounds on ${describeFileSystem(realpathSync(base))}: CPU per write ${per(cpu.user + cpu.system)} ms (user ${per(cpu.user)}, system ${per(cpu.system)}); ${((performance.now() - t0) / rounds).toFixed(1)} ms a round`);
+console.log(`${n} writers × ${rounds} rounds on ${describeFileSystem(base)}: CPU per write ${per(cpu.user + cpu.system)} ms (user ${per(cpu.user)}, system ${per(cpu.system)}); ${((performance.now() - t0) / rounds).toFixed(1)} ms a round`);
 for (const home of homes) rmSync(home, { recursive: true, force: true });

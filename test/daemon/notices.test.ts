@@ -27,10 +27,10 @@ async function subscribe(t: { teardown(fn: () => unknown): void }, url: string) 
   void (async () => {
     for await (const _ of probe) probes++;
   })();
-  const back = async () => {
+  const back = () => {
     const before = probes;
     nc.publish('lockbox-test.probe');
-    return probes > before || (await until('the subscriber is back', () => probes > before, 2_000).then(() => true, () => false));
+    return until('the probe came back', () => probes > before, 2_000).then(() => true, () => false);
   };
   return { nc, received, listening: () => waitUntil('the subscriber is connected and subscribed', back, 15_000) };
 }
